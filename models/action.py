@@ -1,0 +1,253 @@
+"""A recovery action's plan: what is wrong, what good looks like, who owns it, how."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from models.errors import RuleRefused
+from models.people import Person, Role, normalise_email
+from models.risk import RiskFactors
+
+MAX_TEXT = 2000
+
+
+class RiskDomain(StrEnum):
+    SAFETY = "safety"
+    SAFEGUARDING = "safeguarding"
+    MEDICINES = "medicines"
+    STAFFING = "staffing"
+    CARE_PLANNING = "care_planning"
+    LEADERSHIP_CONTROL = "leadership_control"
+
+    @property
+    def code(self) -> str:
+        return {
+            "safety": "SF",
+            "safeguarding": "SG",
+            "medicines": "MED",
+            "staffing": "STF",
+            "care_planning": "CP",
+            "leadership_control": "LC",
+        }[self.value]
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class Direction(StrEnum):
+    AT_LEAST = "at_least"
+    AT_MOST = "at_most"
+
+
+def _text(value: str, field: str, limit: int = MAX_TEXT) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError(f"{field} must not be empty")
+    if len(value) > limit:
+        raise ValueError(f"must be at most {limit} characters")
+    return value
+
+
+class Baseline(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    issue: str
+    value: float = Field(ge=0, le=100, allow_inf_nan=False)
+    as_of: date
+
+    @field_validator("issue")
+    @classmethod
+    def _issue(cls, v: str) -> str:
+        return _text(v, "issue")
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    measure: str
+    unit: Literal["percent"] = "percent"
+    direction: Direction
+    value: float = Field(ge=0, le=100, allow_inf_nan=False)
+    deadline: date
+
+    @field_validator("measure")
+    @classmethod
+    def _measure(cls, v: str) -> str:
+        return _text(v, "measure", 300)
+
+    def met_by(self, value: float) -> bool:
+        if self.direction == Direction.AT_LEAST:
+            return value >= self.value
+        return value <= self.value
+
+    def better(self, a: float, b: float) -> bool:
+        """Is `a` strictly better than `b` in the target's direction?"""
+        return a > b if self.direction == Direction.AT_LEAST else a < b
+
+    @property
+    def wording(self) -> str:
+        word = "at least" if self.direction == Direction.AT_LEAST else "at most"
+        return f"{word} {self.value:g}%"
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Role
+    action: str
+    record: str
+
+    @field_validator("action", "record")
+    @classmethod
+    def _texts(cls, v: str) -> str:
+        return _text(v, "text", 1000)
+
+
+class TriggerKind(StrEnum):
+    """Triggers that the review cycle detects from stored data; `manual` ones are raised by
+    people (e.g. unclear rationale, staff uncertainty about escalation)."""
+
+    DELAYED_REVIEW = "delayed_review"
+    MISSING_OUTCOME_EVIDENCE = "missing_outcome_evidence"
+    REPEATED_GAPS = "repeated_gaps"
+    BELOW_TRAJECTORY = "below_trajectory"
+    REPEATED_UNMET_NEED = "repeated_unmet_need"
+    POOR_FEEDBACK = "poor_feedback"
+    OVERDUE = "overdue"
+    STALE_PILLAR = "stale_pillar"
+    MANUAL = "manual"
+
+
+class Trigger(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    description: str
+    kind: TriggerKind = TriggerKind.MANUAL
+
+
+class AuditCadence(BaseModel):
+    """Who audits the evidence and how often (seed: weekly RM audit, monthly NI assurance)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Role
+    frequency: Literal["daily", "weekly", "monthly"]
+    what: str
+
+
+class ActionPlan(BaseModel):
+    """Everything a plan file carries once a template has filled it in."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    location: str
+    title: str
+    template: str | None = None
+    risk_domain: RiskDomain
+    quality_statements: tuple[str, ...]
+    risk: RiskFactors
+    framework_id: str = "cqc-saf-2024"
+    accountable_lead: str
+    senior_reviewer: str
+    baseline: Baseline
+    target: Target
+    interim_controls: tuple[str, ...] = ()
+    steps: tuple[Step, ...] = Field(min_length=1)
+    what_can_go_wrong: tuple[str, ...] = ()
+    warning_signs: tuple[str, ...] = ()
+    escalation_actions: tuple[str, ...] = ()
+    triggers: tuple[Trigger, ...] = ()
+    evidence_sources: tuple[str, ...] = ()
+    audit_cadence: tuple[AuditCadence, ...] = ()
+
+    @field_validator("accountable_lead", "senior_reviewer")
+    @classmethod
+    def _email(cls, v: str) -> str:
+        return normalise_email(v)
+
+    @field_validator("title", "location")
+    @classmethod
+    def _title(cls, v: str) -> str:
+        return _text(v, "text", 200)
+
+    @field_validator("interim_controls", "what_can_go_wrong", "warning_signs",
+                     "escalation_actions")
+    @classmethod
+    def _lines(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_text(item, "item", 1000) for item in v)
+
+    @model_validator(mode="after")
+    def _target_improves_on_baseline(self) -> ActionPlan:
+        if not self.target.better(self.target.value, self.baseline.value):
+            raise ValueError(
+                f"target: {self.target.wording} is no improvement on the baseline "
+                f"{self.baseline.value:g}%"
+            )
+        if self.target.deadline <= self.baseline.as_of:
+            raise ValueError("target: deadline must be after the baseline date")
+        return self
+
+
+def check_accountability(lead: Person, reviewer: Person) -> None:
+    """One accountable lead and a different, senior reviewer; separation of delivery and
+    assurance. Raises RuleRefused with every broken rule."""
+    reasons: list[str] = []
+    if normalise_email(lead.email) == normalise_email(reviewer.email):
+        reasons.append(
+            f"the senior reviewer must be a different person from the accountable lead "
+            f"({lead.email})"
+        )
+    if not reviewer.is_senior:
+        reasons.append(
+            f"the senior reviewer must be a registered manager, nominated individual or "
+            f"provider lead; {reviewer.name} is a {reviewer.role.label}"
+        )
+    elif lead.role == Role.REGISTERED_MANAGER and not reviewer.is_provider_level:
+        reasons.append(
+            "where the registered manager leads the action, the senior reviewer must be "
+            "provider-level (nominated individual or provider lead)"
+        )
+    if reasons:
+        raise RuleRefused("separation of duties", reasons)
+
+
+def check_plan_ready_for_signoff(plan: ActionPlan, level_is_high: bool) -> None:
+    if level_is_high and not plan.interim_controls:
+        raise RuleRefused(
+            "interim controls",
+            ["a high-risk action needs at least one interim control before plan sign-off"],
+        )
+
+
+class ExtensionRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    new_deadline: date
+    control_change: str
+    decided_by: str
+
+
+def check_extension(
+    *, current_deadline: date, request: ExtensionRequest, is_high: bool, today: date
+) -> None:
+    """Weak progress is met by changing the control, not the timescale."""
+    reasons: list[str] = []
+    if request.new_deadline <= current_deadline:
+        reasons.append(
+            f"deadline: the new deadline {request.new_deadline.isoformat()} must be after the "
+            f"current one {current_deadline.isoformat()}"
+        )
+    if request.new_deadline <= today:
+        reasons.append("deadline: the new deadline must be in the future")
+    if is_high and len(request.control_change.strip()) < 20:
+        reasons.append(
+            "control-change: a high-risk action's deadline is extended only with a recorded "
+            "change of operational control (what changes, at least 20 characters)"
+        )
+    if reasons:
+        raise RuleRefused("deadline extension", reasons)

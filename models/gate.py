@@ -1,0 +1,98 @@
+"""The triangulation gate: closure is refused unless care records, audits, feedback and
+staff practice all show the same improvement. Returns a verdict with every reason."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from pydantic import BaseModel, ConfigDict
+
+from models.action import ActionPlan
+from models.evidence import Evidence
+from models.people import normalise_email
+from models.review import (
+    DEFAULT_FRESHNESS_DAYS,
+    SOURCE_NOUN,
+    ReviewRecord,
+    describe,
+    pillar_positions,
+)
+
+CONSECUTIVE_PERIODS = 2
+
+
+class GateVerdict(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    passed: bool
+    reasons: tuple[str, ...]
+    as_of: date
+
+    def markdown(self, ref: str) -> str:
+        if self.passed:
+            return f"## Triangulation gate for {ref}: passed\n\nAll checks met on {self.as_of}."
+        lines = [f"## Triangulation gate for {ref}: closure refused", ""]
+        lines += [f"- {reason}" for reason in self.reasons]
+        return "\n".join(lines)
+
+
+def triangulation_gate(
+    plan: ActionPlan,
+    evidence: Sequence[Evidence],
+    reviews: Sequence[ReviewRecord],
+    *,
+    as_of: date,
+    open_escalations: Sequence[str] = (),
+    open_triggers: Sequence[str] = (),
+    freshness_days: int = DEFAULT_FRESHNESS_DAYS,
+) -> GateVerdict:
+    target = plan.target
+    cutoff = as_of - timedelta(days=freshness_days)
+    reasons: list[str] = []
+
+    pillars = pillar_positions(evidence, as_of, freshness_days)
+    for position in pillars:
+        label = position.pillar.label
+        latest = position.latest
+        if latest is None:
+            if position.fresh:
+                reasons.append(
+                    f"{label} evidence since {cutoff.isoformat()} has no measured value"
+                )
+            else:
+                reasons.append(f"no {label} evidence since {cutoff.isoformat()}")
+            continue
+        assert latest.value is not None
+        if target.better(plan.baseline.value, latest.value):
+            reasons.append(
+                f"{describe(latest)}, a decline from the baseline {plan.baseline.value:g}%"
+            )
+        elif not target.met_by(latest.value):
+            reasons.append(f"{describe(latest)}, target {target.wording}")
+
+    recent = sorted(reviews, key=lambda r: r.as_of)[-CONSECUTIVE_PERIODS:]
+    met = sum(1 for r in recent if r.target_met)
+    if len(recent) < CONSECUTIVE_PERIODS or met < CONSECUTIVE_PERIODS:
+        reasons.append(
+            f"target met in {met} of the last {CONSECUTIVE_PERIODS} review periods "
+            f"({len(recent)} held); {CONSECUTIVE_PERIODS} consecutive are needed"
+        )
+    for escalation in open_escalations:
+        reasons.append(f"escalation still open: {escalation}")
+    for trigger in open_triggers:
+        reasons.append(f"trigger still open: {trigger}")
+    if not plan.interim_controls:
+        reasons.append("no interim controls are recorded")
+
+    fresh = [e for e in evidence if cutoff <= e.observed_on <= as_of]
+    lead = normalise_email(plan.accountable_lead)
+    if fresh and all(normalise_email(e.recorded_by) == lead for e in fresh):
+        reasons.append(
+            f"all recent evidence was recorded by the accountable lead ({lead}); "
+            "someone else must evidence at least one pillar"
+        )
+    return GateVerdict(passed=not reasons, reasons=tuple(reasons), as_of=as_of)
+
+
+__all__ = ["GateVerdict", "triangulation_gate", "SOURCE_NOUN", "CONSECUTIVE_PERIODS"]

@@ -1,0 +1,106 @@
+"""The lifecycle of a recovery action, declared once as states and guarded transitions."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from models.errors import IllegalTransition
+
+
+class Status(StrEnum):
+    DRAFT = "draft"
+    AWAITING_PLAN_SIGNOFF = "awaiting_plan_signoff"
+    PLAN_REJECTED = "plan_rejected"
+    IN_RECOVERY = "in_recovery"
+    CLOSURE_REQUESTED = "closure_requested"
+    AWAITING_CLOSURE_SIGNOFF = "awaiting_closure_signoff"
+    ROUTINE_MONITORING = "routine_monitoring"
+    CLOSED = "closed"
+    REOPENED = "reopened"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class Event(StrEnum):
+    SUBMIT_PLAN = "submit_plan"
+    APPROVE_PLAN = "approve_plan"
+    REJECT_PLAN = "reject_plan"
+    REVISE_PLAN = "revise_plan"
+    REQUEST_CLOSURE = "request_closure"
+    GATE_REFUSED = "gate_refused"
+    GATE_PASSED = "gate_passed"
+    APPROVE_CLOSURE = "approve_closure"
+    REJECT_CLOSURE = "reject_closure"
+    RELAPSE = "relapse"
+    CLOSE_SUSTAINED = "close_sustained"
+    REOPEN = "reopen"
+
+
+#: (from, event) -> to. The only way an action's status changes.
+TRANSITIONS: dict[tuple[Status, Event], Status] = {
+    (Status.DRAFT, Event.SUBMIT_PLAN): Status.AWAITING_PLAN_SIGNOFF,
+    (Status.AWAITING_PLAN_SIGNOFF, Event.APPROVE_PLAN): Status.IN_RECOVERY,
+    (Status.AWAITING_PLAN_SIGNOFF, Event.REJECT_PLAN): Status.PLAN_REJECTED,
+    (Status.PLAN_REJECTED, Event.REVISE_PLAN): Status.AWAITING_PLAN_SIGNOFF,
+    (Status.IN_RECOVERY, Event.REQUEST_CLOSURE): Status.CLOSURE_REQUESTED,
+    (Status.REOPENED, Event.REQUEST_CLOSURE): Status.CLOSURE_REQUESTED,
+    (Status.CLOSURE_REQUESTED, Event.GATE_REFUSED): Status.IN_RECOVERY,
+    (Status.CLOSURE_REQUESTED, Event.GATE_PASSED): Status.AWAITING_CLOSURE_SIGNOFF,
+    (Status.AWAITING_CLOSURE_SIGNOFF, Event.APPROVE_CLOSURE): Status.ROUTINE_MONITORING,
+    (Status.AWAITING_CLOSURE_SIGNOFF, Event.REJECT_CLOSURE): Status.IN_RECOVERY,
+    (Status.ROUTINE_MONITORING, Event.RELAPSE): Status.REOPENED,
+    (Status.ROUTINE_MONITORING, Event.CLOSE_SUSTAINED): Status.CLOSED,
+    (Status.CLOSED, Event.REOPEN): Status.REOPENED,
+}
+
+#: Statuses in which the action is being actively recovered (reviews run, evidence counts).
+ACTIVE: frozenset[Status] = frozenset(
+    {
+        Status.IN_RECOVERY,
+        Status.REOPENED,
+        Status.CLOSURE_REQUESTED,
+        Status.AWAITING_CLOSURE_SIGNOFF,
+    }
+)
+#: Statuses the review cycles look at (open actions).
+OPEN: frozenset[Status] = ACTIVE | {Status.ROUTINE_MONITORING}
+
+
+def allowed_events(status: Status) -> list[Event]:
+    return [event for (src, event) in TRANSITIONS if src == status]
+
+
+def transition(status: Status, event: Event) -> Status:
+    """The status after `event`, or IllegalTransition saying why not."""
+    try:
+        return TRANSITIONS[(status, event)]
+    except KeyError:
+        allowed = ", ".join(e.value for e in allowed_events(status)) or "nothing (final)"
+        raise IllegalTransition(
+            "lifecycle",
+            [f"cannot {event.value.replace('_', ' ')} while the action is {status.label}; "
+             f"allowed: {allowed}"],
+        ) from None
+
+
+def _check_declaration() -> None:
+    """Every status is reachable from draft, and only `closed` may lack a way on."""
+    reachable = {Status.DRAFT}
+    frontier = [Status.DRAFT]
+    while frontier:
+        current = frontier.pop()
+        for (src, _), dst in TRANSITIONS.items():
+            if src == current and dst not in reachable:
+                reachable.add(dst)
+                frontier.append(dst)
+    unreachable = set(Status) - reachable
+    if unreachable:
+        raise AssertionError(f"unreachable statuses: {sorted(unreachable)}")
+    dead = [s for s in Status if not allowed_events(s) and s != Status.CLOSED]
+    if dead:
+        raise AssertionError(f"dead-end statuses: {dead}")
+
+
+_check_declaration()

@@ -1,0 +1,61 @@
+"""All configuration in one place (environment prefix RECOVERY_)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+HOME = Path(".recovery")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECOVERY_", env_file=None, extra="ignore")
+
+    home: Path = HOME
+    database_url: str = ""  # default: sqlite file under home
+    timezone: str = "Europe/London"
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_security: Literal["plain", "starttls", "ssl"] = "plain"
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_secret_block: str | None = None  # name of a Prefect Secret block holding the password
+    mail_from: str = "recovery-gates@localhost"
+
+    prefect_ui_url: str = "http://127.0.0.1:4200"
+    evidence_freshness_days: int = 28
+    signoff_poll_seconds: float = 1.0
+    mail_dir: Path | None = None
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'recovery.db').resolve()}"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def now(self) -> datetime:
+        return datetime.now(self.tz)
+
+    def today(self) -> date:
+        return self.now().date()
+
+    def run_url(self, flow_run_id: str | None) -> str:
+        if not flow_run_id:
+            return self.prefect_ui_url
+        return f"{self.prefect_ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}"
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

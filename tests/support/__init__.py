@@ -1,0 +1,1 @@
+"""Test helpers: real Prefect server and serve subprocesses (see ``prefect_server``)."""
