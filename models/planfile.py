@@ -22,10 +22,10 @@ MAX_FILE_BYTES = 256 * 1024
 class _NoAliasLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise InvalidInput(
-                "file", f"YAML aliases are not allowed (line {event.start_mark.line + 1})"
-            )
+            # the stub leaves peek_event untyped; it returns the alias event
+            event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+            where = f" (line {event.start_mark.line + 1})" if event.start_mark else ""
+            raise InvalidInput("file", f"YAML aliases are not allowed{where}")
         return super().compose_node(parent, index)
 
 

@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from models.action import ActionPlan, TriggerKind
+from models.action import ActionPlan, Direction, TriggerKind
 from models.cadence import Cadence, next_review_due
 from models.evidence import TRIANGULATION_PILLARS, Evidence, Pillar
 
@@ -154,10 +154,9 @@ def assess_progress(
     target = plan.target
     pillars = pillar_positions(evidence, as_of, freshness_days)
     values = [p.latest.value for p in pillars if p.latest and p.latest.value is not None]
+    measured: float | None = None
     if values:
-        measured = min(values) if target.direction == "at_least" else max(values)
-    else:
-        measured = None
+        measured = min(values) if target.direction == Direction.AT_LEAST else max(values)
     target_met = all(p.latest is not None and target.met_by(p.latest.value or 0.0)
                      for p in pillars) and all(
         p.latest is not None and p.latest.value is not None for p in pillars

@@ -128,10 +128,8 @@ def _stop_process(process: subprocess.Popen[Any], *, timeout: float, kill: bool)
     else:
         descendants = _descendants(process.pid)
         _signal_tree(process, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
         for pid in descendants:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
@@ -203,7 +201,9 @@ class PrefectServer:
             temporary_settings,
         )
 
-        with temporary_settings(updates={PREFECT_API_URL: self.api_url, PREFECT_UI_URL: self.ui_url}):
+        with temporary_settings(
+            updates={PREFECT_API_URL: self.api_url, PREFECT_UI_URL: self.ui_url}
+        ):
             yield
 
     def healthy(self) -> bool:
@@ -235,9 +235,7 @@ class PrefectServer:
         self.stop()
 
 
-def prefect_client_env(
-    api_url: str, ui_url: str, home: Path | str | None = None
-) -> dict[str, str]:
+def prefect_client_env(api_url: str, ui_url: str, home: Path | str | None = None) -> dict[str, str]:
     """Variables that point a Prefect client process at a server."""
     env = {
         "PREFECT_API_URL": api_url,
@@ -365,7 +363,9 @@ def temporary_postgres_database(
     user = info.get("user") or os.environ.get("PGUSER") or "postgres"
     password = info.get("password")
     auth = f"{user}:{password}" if password else f"{user}"
-    url = f"postgresql+asyncpg://{auth}@{info.get('host', '127.0.0.1')}:{info.get('port', 5432)}/{name}"
+    host = info.get("host") or "127.0.0.1"
+    port = info.get("port") or 5432
+    url = f"postgresql+asyncpg://{auth}@{host}:{port}/{name}"
     try:
         yield url
     finally:
@@ -487,3 +487,77 @@ class ServeProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+# --------------------------------------------------------------------------- flow runs
+
+
+def wait_for_flow_run(
+    client: Any,
+    flow_run_id: Any,
+    predicate: Callable[[Any], bool],
+    *,
+    timeout: float = 60.0,
+    interval: float = 0.1,
+    message: str = "flow run condition",
+) -> Any:
+    """Poll ``client.read_flow_run`` (a sync ``PrefectClient``) until ``predicate(run)``."""
+
+    def check() -> Any:
+        run = client.read_flow_run(flow_run_id)
+        return run if predicate(run) else None
+
+    try:
+        return wait_until(check, timeout=timeout, interval=interval, message=message)
+    except TimeoutError as exc:
+        run = client.read_flow_run(flow_run_id)
+        state = run.state
+        raise TimeoutError(
+            f"{exc}; flow run {flow_run_id} is {state.type.value if state else None} "
+            f"{state.name if state else ''}: {state.message if state else ''}"
+        ) from exc
+
+
+def wait_for_final(client: Any, flow_run_id: Any, *, timeout: float = 60.0) -> Any:
+    """Wait until the flow run is in a final state; return the run."""
+    return wait_for_flow_run(
+        client,
+        flow_run_id,
+        lambda run: run.state is not None and run.state.is_final(),
+        timeout=timeout,
+        message="final state",
+    )
+
+
+def wait_for_pause(
+    client: Any,
+    flow_run_id: Any,
+    *,
+    key: str | None = None,
+    timeout: float = 60.0,
+    interval: float = 0.1,
+) -> Any:
+    """Wait until the run is Paused/Suspended (under ``key`` if given) **and**, when it waits
+    for input, its schema is stored: a resume before that is refused with "Run input schema
+    not found". Returns the run (``run.state.state_details`` has ``pause_key`` and
+    ``run_input_keyset``)."""
+
+    def check() -> Any:
+        run = client.read_flow_run(flow_run_id)
+        state = run.state
+        if state is None or not state.is_paused():
+            return None
+        details = state.state_details
+        if key is not None and details.pause_key != key:
+            return None
+        keyset = details.run_input_keyset
+        if keyset:
+            try:
+                client.read_flow_run_input(flow_run_id=flow_run_id, key=keyset["schema"])
+            except Exception:  # noqa: BLE001 - 404 until the flow has saved it
+                return None
+        return run
+
+    return wait_until(
+        check, timeout=timeout, interval=interval, message=f"pause {key or ''} with schema"
+    )

@@ -1,0 +1,38 @@
+# Two commands on a fresh clone (Python 3.11+ and make):
+#   make run    set up, start the Prefect server + UI, mail sink, served deployments, demo data
+#   make test   set up and run the whole test suite (lint, types, unit, integration, browser)
+SHELL := /bin/bash
+PY ?= python3
+UV_VERSION := 0.13.9
+BOOT := .recovery/bootstrap
+UV := $(BOOT)/bin/uv
+VENV := .venv
+
+.PHONY: setup run test test-fast lint bench clean
+
+$(UV):
+	@mkdir -p .recovery
+	$(PY) -m venv $(BOOT)
+	$(BOOT)/bin/pip install --quiet uv==$(UV_VERSION)
+
+setup: $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --quiet
+
+run: setup
+	$(VENV)/bin/python -m recovery.demo
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy models
+
+test: lint
+	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
+
+test-fast: setup
+	$(VENV)/bin/python -m pytest tests/unit -q
+
+bench: setup
+	$(VENV)/bin/python -m benchmarks.run $(SIZE)
+
+clean:
+	rm -rf .recovery $(VENV)

@@ -1,0 +1,514 @@
+"""The `recovery` command line.
+
+Exit codes: 0 done; 2 bad input (one line naming the field and the rule); 3 refused by a
+rule (every reason listed); 1 unexpected. Every command takes --json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from models.catalogue import builtin_framework, parse_framework
+from models.errors import DomainError, InvalidInput, NotFound, RuleRefused
+from models.planfile import parse_people, parse_plan
+from models.templates import builtin_templates
+from recovery import audit_log, db, services
+from recovery import repository as repo
+from recovery.settings import get_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Run high-risk CQC recovery actions: rate, assign, review, gate, sign off.")
+action_app = typer.Typer(no_args_is_help=True, help="Open, show, list, revise and extend actions.")
+evidence_app = typer.Typer(no_args_is_help=True, help="Record evidence against an action.")
+people_app = typer.Typer(no_args_is_help=True, help="The staff directory.")
+audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit trail.")
+catalogue_app = typer.Typer(invoke_without_command=True,
+                            help="Quality statement frameworks (list, load).")
+app.add_typer(action_app, name="action")
+app.add_typer(evidence_app, name="evidence")
+app.add_typer(people_app, name="people")
+app.add_typer(audit_app, name="audit")
+app.add_typer(catalogue_app, name="catalogue")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, default=str, indent=2) + "\n")
+    else:
+        human()
+
+
+def fail(exc: BaseException, as_json: bool) -> NoReturn:
+    if isinstance(exc, InvalidInput | NotFound):
+        field, rule = exc.field, exc.rule
+        if as_json:
+            sys.stderr.write(json.dumps({"error": rule, "field": field}) + "\n")
+        else:
+            err.print(f"[red]error[/red] {field}: {rule}", highlight=False)
+        raise typer.Exit(2)
+    if isinstance(exc, RuleRefused):
+        if as_json:
+            sys.stderr.write(json.dumps({"error": f"refused by {exc.rule}", "field": exc.rule,
+                                         "reasons": exc.reasons}) + "\n")
+        else:
+            err.print(f"[red]refused[/red] by {exc.rule}:", highlight=False)
+            for reason in exc.reasons:
+                err.print(f"  - {reason}", highlight=False, markup=False)
+        raise typer.Exit(3)
+    if as_json:
+        sys.stderr.write(json.dumps({"error": f"unexpected: {exc}", "field": None}) + "\n")
+    else:
+        err.print(f"[red]unexpected error[/red]: {exc!r}", highlight=False)
+    raise typer.Exit(1)
+
+
+def run(work: Callable[[], T], as_json: bool) -> T:
+    try:
+        return work()
+    except typer.Exit:
+        raise
+    except DomainError as exc:
+        fail(exc, as_json)
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        fail(exc, as_json)
+
+
+def parse_day(value: str, field: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput(field, f"'{value}' is not a date (use YYYY-MM-DD)") from None
+
+
+def read_file(path: Path, field: str = "file") -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(field, f"cannot read {path}: {exc.strerror}") from None
+
+
+# ---------------------------------------------------------------- setup
+
+
+@app.command()
+def init(as_json: JsonOpt = False) -> None:
+    """Create or upgrade the database and load the built-in quality statements."""
+
+    def work() -> dict[str, Any]:
+        db.upgrade()
+        with db.unit_of_work() as session:
+            services.initialise(session)
+        return {"database": get_settings().db_url, "framework": builtin_framework().framework_id}
+
+    result = run(work, as_json)
+    emit(result, as_json, lambda: out.print(f"Database ready: {result['database']}"))
+
+
+@catalogue_app.callback()
+def catalogue(
+    ctx: typer.Context,
+    framework: Annotated[str | None, typer.Option(help="Only this framework id.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the quality statements of every loaded framework."""
+    if ctx.invoked_subcommand:
+        return
+
+    def work() -> list[dict[str, str]]:
+        with db.unit_of_work() as session:
+            return [
+                {"framework_id": s.framework_id, "id": s.statement_id,
+                 "key_question": s.key_question, "title": s.title}
+                for s in services.statements(session, framework)
+            ]
+
+    rows = run(work, as_json)
+
+    def human() -> None:
+        table = Table("framework", "id", "key question", "quality statement")
+        for r in rows:
+            table.add_row(r["framework_id"], r["id"], r["key_question"], r["title"])
+        out.print(table)
+
+    emit(rows, as_json, human)
+
+
+@catalogue_app.command("load")
+def catalogue_load(path: Path, as_json: JsonOpt = False) -> None:
+    """Load another framework version beside the existing ones."""
+
+    def work() -> dict[str, Any]:
+        try:
+            framework = parse_framework(read_file(path).decode("utf-8"))
+        except DomainError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise InvalidInput("file", f"not a framework file: {exc}") from None
+        with db.unit_of_work() as session:
+            loaded = services.load_framework(session, framework)
+        return {"framework_id": framework.framework_id, "loaded": loaded,
+                "statements": len(framework.quality_statements)}
+
+    result = run(work, as_json)
+    emit(result, as_json, lambda: out.print(
+        f"{result['framework_id']}: {'loaded' if result['loaded'] else 'already loaded'}"))
+
+
+@app.command("templates")
+def templates_cmd(as_json: JsonOpt = False) -> None:
+    """The built-in action templates (the seed's operational examples)."""
+    data = [t.model_dump(mode="json") for t in builtin_templates().values()]
+
+    def human() -> None:
+        for t in builtin_templates().values():
+            out.print(f"[bold]{t.id}[/bold] ({t.risk_domain.label}): {t.title}")
+            for i, step in enumerate(t.steps, 1):
+                out.print(f"  {i}. {step.role.label}: {step.action} -> {step.record}",
+                          highlight=False)
+
+    emit(data, as_json, human)
+
+
+# ---------------------------------------------------------------- people
+
+
+@people_app.command("import")
+def people_import(path: Path, as_json: JsonOpt = False) -> None:
+    """Load the provider, its locations and staff from a YAML people file."""
+
+    def work() -> dict[str, int]:
+        people = parse_people(read_file(path))
+        with db.unit_of_work() as session:
+            return services.import_people(session, people)
+
+    result = run(work, as_json)
+    emit(result, as_json, lambda: out.print(
+        f"{result['people_added']} added, {result['people_updated']} updated, "
+        f"{result['locations_added']} new locations"))
+
+
+@people_app.command("add")
+def people_add(
+    name: Annotated[str, typer.Option()],
+    email: Annotated[str, typer.Option()],
+    role: Annotated[str, typer.Option()],
+    provider: Annotated[str, typer.Option()],
+    location: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add or update one person in the staff directory."""
+    from pydantic import ValidationError
+
+    from models.planfile import PeopleFile, first_error
+
+    def work() -> dict[str, int]:
+        try:
+            people = PeopleFile.model_validate({"provider": provider, "people": [
+                {"name": name, "email": email, "role": role, "location": location}]})
+        except ValidationError as exc:
+            raise first_error(exc) from None
+        with db.unit_of_work() as session:
+            return services.import_people(session, people)
+
+    result = run(work, as_json)
+    emit(result, as_json, lambda: out.print("saved"))
+
+
+# ---------------------------------------------------------------- actions
+
+
+def _print_summary(s: services.ActionSummary) -> None:
+    out.print(f"[bold]{s.ref}[/bold] · {s.title}", highlight=False)
+    out.print(f"  location: {s.location}   domain: {s.risk_domain}   status: {s.status}")
+    out.print(f"  risk: [bold]{s.risk.level}[/bold] (score {s.risk.score})   "
+              f"review: {s.review_cadence}")
+    for reason in s.risk.reasons:
+        out.print(f"    - {reason}", highlight=False, markup=False)
+    out.print(f"  accountable lead: {s.accountable_lead}   senior reviewer: {s.senior_reviewer}")
+    out.print(f"  baseline: {s.baseline['value']}% on {s.baseline['as_of']}   target: "
+              f"{s.target['direction'].replace('_', ' ')} {s.target['value']}% by "
+              f"{s.target['deadline']}")
+    if s.flow_run_id:
+        out.print(f"  run: {get_settings().run_url(s.flow_run_id)}")
+
+
+@action_app.command("open")
+def action_open(
+    path: Path,
+    no_flow: Annotated[bool, typer.Option("--no-flow", help="Do not start the lifecycle run.")]
+    = False,
+    by: Annotated[str, typer.Option(help="Who opens it (audit trail).")] = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate a plan file, rate the risk and record the action."""
+    settings = get_settings()
+
+    def work() -> services.ActionSummary:
+        plan = parse_plan(read_file(path))
+        with db.unit_of_work() as session:
+            row = services.open_action(session, plan, actor=by)
+            return services.summary(session, row, as_of=settings.today())
+
+    summary = run(work, as_json)
+    message = None
+    if not no_flow:
+        from recovery import orchestration
+
+        message = orchestration.start_or_explain(summary.ref)
+        if message is None:
+            with db.unit_of_work() as session:
+                summary = services.summary(session, repo.get_action(session, summary.ref),
+                                           as_of=settings.today())
+    data = summary.model_dump(mode="json")
+    if message:
+        data["flow"] = message
+
+    def human() -> None:
+        _print_summary(summary)
+        if message:
+            err.print(f"[yellow]{message}[/yellow]", highlight=False)
+
+    emit(data, as_json, human)
+
+
+@action_app.command("show")
+def action_show(ref: str, as_json: JsonOpt = False) -> None:
+    """Everything about one action."""
+    settings = get_settings()
+
+    def work() -> services.ActionSummary:
+        with db.unit_of_work() as session:
+            return services.summary(session, repo.get_action(session, ref),
+                                    as_of=settings.today())
+
+    summary = run(work, as_json)
+    emit(summary.model_dump(mode="json"), as_json, lambda: _print_summary(summary))
+
+
+@action_app.command("list")
+def action_list(
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    level: Annotated[str | None, typer.Option(help="Only this risk level.")] = None,
+    location: Annotated[str | None, typer.Option(help="Only this location.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The risk-rated tracker."""
+    settings = get_settings()
+
+    def work() -> list[services.ActionSummary]:
+        with db.unit_of_work() as session:
+            rows = services.list_actions(session, status=status, level=level, location=location)
+            return services.summaries(session, rows, as_of=settings.today())
+
+    items = run(work, as_json)
+
+    def human() -> None:
+        table = Table("ref", "title", "location", "risk", "score", "status", "review")
+        for s in items:
+            table.add_row(s.ref, s.title, s.location, s.risk.level, str(s.risk.score), s.status,
+                          s.review_cadence)
+        out.print(table)
+
+    emit([s.model_dump(mode="json") for s in items], as_json, human)
+
+
+@action_app.command("extend")
+def action_extend(
+    ref: str,
+    deadline: Annotated[str, typer.Option(help="New deadline YYYY-MM-DD.")],
+    control_change: Annotated[str, typer.Option(help="The operational control that changes.")],
+    by: Annotated[str, typer.Option(help="Who decided (email).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Extend a deadline: refused for a high-risk action without a change of control."""
+    settings = get_settings()
+
+    def work() -> dict[str, str]:
+        new = parse_day(deadline, "deadline")
+        with db.unit_of_work() as session:
+            row = services.extend_deadline(session, ref, new_deadline=new,
+                                           control_change=control_change, by=by,
+                                           today=settings.today())
+            return {"ref": row.ref, "deadline": row.deadline.isoformat()}
+
+    result = run(work, as_json)
+    emit(result, as_json, lambda: out.print(f"{result['ref']}: deadline {result['deadline']}"))
+
+
+@action_app.command("revise")
+def action_revise(
+    ref: str, path: Path,
+    by: Annotated[str, typer.Option(help="The accountable lead (email).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a revised plan after the reviewer rejected it; sign-off is asked again."""
+    settings = get_settings()
+
+    def work() -> services.ActionSummary:
+        plan = parse_plan(read_file(path))
+        with db.unit_of_work() as session:
+            row = services.revise_plan(session, ref, plan, actor=by)
+            return services.summary(session, row, as_of=settings.today())
+
+    summary = run(work, as_json)
+    from recovery import orchestration
+
+    orchestration.nudge(summary.ref)
+    emit(summary.model_dump(mode="json"), as_json, lambda: _print_summary(summary))
+
+
+@action_app.command("start")
+def action_start(ref: str, as_json: JsonOpt = False) -> None:
+    """Start the lifecycle run of an action left as a draft."""
+    from recovery import orchestration
+
+    def work() -> dict[str, str]:
+        with db.unit_of_work() as session:
+            row = repo.get_action(session, ref)
+        message = orchestration.start_or_explain(row.ref)
+        if message:
+            raise RuleRefused("lifecycle run", [message])
+        with db.unit_of_work() as session:
+            row = repo.get_action(session, ref)
+        return {"ref": row.ref, "flow_run_id": row.flow_run_id or "",
+                "url": get_settings().run_url(row.flow_run_id)}
+
+    result = run(work, as_json)
+    emit(result, as_json, lambda: out.print(f"{result['ref']}: run {result['url']}"))
+
+
+# ---------------------------------------------------------------- evidence and gate
+
+
+@evidence_app.command("add")
+def evidence_add(
+    ref: str,
+    source: Annotated[str, typer.Option(help="care_records, audits, feedback, staff_practice, "
+                                             "incident_trends, safeguarding_logs, "
+                                             "medicines_records, rota_evidence, "
+                                             "governance_minutes")],
+    observed_on: Annotated[str, typer.Option(help="Date observed YYYY-MM-DD.")],
+    reference: Annotated[str, typer.Option(help="Where the record lives (no personal details).")],
+    by: Annotated[str, typer.Option(help="Who recorded it (email).")],
+    value: Annotated[float | None, typer.Option(help="Measured percentage 0-100.")] = None,
+    sample: Annotated[int | None, typer.Option(help="Sample size behind the value.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record one evidence item."""
+    settings = get_settings()
+
+    def work() -> dict[str, Any]:
+        observed = parse_day(observed_on, "observed_on")
+        with db.unit_of_work() as session:
+            row = services.add_evidence(
+                session, ref, source=source, value=value, sample_size=sample,
+                observed_on=observed, reference=reference, by=by, today=settings.today(),
+            )
+            return {"id": row.id, "ref": repo.normalise_ref(ref), "source": row.source,
+                    "pillar": row.pillar, "value": row.value, "observed_on": row.observed_on}
+
+    result = run(work, as_json)
+    from recovery import orchestration
+
+    orchestration.nudge(result["ref"])
+    emit(result, as_json, lambda: out.print(
+        f"evidence {result['id']} recorded ({result['pillar']})"))
+
+
+@app.command()
+def gate(
+    ref: str,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluate as of YYYY-MM-DD.")]
+    = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate the triangulation gate now (exit 3 when closure would be refused)."""
+    settings = get_settings()
+
+    def work() -> Any:
+        day = parse_day(as_of, "as_of") if as_of else settings.today()
+        with db.unit_of_work() as session:
+            return services.gate_verdict(session, ref, as_of=day,
+                                         freshness_days=settings.evidence_freshness_days)
+
+    verdict = run(work, as_json)
+    data = {"ref": repo.normalise_ref(ref), "passed": verdict.passed,
+            "reasons": list(verdict.reasons), "as_of": verdict.as_of.isoformat()}
+
+    def human() -> None:
+        if verdict.passed:
+            out.print(f"[green]gate passed[/green] for {data['ref']}")
+        else:
+            out.print(f"[red]closure refused[/red] for {data['ref']}:")
+            for reason in verdict.reasons:
+                out.print(f"  - {reason}", highlight=False, markup=False)
+
+    emit(data, as_json, human)
+    if not verdict.passed:
+        raise typer.Exit(3)
+
+
+# ---------------------------------------------------------------- audit
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: JsonOpt = False) -> None:
+    """Recompute the hash chain; exit 3 if any entry was altered."""
+
+    def work() -> Any:
+        with db.unit_of_work() as session:
+            return audit_log.verify(session)
+
+    result = run(work, as_json)
+    emit(result.model_dump(), as_json, lambda: out.print(
+        f"audit chain verified: {result.entries} entries" if result.ok
+        else f"[red]audit chain broken[/red]: {result.reason}"))
+    if not result.ok:
+        raise typer.Exit(3)
+
+
+@audit_app.command("show")
+def audit_show(
+    ref: Annotated[str | None, typer.Argument(help="Only this action.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The decision log."""
+
+    def work() -> Any:
+        with db.unit_of_work() as session:
+            return audit_log.entries(session, repo.normalise_ref(ref) if ref else None)
+
+    entries = run(work, as_json)
+
+    def human() -> None:
+        table = Table("seq", "at", "actor", "action", "event", "details")
+        for e in entries:
+            table.add_row(str(e.seq), e.at.strftime("%d/%m/%Y %H:%M"), e.actor,
+                          e.action_ref or "", e.event, json.dumps(e.details)[:80])
+        out.print(table)
+
+    emit([e.model_dump(mode="json") for e in entries], as_json, human)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,532 @@
+"""Commands: each loads what it needs, asks the domain, writes, and audits.
+
+Callers (CLI, Prefect tasks) wrap each call in one `unit_of_work()`, so a refused command
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from models.action import (
+    ActionPlan,
+    ExtensionRequest,
+    check_accountability,
+    check_extension,
+    check_plan_ready_for_signoff,
+)
+from models.cadence import Cadence, review_cadence
+from models.catalogue import Framework, builtin_framework
+from models.errors import InvalidInput, RuleRefused
+from models.evidence import new_evidence
+from models.gate import GateVerdict, triangulation_gate
+from models.lifecycle import Event, Status, transition
+from models.people import Role, slug
+from models.planfile import PeopleFile
+from models.review import DEFAULT_FRESHNESS_DAYS, ReviewAssessment, assess_progress
+from models.risk import RiskLevel, RiskRating, rate_risk
+from models.tables import (
+    ActionRow,
+    ActionStatementRow,
+    ControlChangeRow,
+    EvidenceRow,
+    FrameworkRow,
+    LocationRow,
+    PersonRow,
+    ProviderRow,
+    ReviewRow,
+    RevisionRow,
+    StatementRow,
+    utcnow,
+)
+from recovery import audit_log
+from recovery import repository as repo
+
+# ---------------------------------------------------------------- catalogue
+
+
+def load_framework(session: Session, framework: Framework) -> bool:
+    """Load a framework beside the others; an existing id is left untouched."""
+    if session.get(FrameworkRow, framework.framework_id) is not None:
+        return False
+    session.add(
+        FrameworkRow(framework_id=framework.framework_id, name=framework.name,
+                     version=framework.version)
+    )
+    session.flush()
+    for statement in framework.quality_statements:
+        session.add(
+            StatementRow(framework_id=framework.framework_id, statement_id=statement.id,
+                         key_question=statement.key_question, title=statement.title)
+        )
+    audit_log.append(
+        session, actor="system", event="catalogue.loaded", action_ref=None,
+        details={"framework_id": framework.framework_id,
+                 "statements": len(framework.quality_statements)},
+        dedupe_key=f"catalogue:{framework.framework_id}",
+    )
+    return True
+
+
+def initialise(session: Session) -> None:
+    load_framework(session, builtin_framework())
+
+
+def statements(session: Session, framework_id: str | None = None) -> list[StatementRow]:
+    query = select(StatementRow).order_by(col(StatementRow.framework_id))
+    if framework_id:
+        query = query.where(StatementRow.framework_id == framework_id)
+    return list(session.exec(query))
+
+
+# ---------------------------------------------------------------- people
+
+
+def _location_code(name: str, taken: set[str]) -> str:
+    base = slug(name).split("-")[0].upper()[:6] or "LOC"
+    code, n = base, 2
+    while code in taken:
+        code, n = f"{base}{n}", n + 1
+    return code
+
+
+def import_people(session: Session, people: PeopleFile, *, actor: str = "system") -> dict[str, int]:
+    provider = session.exec(select(ProviderRow).where(ProviderRow.name == people.provider)).first()
+    if provider is None:
+        provider = ProviderRow(name=people.provider)
+        session.add(provider)
+        session.flush()
+    assert provider.id is not None
+    locations = {row.name.lower(): row for row in session.exec(select(LocationRow))}
+    codes = {row.code for row in locations.values()}
+    wanted = [(loc["name"], loc.get("code")) for loc in people.locations]
+    wanted += [(p.location, None) for p in people.people if p.location]
+    added_locations = 0
+    for name, code in wanted:
+        if name.strip().lower() in locations:
+            continue
+        code = (code or _location_code(name, codes)).upper()
+        row = LocationRow(provider_id=provider.id, name=name.strip(), code=code)
+        session.add(row)
+        session.flush()
+        locations[row.name.lower()] = row
+        codes.add(code)
+        added_locations += 1
+    added = updated = 0
+    for person in people.people:
+        if person.location is None and not person.is_provider_level:
+            raise InvalidInput(
+                f"people.{person.email}.location",
+                f"a {person.role.label} must belong to a location",
+            )
+        location_id = locations[person.location.lower()].id if person.location else None
+        row = session.exec(select(PersonRow).where(PersonRow.email == person.email)).first()
+        if row is None:
+            session.add(PersonRow(email=person.email, name=person.name, role=person.role.value,
+                                  location_id=location_id))
+            added += 1
+        else:
+            row.name, row.role, row.location_id = person.name, person.role.value, location_id
+            session.add(row)
+            updated += 1
+    session.flush()
+    audit_log.append(
+        session, actor=actor, event="people.imported", action_ref=None,
+        details={"provider": people.provider, "added": added, "updated": updated,
+                 "locations_added": added_locations},
+    )
+    return {"people_added": added, "people_updated": updated, "locations_added": added_locations}
+
+
+# ---------------------------------------------------------------- actions
+
+
+class RiskView(BaseModel):
+    level: str
+    score: int
+    reasons: list[str]
+    factors: dict[str, int]
+
+
+class ActionSummary(BaseModel):
+    ref: str
+    title: str
+    location: str
+    risk_domain: str
+    status: str
+    risk: RiskView
+    review_cadence: str
+    accountable_lead: str
+    senior_reviewer: str
+    baseline: dict[str, Any]
+    target: dict[str, Any]
+    quality_statements: list[str]
+    interim_controls: list[str]
+    escalated: bool
+    flow_run_id: str | None
+
+
+def _resolve_people(session: Session, plan: ActionPlan) -> tuple[PersonRow, PersonRow]:
+    lead = repo.get_person(session, plan.accountable_lead, field="accountable_lead")
+    reviewer = repo.get_person(session, plan.senior_reviewer, field="senior_reviewer")
+    check_accountability(repo.to_person(lead), repo.to_person(reviewer))
+    return lead, reviewer
+
+
+def _check_statements(session: Session, plan: ActionPlan) -> None:
+    if session.get(FrameworkRow, plan.framework_id) is None:
+        raise InvalidInput("framework_id", f"framework '{plan.framework_id}' is not loaded")
+    if not plan.quality_statements:
+        raise InvalidInput("quality_statements", "at least one quality statement is required")
+    if len(set(plan.quality_statements)) != len(plan.quality_statements):
+        raise InvalidInput("quality_statements", "a quality statement is listed twice")
+    for statement_id in plan.quality_statements:
+        if session.get(StatementRow, (plan.framework_id, statement_id)) is None:
+            raise InvalidInput(
+                "quality_statements",
+                f"unknown quality statement '{statement_id}' in framework {plan.framework_id}",
+            )
+
+
+def _next_ref(session: Session, location: LocationRow, plan: ActionPlan) -> tuple[int, str]:
+    last = session.exec(
+        select(func.max(ActionRow.seq)).where(
+            ActionRow.location_id == location.id, ActionRow.risk_domain == plan.risk_domain.value
+        )
+    ).one()
+    seq = (last or 0) + 1
+    return seq, f"{location.code}-{plan.risk_domain.code}-{seq:03d}"
+
+
+def _apply_plan(row: ActionRow, plan: ActionPlan, rating: RiskRating) -> None:
+    row.title = plan.title
+    row.risk_domain = plan.risk_domain.value
+    row.risk_level = rating.level.value
+    row.risk_score = rating.score
+    row.risk_reasons = list(rating.reasons)
+    row.plan = plan.model_dump(mode="json")
+    row.baseline_value = plan.baseline.value
+    row.baseline_on = plan.baseline.as_of
+    row.target_direction = plan.target.direction.value
+    row.target_value = plan.target.value
+    row.deadline = plan.target.deadline
+    row.updated_at = utcnow()
+
+
+def open_action(session: Session, plan: ActionPlan, *, actor: str) -> ActionRow:
+    """Validate, rate and persist a new action as a draft."""
+    location = repo.get_location(session, plan.location)
+    lead, reviewer = _resolve_people(session, plan)
+    _check_statements(session, plan)
+    rating = rate_risk(plan.risk)
+    seq, ref = _next_ref(session, location, plan)
+    assert location.id is not None and lead.id is not None and reviewer.id is not None
+    row = ActionRow(
+        ref=ref, seq=seq, title=plan.title, location_id=location.id,
+        risk_domain=plan.risk_domain.value, status=Status.DRAFT.value,
+        risk_level=rating.level.value, risk_score=rating.score,
+        accountable_lead_id=lead.id, senior_reviewer_id=reviewer.id,
+        baseline_value=plan.baseline.value, baseline_on=plan.baseline.as_of,
+        target_direction=plan.target.direction.value, target_value=plan.target.value,
+        deadline=plan.target.deadline,
+    )
+    _apply_plan(row, plan, rating)
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    for statement_id in plan.quality_statements:
+        session.add(ActionStatementRow(action_id=row.id, framework_id=plan.framework_id,
+                                       statement_id=statement_id))
+    session.add(RevisionRow(action_id=row.id, version=1, plan=row.plan, revised_by=actor))
+    audit_log.append(
+        session, actor=actor, event="action.opened", action_ref=ref,
+        details={"risk_level": rating.level.value, "risk_score": rating.score,
+                 "accountable_lead": lead.email, "senior_reviewer": reviewer.email,
+                 "reasons": list(rating.reasons)},
+    )
+    return row
+
+
+def move(
+    session: Session, row: ActionRow, event: Event, *, actor: str,
+    details: dict[str, Any] | None = None, dedupe_key: str | None = None,
+) -> Status:
+    """The one way an action's status changes: a lifecycle transition plus an audit entry."""
+    before = Status(row.status)
+    after = transition(before, event)
+    row.status = after.value
+    row.updated_at = utcnow()
+    session.add(row)
+    audit_log.append(
+        session, actor=actor, event=f"status.{event.value}", action_ref=row.ref,
+        details={"from": before.value, "to": after.value, **(details or {})},
+        dedupe_key=dedupe_key,
+    )
+    return after
+
+
+def submit_plan(session: Session, ref: str, *, actor: str) -> ActionRow:
+    row = repo.get_action(session, ref, for_update=True)
+    check_plan_ready_for_signoff(repo.plan_of(row), row.risk_level == RiskLevel.HIGH.value)
+    move(session, row, Event.SUBMIT_PLAN, actor=actor)
+    return row
+
+
+def revise_plan(session: Session, ref: str, plan: ActionPlan, *, actor: str) -> ActionRow:
+    """A rejected plan comes back from the lead; the flow asks for sign-off again."""
+    row = repo.get_action(session, ref, for_update=True)
+    by = repo.get_person(session, actor, field="by")
+    lead = repo.person_by_id(session, row.accountable_lead_id)
+    if by.id != lead.id and by.role not in {Role.REGISTERED_MANAGER.value,
+                                            Role.NOMINATED_INDIVIDUAL.value,
+                                            Role.PROVIDER_LEAD.value}:
+        raise RuleRefused("plan revision", [f"{by.email} is not the accountable lead"])
+    location = repo.location_by_id(session, row.location_id)
+    if repo.get_location(session, plan.location).id != location.id:
+        raise InvalidInput("location", "a revision cannot move the action to another location")
+    new_lead, new_reviewer = _resolve_people(session, plan)
+    _check_statements(session, plan)
+    check_plan_ready_for_signoff(plan, rate_risk(plan.risk).level == RiskLevel.HIGH)
+    rating = rate_risk(plan.risk)
+    _apply_plan(row, plan, rating)
+    assert new_lead.id is not None and new_reviewer.id is not None and row.id is not None
+    row.accountable_lead_id, row.senior_reviewer_id = new_lead.id, new_reviewer.id
+    row.plan_version += 1
+    session.add(RevisionRow(action_id=row.id, version=row.plan_version, plan=row.plan,
+                            revised_by=by.email))
+    for link in session.exec(select(ActionStatementRow).where(
+            ActionStatementRow.action_id == row.id)):
+        session.delete(link)
+    session.flush()
+    for statement_id in plan.quality_statements:
+        session.add(ActionStatementRow(action_id=row.id, framework_id=plan.framework_id,
+                                       statement_id=statement_id))
+    move(session, row, Event.REVISE_PLAN, actor=by.email,
+         details={"plan_version": row.plan_version, "risk_level": rating.level.value})
+    return row
+
+
+def cadence_of(row: ActionRow, as_of: date) -> Cadence:
+    return review_cadence(
+        RiskLevel(row.risk_level), recovery_started_on=row.recovery_started_on, as_of=as_of,
+        escalated=row.escalated,
+    )
+
+
+def summary(session: Session, row: ActionRow, *, as_of: date) -> ActionSummary:
+    plan = repo.plan_of(row)
+    lead = repo.person_by_id(session, row.accountable_lead_id)
+    reviewer = repo.person_by_id(session, row.senior_reviewer_id)
+    return ActionSummary(
+        ref=row.ref, title=row.title,
+        location=repo.location_by_id(session, row.location_id).name,
+        risk_domain=row.risk_domain, status=row.status,
+        risk=RiskView(level=row.risk_level, score=row.risk_score, reasons=row.risk_reasons,
+                      factors=plan.risk.model_dump()),
+        review_cadence=cadence_of(row, as_of).value,
+        accountable_lead=lead.email, senior_reviewer=reviewer.email,
+        baseline=plan.baseline.model_dump(mode="json"),
+        target=plan.target.model_dump(mode="json"),
+        quality_statements=list(plan.quality_statements),
+        interim_controls=list(plan.interim_controls),
+        escalated=row.escalated, flow_run_id=row.flow_run_id,
+    )
+
+
+def list_actions(
+    session: Session, *, status: str | None = None, level: str | None = None,
+    location: str | None = None,
+) -> list[ActionRow]:
+    query = select(ActionRow).order_by(col(ActionRow.ref))
+    if status:
+        try:
+            query = query.where(ActionRow.status == Status(status).value)
+        except ValueError:
+            allowed = ", ".join(s.value for s in Status)
+            raise InvalidInput("status", f"'{status}' is not a status ({allowed})") from None
+    if level:
+        try:
+            query = query.where(ActionRow.risk_level == RiskLevel(level).value)
+        except ValueError:
+            raise InvalidInput("level", f"'{level}' is not high, medium or low") from None
+    if location:
+        query = query.where(ActionRow.location_id == repo.get_location(session, location).id)
+    return list(session.exec(query))
+
+
+# ---------------------------------------------------------------- evidence and gate
+
+
+def add_evidence(
+    session: Session, ref: str, *, source: str, value: float | None, sample_size: int | None,
+    observed_on: date, reference: str, by: str, today: date,
+) -> EvidenceRow:
+    row = repo.get_action(session, ref)
+    person = repo.get_person(session, by, field="by")
+    if row.status == Status.CLOSED.value:
+        raise RuleRefused("evidence", [f"{row.ref} is closed; reopen it to add evidence"])
+    item = new_evidence(
+        source=source, value=value, sample_size=sample_size, observed_on=observed_on,
+        recorded_by=person.email, reference=reference, today=today, baseline_on=row.baseline_on,
+    )
+    assert row.id is not None
+    evidence = EvidenceRow(
+        action_id=row.id, source=item.source.value, pillar=item.pillar.value, value=item.value,
+        sample_size=item.sample_size, observed_on=item.observed_on, recorded_by=item.recorded_by,
+        reference=item.reference,
+    )
+    session.add(evidence)
+    session.flush()
+    audit_log.append(
+        session, actor=person.email, event="evidence.added", action_ref=row.ref,
+        details={"evidence_id": evidence.id, "source": item.source.value,
+                 "pillar": item.pillar.value, "value": item.value,
+                 "sample_size": item.sample_size, "observed_on": item.observed_on.isoformat()},
+    )
+    return evidence
+
+
+def gate_verdict(
+    session: Session, ref: str, *, as_of: date, freshness_days: int = DEFAULT_FRESHNESS_DAYS
+) -> GateVerdict:
+    row = repo.get_action(session, ref)
+    assert row.id is not None
+    return triangulation_gate(
+        repo.plan_of(row),
+        repo.evidence_of(session, row.id),
+        [repo.to_review(r) for r in repo.reviews_of(session, row.id)],
+        as_of=as_of,
+        open_escalations=[
+            f"opened {e.opened_on.isoformat()}: " + "; ".join(e.reasons)
+            for e in repo.open_escalations(session, row.id)
+        ],
+        open_triggers=[
+            f"{t.description} (raised {t.raised_on.isoformat()} by {t.raised_by})"
+            for t in repo.open_triggers(session, row.id)
+        ],
+        freshness_days=freshness_days,
+    )
+
+
+def extend_deadline(
+    session: Session, ref: str, *, new_deadline: date, control_change: str, by: str, today: date
+) -> ActionRow:
+    row = repo.get_action(session, ref, for_update=True)
+    person = repo.get_person(session, by, field="by")
+    if not person.role or Role(person.role) not in {
+        Role.REGISTERED_MANAGER, Role.NOMINATED_INDIVIDUAL, Role.PROVIDER_LEAD
+    }:
+        raise RuleRefused(
+            "deadline extension",
+            [f"only a registered manager, nominated individual or provider lead may extend a "
+             f"deadline; {person.email} is a {Role(person.role).label}"],
+        )
+    check_extension(
+        current_deadline=row.deadline,
+        request=ExtensionRequest(new_deadline=new_deadline, control_change=control_change,
+                                 decided_by=person.email),
+        is_high=row.risk_level == RiskLevel.HIGH.value, today=today,
+    )
+    assert row.id is not None
+    old = row.deadline
+    session.add(ControlChangeRow(action_id=row.id, what=control_change.strip(),
+                                 decided_by=person.email, decided_on=today, reason="extension",
+                                 old_deadline=old, new_deadline=new_deadline))
+    plan = repo.plan_of(row).model_dump(mode="json")
+    plan["target"]["deadline"] = new_deadline.isoformat()
+    row.plan = plan
+    row.deadline = new_deadline
+    row.updated_at = utcnow()
+    session.add(row)
+    audit_log.append(
+        session, actor=person.email, event="action.deadline_extended", action_ref=row.ref,
+        details={"from": old.isoformat(), "to": new_deadline.isoformat(),
+                 "control_change": control_change.strip()},
+    )
+    return row
+
+
+# ---------------------------------------------------------------- reviews
+
+
+def record_review(
+    session: Session, row: ActionRow, *, as_of: date, reviewed_by: str = "daily-review",
+    freshness_days: int = DEFAULT_FRESHNESS_DAYS,
+) -> tuple[ReviewRow, ReviewAssessment | None]:
+    """Record one review of one action for a date; a second call for the date is a no-op."""
+    assert row.id is not None
+    existing = session.exec(
+        select(ReviewRow).where(ReviewRow.action_id == row.id, ReviewRow.as_of == as_of)
+    ).first()
+    if existing is not None:
+        return existing, None
+    history = repo.reviews_of(session, row.id)
+    earlier = [r for r in history if r.as_of < as_of]
+    last = repo.to_review(earlier[-1]) if earlier else None
+    cadence = cadence_of(row, as_of)
+    assessment = assess_progress(
+        repo.plan_of(row), repo.evidence_of(session, row.id), as_of=as_of, cadence=cadence,
+        last_review=last,
+        previous_below_trajectory=bool(earlier) and "below_trajectory" in earlier[-1].triggers,
+        freshness_days=freshness_days,
+    )
+    review = review_row(row.id, assessment, cadence, reviewed_by)
+    session.add(review)
+    session.flush()
+    audit_log.append(
+        session, actor=reviewed_by, event="review.recorded", action_ref=row.ref,
+        details={"as_of": as_of.isoformat(), "rating": assessment.rating.value,
+                 "measured_value": assessment.measured_value,
+                 "target_met": assessment.target_met,
+                 "triggers": [t.value for t in assessment.triggers_fired]},
+        dedupe_key=f"review:{row.ref}:{as_of.isoformat()}",
+    )
+    return review, assessment
+
+
+def review_row(
+    action_id: int, assessment: ReviewAssessment, cadence: Cadence, reviewed_by: str
+) -> ReviewRow:
+    return ReviewRow(
+        action_id=action_id, as_of=assessment.as_of, cadence=cadence.value,
+        measured_value=assessment.measured_value,
+        trajectory_value=assessment.trajectory_value, target_met=assessment.target_met,
+        rating=assessment.rating.value, days_to_deadline=assessment.days_to_deadline,
+        triggers=[t.value for t in assessment.triggers_fired],
+        reasons=list(assessment.reasons),
+        pillars=[
+            {"pillar": p.pillar.value,
+             "last_observed_on": p.last_observed_on.isoformat() if p.last_observed_on else None,
+             "latest_value": p.latest.value if p.latest else None, "fresh": p.fresh}
+            for p in assessment.pillars
+        ],
+        reviewed_by=reviewed_by,
+    )
+
+
+def summaries(session: Session, rows: list[ActionRow], *, as_of: date) -> list[ActionSummary]:
+    """Summaries of many actions with people and locations read once, not per action."""
+    people = {p.id: p for p in session.exec(select(PersonRow))}
+    locations = {loc.id: loc for loc in session.exec(select(LocationRow))}
+    out = []
+    for row in rows:
+        plan = row.plan
+        out.append(ActionSummary(
+            ref=row.ref, title=row.title, location=locations[row.location_id].name,
+            risk_domain=row.risk_domain, status=row.status,
+            risk=RiskView(level=row.risk_level, score=row.risk_score, reasons=row.risk_reasons,
+                          factors=plan["risk"]),
+            review_cadence=cadence_of(row, as_of).value,
+            accountable_lead=people[row.accountable_lead_id].email,
+            senior_reviewer=people[row.senior_reviewer_id].email,
+            baseline=plan["baseline"], target=plan["target"],
+            quality_statements=list(plan["quality_statements"]),
+            interim_controls=list(plan["interim_controls"]),
+            escalated=row.escalated, flow_run_id=row.flow_run_id,
+        ))
+    return out
