@@ -71,7 +71,9 @@ def triangulation_gate(
         elif not target.met_by(latest.value):
             reasons.append(f"{describe(latest)}, target {target.wording}")
 
-    recent = sorted(reviews, key=lambda r: r.as_of)[-CONSECUTIVE_PERIODS:]
+    # like evidence, only reviews held by the gate date count
+    held = [r for r in reviews if r.as_of <= as_of]
+    recent = sorted(held, key=lambda r: r.as_of)[-CONSECUTIVE_PERIODS:]
     met = sum(1 for r in recent if r.target_met)
     if len(recent) < CONSECUTIVE_PERIODS or met < CONSECUTIVE_PERIODS:
         reasons.append(

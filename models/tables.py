@@ -226,6 +226,22 @@ class ClosureRequestRow(SQLModel, table=True):
     evaluated_at: datetime | None = _ts(nullable=True)
 
 
+class WaitRow(SQLModel, table=True):
+    """One processed human input to a lifecycle run, keyed by its pause key. The next
+    wait's key is derived from these rows, so a run restarted from the top after a resume
+    never reads the same input twice."""
+
+    __tablename__ = "lifecycle_wait"
+    __table_args__ = (UniqueConstraint("action_id", "pause_key", name="uq_wait_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="recovery_action.id", index=True)
+    base: str = Field(max_length=80)
+    pause_key: str = Field(max_length=100)
+    outcome: str = Field(max_length=20)  # applied | refused | ignored
+    detail: list[str] = _json([])
+    processed_at: datetime = _ts()
+
+
 class RevisionRow(SQLModel, table=True):
     __tablename__ = "plan_revision"
     __table_args__ = (UniqueConstraint("action_id", "version", name="uq_revision"),)

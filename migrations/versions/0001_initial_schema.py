@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 12:34:45.935875
+Create Date: 2026-11-26 12:37:38.643347
 """
 from alembic import op
 import sqlalchemy as sa
@@ -207,6 +207,21 @@ def upgrade() -> None:
     with op.batch_alter_table('evidence', schema=None) as batch_op:
         batch_op.create_index('ix_evidence_action_observed', ['action_id', 'observed_on'], unique=False)
 
+    op.create_table('lifecycle_wait',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('action_id', sa.Integer(), nullable=False),
+    sa.Column('base', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+    sa.Column('pause_key', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('detail', sa.JSON(), nullable=False),
+    sa.Column('processed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['action_id'], ['recovery_action.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('action_id', 'pause_key', name='uq_wait_key')
+    )
+    with op.batch_alter_table('lifecycle_wait', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_lifecycle_wait_action_id'), ['action_id'], unique=False)
+
     op.create_table('plan_revision',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('action_id', sa.Integer(), nullable=False),
@@ -319,6 +334,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_plan_revision_action_id'))
 
     op.drop_table('plan_revision')
+    with op.batch_alter_table('lifecycle_wait', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_lifecycle_wait_action_id'))
+
+    op.drop_table('lifecycle_wait')
     with op.batch_alter_table('evidence', schema=None) as batch_op:
         batch_op.drop_index('ix_evidence_action_observed')
 

@@ -1,0 +1,486 @@
+"""Human waits of the lifecycle: sign-off requests with one-time codes, decisions, closure
+requests and plan revisions. Every function is idempotent against the database, because a
+Prefect run restarts from the top after each resume."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from models.errors import RuleRefused
+from models.lifecycle import Event, Status
+from models.people import Role, normalise_email
+from models.signoff import (
+    CODE_TTL,
+    MAX_WRONG_CODES,
+    MIN_RATIONALE,
+    Decision,
+    SignoffKind,
+    SignoffRequestState,
+    Submission,
+    hash_code,
+    new_code,
+    new_salt,
+    refusal_reasons,
+)
+from models.tables import (
+    ActionRow,
+    ClosureRequestRow,
+    DecisionRow,
+    PersonRow,
+    SignoffRequestRow,
+    WaitRow,
+    as_utc,
+    utcnow,
+)
+from recovery import audit_log, mail, services
+from recovery import repository as repo
+from recovery.settings import get_settings
+
+# ---------------------------------------------------------------- wait keys
+
+
+def wait_key(session: Session, action_id: int, base: str) -> str:
+    """`<base>-<n>`: n counts the inputs already processed under this base, plus one."""
+    done = session.exec(
+        select(func.count()).select_from(WaitRow)
+        .where(WaitRow.action_id == action_id, WaitRow.base == base)
+    ).one()
+    return f"{base}-{done + 1}"
+
+
+def already_processed(session: Session, action_id: int, pause_key: str) -> WaitRow | None:
+    return session.exec(
+        select(WaitRow).where(WaitRow.action_id == action_id, WaitRow.pause_key == pause_key)
+    ).first()
+
+
+def record_wait(
+    session: Session, action_id: int, *, base: str, pause_key: str, outcome: str,
+    detail: list[str],
+) -> WaitRow:
+    row = WaitRow(action_id=action_id, base=base, pause_key=pause_key, outcome=outcome,
+                  detail=detail)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def last_refusal(session: Session, action_id: int, base: str) -> list[str]:
+    row = session.exec(
+        select(WaitRow).where(WaitRow.action_id == action_id, WaitRow.base == base,
+                              WaitRow.outcome != "applied")
+        .order_by(col(WaitRow.id).desc())
+    ).first()
+    return list(row.detail) if row else []
+
+
+# ---------------------------------------------------------------- sign-off requests
+
+
+class WaitInfo(BaseModel):
+    """What the flow needs to suspend: the key and the words above the form."""
+
+    ref: str
+    kind: str
+    attempt: int
+    base: str
+    pause_key: str
+    reviewer_email: str
+    refused_before: list[str]
+    locked: bool = False
+
+
+def signoff_base(kind: SignoffKind, attempt: int) -> str:
+    return f"{kind.value}-signoff-{attempt}"
+
+
+def _state(row: SignoffRequestRow) -> SignoffRequestState:
+    return SignoffRequestState(
+        kind=SignoffKind(row.kind), reviewer_email=row.reviewer_email, code_salt=row.code_salt,
+        code_hash=row.code_hash, issued_at=as_utc(row.issued_at),
+        expires_at=as_utc(row.expires_at),
+        used_at=as_utc(row.used_at) if row.used_at else None,
+        wrong_attempts=row.wrong_attempts, locked=row.locked,
+    )
+
+
+def current_request(
+    session: Session, action_id: int, kind: SignoffKind
+) -> SignoffRequestRow | None:
+    return session.exec(
+        select(SignoffRequestRow)
+        .where(SignoffRequestRow.action_id == action_id, SignoffRequestRow.kind == kind.value)
+        .order_by(col(SignoffRequestRow.attempt).desc())
+    ).first()
+
+
+def open_signoff(
+    session: Session, ref: str, kind: SignoffKind, *, flow_run_id: str | None,
+    now: datetime | None = None, context: dict[str, Any] | None = None,
+) -> WaitInfo:
+    """The live sign-off request for this stage, issuing a new one (new code, one email to
+    the named senior reviewer) only when none is live: first time, after a decision, or
+    after the code expired."""
+    now = now or utcnow()
+    row = repo.get_action(session, ref, for_update=True)
+    assert row.id is not None
+    reviewer = repo.person_by_id(session, row.senior_reviewer_id)
+    request = current_request(session, row.id, kind)
+    decided = request is not None and session.exec(
+        select(DecisionRow).where(DecisionRow.action_id == row.id, DecisionRow.kind == kind.value,
+                                  DecisionRow.attempt == request.attempt)
+    ).first() is not None
+    expired = request is not None and as_utc(request.expires_at) <= now
+    if request is None or decided or (expired and not request.locked):
+        attempt = 1 if request is None else request.attempt + 1
+        request = _issue(session, row, reviewer, kind, attempt, flow_run_id, now, context or {})
+    base = signoff_base(kind, request.attempt)
+    return WaitInfo(
+        ref=row.ref, kind=kind.value, attempt=request.attempt, base=base,
+        pause_key=wait_key(session, row.id, base), reviewer_email=request.reviewer_email,
+        refused_before=last_refusal(session, row.id, base), locked=request.locked,
+    )
+
+
+def _issue(
+    session: Session, row: ActionRow, reviewer: PersonRow, kind: SignoffKind, attempt: int,
+    flow_run_id: str | None, now: datetime, context: dict[str, Any],
+) -> SignoffRequestRow:
+    assert row.id is not None
+    code, salt = new_code(), new_salt()
+    request = SignoffRequestRow(
+        action_id=row.id, kind=kind.value, attempt=attempt,
+        pause_key=signoff_base(kind, attempt), reviewer_email=reviewer.email, code_salt=salt,
+        code_hash=hash_code(code, salt), issued_at=now, expires_at=now + CODE_TTL,
+        flow_run_id=flow_run_id,
+    )
+    session.add(request)
+    session.flush()
+    settings = get_settings()
+    mail.enqueue(
+        session, dedupe_key=f"signoff:{row.ref}:{kind.value}:{attempt}", to=[reviewer.email],
+        template="signoff_request", action_ref=row.ref,
+        context={
+            "ref": row.ref, "title": row.title, "kind": kind.value,
+            "reviewer_name": reviewer.name, "code": code,
+            "expires_at": (now + CODE_TTL).astimezone(settings.tz),
+            "run_url": settings.run_url(flow_run_id), "risk_level": row.risk_level,
+            "cli": f"recovery signoff {row.ref} --by {reviewer.email} --code {code} "
+                   f"--decision approve --rationale \"...\"",
+            **context,
+        },
+    )
+    audit_log.append(
+        session, actor="system", event="signoff.requested", action_ref=row.ref,
+        details={"kind": kind.value, "attempt": attempt, "reviewer": reviewer.email,
+                 "expires_at": (now + CODE_TTL).isoformat(), "flow_run_id": flow_run_id},
+        dedupe_key=f"signoff.requested:{row.ref}:{kind.value}:{attempt}",
+    )
+    return request
+
+
+class SignoffOutcome(BaseModel):
+    applied: bool
+    decision: str | None
+    status: str
+    reasons: list[str]
+
+
+_DECISION_EVENTS = {
+    (SignoffKind.PLAN, Decision.APPROVE): Event.APPROVE_PLAN,
+    (SignoffKind.PLAN, Decision.REJECT): Event.REJECT_PLAN,
+    (SignoffKind.CLOSURE, Decision.APPROVE): Event.APPROVE_CLOSURE,
+    (SignoffKind.CLOSURE, Decision.REJECT): Event.REJECT_CLOSURE,
+}
+
+
+def apply_signoff(
+    session: Session, ref: str, kind: SignoffKind, *, pause_key: str, submission: Submission,
+    now: datetime | None = None,
+) -> SignoffOutcome:
+    """Validate a sign-off in the domain and apply it exactly once. A refused attempt is
+    recorded (audit, wait row) and changes nothing else."""
+    now = now or utcnow()
+    row = repo.get_action(session, ref, for_update=True)
+    assert row.id is not None
+    seen = already_processed(session, row.id, pause_key)
+    if seen is not None:
+        return SignoffOutcome(applied=seen.outcome == "applied", decision=None,
+                              status=row.status, reasons=list(seen.detail))
+    request = current_request(session, row.id, kind)
+    expected_status = (Status.AWAITING_PLAN_SIGNOFF if kind == SignoffKind.PLAN
+                       else Status.AWAITING_CLOSURE_SIGNOFF)
+    base = pause_key.rsplit("-", 1)[0]
+    if request is None or row.status != expected_status.value or base != signoff_base(
+            kind, request.attempt):
+        reasons = [f"{ref} is no longer awaiting {kind.value} sign-off (status {row.status})"]
+        record_wait(session, row.id, base=base, pause_key=pause_key, outcome="ignored",
+                    detail=reasons)
+        return SignoffOutcome(applied=False, decision=None, status=row.status, reasons=reasons)
+    lead = repo.person_by_id(session, row.accountable_lead_id)
+    reasons = refusal_reasons(_state(request), submission, accountable_lead=lead.email, now=now)
+    if reasons:
+        if "the sign-off code is wrong" in reasons:
+            request.wrong_attempts += 1
+            if request.wrong_attempts >= MAX_WRONG_CODES and not request.locked:
+                request.locked = True
+                _alert_lockout(session, row, request)
+        request.refusals += 1
+        request.last_refusal = "; ".join(reasons)[:2000]
+        session.add(request)
+        record_wait(session, row.id, base=base, pause_key=pause_key, outcome="refused",
+                    detail=reasons)
+        audit_log.append(
+            session, actor=normalise_email(submission.reviewer_email) or "unknown",
+            event="signoff.refused", action_ref=row.ref,
+            details={"kind": kind.value, "attempt": request.attempt, "reasons": reasons,
+                     "status": row.status},
+            dedupe_key=f"signoff.refused:{row.ref}:{pause_key}",
+        )
+        return SignoffOutcome(applied=False, decision=None, status=row.status, reasons=reasons)
+
+    decision = Decision(submission.decision)
+    status_before = row.status
+    request.used_at = now
+    session.add(request)
+    session.add(DecisionRow(
+        action_id=row.id, kind=kind.value, attempt=request.attempt, decision=decision.value,
+        reviewer_email=request.reviewer_email, rationale=submission.rationale.strip(),
+        status_before=status_before, decided_at=now,
+    ))
+    record_wait(session, row.id, base=base, pause_key=pause_key, outcome="applied",
+                detail=[decision.value])
+    after = services.move(
+        session, row, _DECISION_EVENTS[(kind, decision)], actor=request.reviewer_email,
+        details={"decision": decision.value, "kind": kind.value, "attempt": request.attempt,
+                 "rationale": submission.rationale.strip(), "status_before": status_before},
+        dedupe_key=f"signoff.decided:{row.ref}:{kind.value}:{request.attempt}",
+    )
+    today = now.astimezone(get_settings().tz).date()
+    if after == Status.IN_RECOVERY and kind == SignoffKind.PLAN:
+        row.recovery_started_on = today
+    if after == Status.ROUTINE_MONITORING:
+        row.monitoring_since = today
+    session.add(row)
+    return SignoffOutcome(applied=True, decision=decision.value, status=after.value, reasons=[])
+
+
+def _alert_lockout(session: Session, row: ActionRow, request: SignoffRequestRow) -> None:
+    location_people = session.exec(
+        select(PersonRow).where(
+            (PersonRow.role == Role.NOMINATED_INDIVIDUAL.value)
+            | ((PersonRow.role == Role.REGISTERED_MANAGER.value)
+               & (PersonRow.location_id == row.location_id))
+        )
+    ).all()
+    mail.enqueue(
+        session, dedupe_key=f"signoff.locked:{row.ref}:{request.kind}:{request.attempt}",
+        to=[p.email for p in location_people], template="signoff_locked", action_ref=row.ref,
+        context={"ref": row.ref, "title": row.title, "kind": request.kind,
+                 "attempts": request.wrong_attempts, "reviewer_email": request.reviewer_email,
+                 "run_url": get_settings().run_url(row.flow_run_id)},
+    )
+    audit_log.append(
+        session, actor="system", event="signoff.locked", action_ref=row.ref,
+        details={"kind": request.kind, "attempt": request.attempt,
+                 "wrong_attempts": request.wrong_attempts},
+        dedupe_key=f"signoff.locked:{row.ref}:{request.kind}:{request.attempt}",
+    )
+
+
+def reissue(session: Session, ref: str, *, by: str) -> None:
+    """A registered manager or nominated individual unlocks a locked request by having a
+    new code issued (the flow picks it up on its next wait)."""
+    row = repo.get_action(session, ref, for_update=True)
+    person = repo.get_person(session, by, field="by")
+    if Role(person.role) not in {Role.REGISTERED_MANAGER, Role.NOMINATED_INDIVIDUAL,
+                                 Role.PROVIDER_LEAD}:
+        raise RuleRefused("sign-off reissue", [f"{person.email} is not a senior role"])
+    for kind in (SignoffKind.PLAN, SignoffKind.CLOSURE):
+        assert row.id is not None
+        request = current_request(session, row.id, kind)
+        if request is not None and request.used_at is None:
+            request.expires_at = utcnow()
+            request.locked = False
+            session.add(request)
+            audit_log.append(session, actor=person.email, event="signoff.reissued",
+                             action_ref=row.ref, details={"kind": kind.value,
+                                                          "attempt": request.attempt})
+
+
+# ---------------------------------------------------------------- closure requests
+
+
+def closure_base(session: Session, action_id: int) -> str:
+    count = session.exec(
+        select(func.count()).select_from(ClosureRequestRow)
+        .where(ClosureRequestRow.action_id == action_id)
+    ).one()
+    return f"closure-request-{count + 1}"
+
+
+def closure_wait(session: Session, ref: str) -> WaitInfo:
+    row = repo.get_action(session, ref)
+    assert row.id is not None
+    base = closure_base(session, row.id)
+    lead = repo.person_by_id(session, row.accountable_lead_id)
+    return WaitInfo(ref=row.ref, kind="closure-request", attempt=int(base.rsplit("-", 1)[1]),
+                    base=base, pause_key=wait_key(session, row.id, base),
+                    reviewer_email=lead.email,
+                    refused_before=last_refusal(session, row.id, base))
+
+
+def record_closure_request(
+    session: Session, ref: str, *, pause_key: str, requested_by: str, summary: str,
+) -> SignoffOutcome:
+    """The accountable lead asks for closure: recorded once; the gate decides next."""
+    row = repo.get_action(session, ref, for_update=True)
+    assert row.id is not None
+    seen = already_processed(session, row.id, pause_key)
+    if seen is not None:
+        return SignoffOutcome(applied=seen.outcome == "applied", decision=None,
+                              status=row.status, reasons=list(seen.detail))
+    base = pause_key.rsplit("-", 1)[0]
+    lead = repo.person_by_id(session, row.accountable_lead_id)
+    reasons = []
+    if normalise_email(requested_by) != lead.email:
+        reasons.append(f"only the accountable lead ({lead.email}) may request closure")
+    if len(summary.strip()) < MIN_RATIONALE:
+        reasons.append(f"the summary must be at least {MIN_RATIONALE} characters")
+    if row.status not in {Status.IN_RECOVERY.value, Status.REOPENED.value}:
+        reasons.append(f"{row.ref} is {row.status}, not in recovery")
+    if reasons:
+        record_wait(session, row.id, base=base, pause_key=pause_key, outcome="refused",
+                    detail=reasons)
+        audit_log.append(
+            session, actor=normalise_email(requested_by) or "unknown",
+            event="closure.request_refused", action_ref=row.ref, details={"reasons": reasons},
+            dedupe_key=f"closure.refused:{row.ref}:{pause_key}",
+        )
+        return SignoffOutcome(applied=False, decision=None, status=row.status, reasons=reasons)
+    attempt = int(base.rsplit("-", 1)[1])
+    session.add(ClosureRequestRow(action_id=row.id, attempt=attempt, requested_by=lead.email,
+                                  summary=summary.strip()))
+    record_wait(session, row.id, base=base, pause_key=pause_key, outcome="applied",
+                detail=["closure requested"])
+    after = services.move(session, row, Event.REQUEST_CLOSURE, actor=lead.email,
+                          details={"attempt": attempt, "summary": summary.strip()},
+                          dedupe_key=f"closure.requested:{row.ref}:{attempt}")
+    return SignoffOutcome(applied=True, decision=None, status=after.value, reasons=[])
+
+
+def latest_closure_request(session: Session, action_id: int) -> ClosureRequestRow | None:
+    return session.exec(
+        select(ClosureRequestRow).where(ClosureRequestRow.action_id == action_id)
+        .order_by(col(ClosureRequestRow.attempt).desc())
+    ).first()
+
+
+def evaluate_closure_gate(session: Session, ref: str, *, as_of: Any = None) -> SignoffOutcome:
+    """Run the triangulation gate for the pending closure request, once. Refused: back to
+    in recovery and the lead is told what is missing. Passed: on to closure sign-off."""
+    settings = get_settings()
+    row = repo.get_action(session, ref, for_update=True)
+    assert row.id is not None
+    request = latest_closure_request(session, row.id)
+    if request is None:
+        raise RuleRefused("triangulation gate", [f"{row.ref} has no closure request"])
+    if request.gate_passed is not None:
+        return SignoffOutcome(applied=bool(request.gate_passed), decision=None, status=row.status,
+                              reasons=list(request.gate_reasons))
+    verdict = services.gate_verdict(session, row.ref, as_of=as_of or settings.today(),
+                                    freshness_days=settings.evidence_freshness_days)
+    request.gate_passed = verdict.passed
+    request.gate_reasons = list(verdict.reasons)
+    request.evaluated_at = utcnow()
+    session.add(request)
+    event = Event.GATE_PASSED if verdict.passed else Event.GATE_REFUSED
+    after = services.move(session, row, event, actor="triangulation-gate",
+                          details={"attempt": request.attempt, "passed": verdict.passed,
+                                   "reasons": list(verdict.reasons)},
+                          dedupe_key=f"gate:{row.ref}:{request.attempt}")
+    if not verdict.passed:
+        lead = repo.person_by_id(session, row.accountable_lead_id)
+        mail.enqueue(
+            session, dedupe_key=f"gate.refused:{row.ref}:{request.attempt}", to=[lead.email],
+            template="gate_refused", action_ref=row.ref,
+            context={"ref": row.ref, "title": row.title, "lead_name": lead.name,
+                     "reasons": list(verdict.reasons), "as_of": verdict.as_of,
+                     "run_url": settings.run_url(row.flow_run_id)},
+        )
+    return SignoffOutcome(applied=verdict.passed, decision=None, status=after.value,
+                          reasons=list(verdict.reasons))
+
+
+# ---------------------------------------------------------------- plan revision
+
+
+def revision_wait(session: Session, ref: str) -> WaitInfo:
+    row = repo.get_action(session, ref)
+    assert row.id is not None
+    base = f"plan-revision-{row.plan_version}"
+    lead = repo.person_by_id(session, row.accountable_lead_id)
+    return WaitInfo(ref=row.ref, kind="plan-revision", attempt=row.plan_version, base=base,
+                    pause_key=wait_key(session, row.id, base), reviewer_email=lead.email,
+                    refused_before=last_refusal(session, row.id, base))
+
+
+def note_revision_wake(session: Session, ref: str, *, pause_key: str) -> None:
+    """A resume of the revision wait: record it so the next wait has a fresh key."""
+    row = repo.get_action(session, ref)
+    assert row.id is not None
+    if already_processed(session, row.id, pause_key) is None:
+        outcome = "applied" if row.status != Status.PLAN_REJECTED.value else "ignored"
+        record_wait(session, row.id, base=pause_key.rsplit("-", 1)[0], pause_key=pause_key,
+                    outcome=outcome,
+                    detail=["no revision has been recorded yet: run `recovery action revise`"]
+                    if outcome == "ignored" else ["revision recorded"])
+
+
+# ---------------------------------------------------------------- approvals
+
+
+class Awaiting(BaseModel):
+    ref: str
+    title: str
+    location: str
+    awaiting: str
+    from_whom: str
+    since: datetime | None
+    flow_run_id: str | None
+    url: str
+
+
+def approvals(session: Session) -> list[Awaiting]:
+    """Everything waiting on a person."""
+    settings = get_settings()
+    waiting = {
+        Status.AWAITING_PLAN_SIGNOFF.value: ("plan sign-off", "reviewer", SignoffKind.PLAN),
+        Status.AWAITING_CLOSURE_SIGNOFF.value: ("closure sign-off", "reviewer",
+                                                SignoffKind.CLOSURE),
+        Status.PLAN_REJECTED.value: ("plan revision", "lead", None),
+    }
+    rows = session.exec(select(ActionRow).where(col(ActionRow.status).in_(list(waiting)))
+                        .order_by(col(ActionRow.ref))).all()
+    out = []
+    for row in rows:
+        assert row.id is not None
+        what, who, kind = waiting[row.status]
+        person = repo.person_by_id(
+            session, row.senior_reviewer_id if who == "reviewer" else row.accountable_lead_id)
+        since = row.updated_at
+        if kind is not None:
+            request = current_request(session, row.id, kind)
+            since = request.issued_at if request else since
+        out.append(Awaiting(
+            ref=row.ref, title=row.title,
+            location=repo.location_by_id(session, row.location_id).name, awaiting=what,
+            from_whom=f"{person.name} <{person.email}>", since=as_utc(since) if since else None,
+            flow_run_id=row.flow_run_id, url=settings.run_url(row.flow_run_id),
+        ))
+    return out
