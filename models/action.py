@@ -149,7 +149,7 @@ class ActionPlan(BaseModel):
     title: str
     template: str | None = None
     risk_domain: RiskDomain
-    quality_statements: tuple[str, ...]
+    quality_statements: tuple[str, ...] = Field(min_length=1)
     risk: RiskFactors
     framework_id: str = "cqc-saf-2024"
     accountable_lead: str
@@ -249,5 +249,7 @@ def check_extension(
             "control-change: a high-risk action's deadline is extended only with a recorded "
             "change of operational control (what changes, at least 20 characters)"
         )
+    if is_high and not request.decided_by.strip():
+        reasons.append("decided-by: record who decided to change the control")
     if reasons:
         raise RuleRefused("deadline extension", reasons)

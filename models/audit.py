@@ -63,8 +63,9 @@ def verify_chain(entries: Iterable[AuditEntry]) -> ChainVerification:
     for expected_seq, entry in enumerate(entries, start=1):
         count += 1
         if entry.seq != expected_seq:
+            # report the position that broke, not the (possibly edited) stored number
             return ChainVerification(
-                ok=False, entries=count, first_bad_seq=entry.seq,
+                ok=False, entries=count, first_bad_seq=expected_seq,
                 reason=f"entry {entry.seq} is out of sequence (expected {expected_seq})",
             )
         if entry.prev_hash != prev:

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from pydantic import BaseModel, ConfigDict
 
 from models.action import ActionPlan
-from models.evidence import Evidence
+from models.evidence import TRIANGULATION_PILLARS, Evidence
 from models.people import normalise_email
 from models.review import (
     DEFAULT_FRESHNESS_DAYS,
@@ -87,7 +87,11 @@ def triangulation_gate(
     if not plan.interim_controls:
         reasons.append("no interim controls are recorded")
 
-    fresh = [e for e in evidence if cutoff <= e.observed_on <= as_of]
+    # independence is judged on the pillars, as the reason below says
+    fresh = [
+        e for e in evidence
+        if cutoff <= e.observed_on <= as_of and e.pillar in TRIANGULATION_PILLARS
+    ]
     lead = normalise_email(plan.accountable_lead)
     if fresh and all(normalise_email(e.recorded_by) == lead for e in fresh):
         reasons.append(

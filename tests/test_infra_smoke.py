@@ -32,7 +32,7 @@ def prefect_server() -> Iterator[PrefectServer]:
     try:
         yield server
     finally:
-        import time; t=time.monotonic(); server.stop(); print("SERVER STOP", time.monotonic()-t)
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def demo_serve(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathF
     try:
         yield serve
     finally:
-        import time; t=time.monotonic(); serve.stop(); print("SERVE STOP", time.monotonic()-t)
+        serve.stop()
 
 
 @pytest.mark.prefect

@@ -17,7 +17,6 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -27,8 +26,6 @@ from sqlmodel import SQLModel
 from recovery import db
 from recovery.settings import get_settings
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO_ROOT / "examples"
 #: Maintenance database used to create and drop the per-session test database.
 PG_ADMIN_URL = os.environ.get(
     "RECOVERY_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -49,10 +46,9 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
     url = f"sqlite:///{path}"
     db.upgrade(url)
-    engine = db.engine_for(url)
-    with engine.connect() as conn:  # fold the WAL into the main file before copying it
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    engine.dispose()
+    # closing the last connection folds the WAL into the main file
+    db.engine_for(url).dispose()
+    assert not path.with_name(path.name + "-wal").exists()
     yield path
 
 
@@ -117,20 +113,3 @@ def database_url(
 def is_postgres(database_url: str) -> bool:
     return database_url.startswith("postgresql")
 
-
-def dump_tables(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, in a stable order: the before/after picture of a command."""
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    with db.engine_for(url).connect() as conn:
-        for table in SQLModel.metadata.sorted_tables:
-            rows = conn.execute(table.select()).all()
-            out[table.name] = sorted((tuple(r) for r in rows), key=repr)
-    return out
-
-
-def row_counts(url: str) -> dict[str, int]:
-    with db.engine_for(url).connect() as conn:
-        return {
-            t: int(conn.execute(text(f'SELECT COUNT(*) FROM "{t}"')).scalar_one())
-            for t in TABLES
-        }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import yaml
@@ -24,7 +24,7 @@ LEAD = "sg.lead@rose.example"
 REVIEWER = "ni@provider.example"
 AUDITOR = "auditor@rose.example"
 
-NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 GOOD_CODE = "482913"
 GOOD_RATIONALE = "Evidence from all four pillars reviewed and agreed"
 

@@ -22,7 +22,9 @@ def refusal(lead: Person, reviewer: Person) -> list[str]:
 
 
 def test_safeguarding_lead_reviewed_by_nominated_individual_is_accepted() -> None:
-    check_accountability(make_person(Role.SAFEGUARDING_LEAD), make_person(Role.NOMINATED_INDIVIDUAL))
+    check_accountability(
+        make_person(Role.SAFEGUARDING_LEAD), make_person(Role.NOMINATED_INDIVIDUAL)
+    )
 
 
 @pytest.mark.parametrize("reviewer_role", SENIOR)
@@ -94,7 +96,9 @@ def test_every_broken_rule_is_listed_together() -> None:
 
 
 def test_plan_emails_for_lead_and_reviewer_are_normalised() -> None:
-    plan = make_plan(accountable_lead=" SG.Lead@Rose.example ", senior_reviewer="NI@provider.EXAMPLE")
+    plan = make_plan(
+        accountable_lead=" SG.Lead@Rose.example ", senior_reviewer="NI@provider.EXAMPLE"
+    )
     assert plan.accountable_lead == "sg.lead@rose.example"
     assert plan.senior_reviewer == "ni@provider.example"
 

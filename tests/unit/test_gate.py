@@ -73,7 +73,9 @@ def test_closure_refused_without_feedback_evidence() -> None:
 
 def test_closure_refused_when_an_audit_falls_short_of_the_target() -> None:
     evidence = [*without("audits"), make_evidence("audits", 85, observed_on=date(2026, 11, 20))]
-    assert gate(evidence=evidence).reasons == ("audit of 2026-11-20 shows 85%, target at least 100%",)
+    assert gate(evidence=evidence).reasons == (
+        "audit of 2026-11-20 shows 85%, target at least 100%",
+    )
 
 
 def test_closure_refused_when_a_pillar_shows_a_decline_from_the_baseline() -> None:
@@ -251,6 +253,15 @@ def test_one_pillar_evidenced_by_someone_else_is_enough_to_share_the_evidence() 
     assert gate(evidence=evidence).passed
 
 
+def test_supporting_evidence_from_someone_else_does_not_lift_the_lead_alone_refusal() -> None:
+    evidence = [*full_evidence(recorded_by=LEAD),
+                make_evidence("governance_minutes", None, recorded_by=AUDITOR)]
+    assert gate(evidence=evidence).reasons == (
+        "all recent evidence was recorded by the accountable lead (sg.lead@rose.example); "
+        "someone else must evidence at least one pillar",
+    )
+
+
 def test_every_reason_is_given_at_once() -> None:
     verdict = gate(
         make_plan(interim_controls=[]),
@@ -374,7 +385,10 @@ def test_gate_never_passes_with_an_open_escalation_or_trigger(
 
 _DAY = r"\d{4}-\d{2}-\d{2}"
 _PILLAR = r"(care records|audits|feedback|staff practice)"
-_NOUN = r"(care record review|audit|feedback|staff practice observation|safeguarding log review|medicines record review)"
+_NOUN = (
+    r"(care record review|audit|feedback|staff practice observation"
+    r"|safeguarding log review|medicines record review)"
+)
 #: Every reason names what is missing or short, with dates and figures a person can check.
 SPECIFIC_REASONS = (
     rf"no {_PILLAR} evidence since {_DAY}",
@@ -423,7 +437,10 @@ def passing_gate_input(draw: st.DrawFn) -> tuple[ActionPlan, list[Evidence], lis
     evidence += draw(st.lists(
         st.builds(make_evidence, st.sampled_from(["rota_evidence", "governance_minutes"]),
                   values, observed_on=days, recorded_by=recorders), max_size=3))
-    evidence.append(make_evidence("rota_evidence", None, recorded_by=AUDITOR))
+    # someone other than the lead evidences at least one pillar
+    independent = draw(st.sampled_from(PILLAR_SOURCES))
+    evidence.append(make_evidence(independent, draw(good), observed_on=TODAY - timedelta(days=1),
+                                  recorded_by=AUDITOR))
     history = draw(st.lists(st.builds(make_review, st.dates(BASELINE_ON, date(2026, 11, 1)),
                                       target_met=st.booleans()), max_size=4))
     reviews = [*history, *met_reviews(2, last=draw(st.dates(date(2026, 11, 10), TODAY)))]

@@ -21,7 +21,13 @@ from models.review import (
     trajectory_value,
 )
 
-from .factories import BASELINE_ON, PILLAR_SOURCES, full_evidence, make_evidence, make_plan, make_review
+from .factories import (
+    BASELINE_ON,
+    PILLAR_SOURCES,
+    make_evidence,
+    make_plan,
+    make_review,
+)
 
 # Baseline 60% on 2026-10-01, target at least 100% by 2026-11-10: one point a day.
 DEADLINE = date(2026, 11, 10)
@@ -277,10 +283,10 @@ def test_missing_outcome_evidence_fires_only_for_a_plan_watching_for_it() -> Non
 
 
 def test_universal_triggers_are_the_ones_every_action_is_watched_for() -> None:
-    assert UNIVERSAL_TRIGGERS == {
+    assert {
         TriggerKind.OVERDUE, TriggerKind.DELAYED_REVIEW, TriggerKind.STALE_PILLAR,
         TriggerKind.BELOW_TRAJECTORY,
-    }
+    } == UNIVERSAL_TRIGGERS
 
 
 plan_triggers = st.lists(st.sampled_from(list(TriggerKind)), unique=True, max_size=4)

@@ -1,0 +1,43 @@
+"""What a person submits when they resume a waiting run (Prefect RunInput forms).
+
+Constraints live on the fields and forms are built with `with_initial_data(description=...)`
+and no field defaults, so the server itself refuses a malformed resume. Everything that
+needs stored state (who may sign, the one-time code) is checked in the domain afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect.input import RunInput
+from pydantic import Field
+
+
+class SignoffForm(RunInput):
+    reviewer_email: str = Field(
+        title="Your email", description="As held in the staff directory.", max_length=254
+    )
+    code: str = Field(
+        title="One-time sign-off code", description="The six digits from your sign-off email.",
+        pattern=r"^\d{6}$",
+    )
+    decision: Literal["approve", "reject"] = Field(title="Decision")
+    rationale: str = Field(
+        title="Rationale", description="Why you decided this (at least 20 characters).",
+        min_length=20, max_length=4000,
+    )
+
+
+class ClosureRequestForm(RunInput):
+    requested_by: str = Field(
+        title="Accountable lead's email", description="Only the accountable lead may ask.",
+        max_length=254,
+    )
+    summary: str = Field(
+        title="Summary", description="What has improved and where the evidence is "
+        "(at least 20 characters).", min_length=20, max_length=4000,
+    )
+
+
+class RevisionNotice(RunInput):
+    plan_version: int = Field(title="Plan version recorded", ge=1)
