@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from models.catalogue import builtin_framework, parse_framework
+from models.catalogue import Framework, builtin_framework
 from models.errors import DomainError, InvalidInput, NotFound, RuleRefused
-from models.planfile import parse_people, parse_plan
+from models.planfile import first_error, load_yaml, parse_people, parse_plan
 from models.templates import builtin_templates
 from recovery import audit_log, db, services
 from recovery import repository as repo
@@ -103,6 +104,18 @@ def read_file(path: Path, field: str = "file") -> bytes:
         raise InvalidInput(field, f"cannot read {path}: {exc.strerror}") from None
 
 
+def parse_file(parse: Callable[[bytes], T], path: Path) -> T:
+    """Read and parse a plan or people file; a value YAML itself cannot construct (PyYAML
+    raises a bare ValueError for a date like 2026-11-31) is bad input, not unexpected."""
+    data = read_file(path)
+    try:
+        return parse(data)
+    except DomainError:
+        raise
+    except ValueError as exc:
+        raise InvalidInput("file", f"is not valid YAML: {exc}") from None
+
+
 # ---------------------------------------------------------------- setup
 
 
@@ -154,12 +167,15 @@ def catalogue_load(path: Path, as_json: JsonOpt = False) -> None:
     """Load another framework version beside the existing ones."""
 
     def work() -> dict[str, Any]:
+        # the plan files' loader: safe, no aliases (no "billion laughs"), size-capped; and
+        # the first validation error as one line naming the field
+        raw = parse_file(load_yaml, path)
+        if not isinstance(raw, dict):
+            raise InvalidInput("file", "a framework file must be a YAML mapping")
         try:
-            framework = parse_framework(read_file(path).decode("utf-8"))
-        except DomainError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise InvalidInput("file", f"not a framework file: {exc}") from None
+            framework = Framework.model_validate(raw)
+        except ValidationError as exc:
+            raise first_error(exc) from None
         with db.unit_of_work() as session:
             loaded = services.load_framework(session, framework)
         return {"framework_id": framework.framework_id, "loaded": loaded,
@@ -193,7 +209,7 @@ def people_import(path: Path, as_json: JsonOpt = False) -> None:
     """Load the provider, its locations and staff from a YAML people file."""
 
     def work() -> dict[str, int]:
-        people = parse_people(read_file(path))
+        people = parse_file(parse_people, path)
         with db.unit_of_work() as session:
             return services.import_people(session, people)
 
@@ -260,7 +276,7 @@ def action_open(
     settings = get_settings()
 
     def work() -> services.ActionSummary:
-        plan = parse_plan(read_file(path))
+        plan = parse_file(parse_plan, path)
         with db.unit_of_work() as session:
             row = services.open_action(session, plan, actor=by)
             return services.summary(session, row, as_of=settings.today())
@@ -361,7 +377,7 @@ def action_revise(
     settings = get_settings()
 
     def work() -> services.ActionSummary:
-        plan = parse_plan(read_file(path))
+        plan = parse_file(parse_plan, path)
         with db.unit_of_work() as session:
             row = services.revise_plan(session, ref, plan, actor=by)
             return services.summary(session, row, as_of=settings.today())
@@ -504,6 +520,128 @@ def audit_show(
         out.print(table)
 
     emit([e.model_dump(mode="json") for e in entries], as_json, human)
+
+
+# ---------------------------------------------------------------- people's decisions
+
+closure_app = typer.Typer(no_args_is_help=True, help="Closure requests by the accountable lead.")
+mail_app = typer.Typer(no_args_is_help=True, help="The email outbox.")
+app.add_typer(closure_app, name="closure")
+app.add_typer(mail_app, name="mail")
+
+
+def _report_outcome(ref: str, key: str, as_json: bool, what: str) -> None:
+    from recovery import prefect_api
+
+    outcome = prefect_api.wait_for_outcome(ref, key)
+    with db.unit_of_work() as session:
+        status = repo.get_action(session, ref).status
+    if outcome is None:
+        data = {"ref": repo.normalise_ref(ref), "submitted": True, "applied": None,
+                "status": status, "reasons": ["the run has not processed it yet"]}
+        emit(data, as_json, lambda: out.print(
+            f"{what} submitted; the run has not processed it yet (status {status})"))
+        return
+    applied = outcome[0] == "applied"
+    data = {"ref": repo.normalise_ref(ref), "submitted": True, "applied": applied,
+            "status": status, "reasons": [] if applied else outcome[1:]}
+    if applied:
+        emit(data, as_json, lambda: out.print(f"{what} applied: {data['ref']} is now "
+                                              f"{status.replace('_', ' ')}"))
+        return
+    if as_json:
+        sys.stderr.write(json.dumps({"error": f"{what} refused", "field": what,
+                                     "reasons": outcome[1:]}) + "\n")
+    else:
+        err.print(f"[red]{what} refused[/red]; the run waits again:")
+        for reason in outcome[1:]:
+            err.print(f"  - {reason}", highlight=False, markup=False)
+    raise typer.Exit(3)
+
+
+@app.command()
+def signoff(
+    ref: str,
+    by: Annotated[str, typer.Option(help="Your email (the named senior reviewer).")],
+    code: Annotated[str, typer.Option(help="The one-time code from your sign-off email.")],
+    decision: Annotated[str, typer.Option(help="approve or reject")],
+    rationale: Annotated[str, typer.Option(help="Why (at least 20 characters).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Sign off a plan or a closure: resumes the waiting run, as the UI form does."""
+    from recovery import prefect_api
+
+    def work() -> str:
+        with db.unit_of_work() as session:
+            status = repo.get_action(session, ref).status
+        prefix = "closure-signoff-" if status == "awaiting_closure_signoff" else "plan-signoff-"
+        return prefect_api.resume_wait(ref, prefix, {
+            "reviewer_email": by, "code": code, "decision": decision, "rationale": rationale})
+
+    key = run(work, as_json)
+    _report_outcome(ref, key, as_json, "sign-off")
+
+
+@closure_app.command("request")
+def closure_request(
+    ref: str,
+    by: Annotated[str, typer.Option(help="The accountable lead's email.")],
+    summary: Annotated[str, typer.Option(help="What improved and where the evidence is.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask for closure; the triangulation gate decides whether it reaches sign-off."""
+    from recovery import prefect_api
+
+    key = run(lambda: prefect_api.resume_wait(
+        ref, "closure-request-", {"requested_by": by, "summary": summary}), as_json)
+    _report_outcome(ref, key, as_json, "closure request")
+
+
+@app.command()
+def approvals(as_json: JsonOpt = False) -> None:
+    """Everything waiting on a person: what, from whom, since when, and the run link."""
+    from recovery import signoffs
+
+    def work() -> list[Any]:
+        with db.unit_of_work() as session:
+            return signoffs.approvals(session)
+
+    items = run(work, as_json)
+
+    def human() -> None:
+        table = Table("action", "location", "awaiting", "from", "since", "run")
+        tz = get_settings().tz
+        for a in items:
+            since = a.since.astimezone(tz).strftime("%d/%m/%Y %H:%M") if a.since else ""
+            table.add_row(a.ref, a.location, a.awaiting, a.from_whom, since, a.url)
+        out.print(table)
+
+    emit([a.model_dump(mode="json") for a in items], as_json, human)
+
+
+@mail_app.command("flush")
+def mail_flush(as_json: JsonOpt = False) -> None:
+    """Send queued email now (failed sends stay queued with backoff)."""
+    from recovery import mail
+
+    result = run(mail.flush, as_json)
+    emit(result, as_json, lambda: out.print(
+        f"sent {result['sent']}, failed {result['failed']}, still queued {result['queued']}"))
+
+
+@app.command()
+def serve() -> None:
+    """Serve every deployment from this process (lifecycle, cycles, UI forms)."""
+    import os
+
+    from recovery import prefect_api
+
+    prefect_api.api_url()
+    os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY",
+                          str(max(1, int(get_settings().signoff_poll_seconds))))
+    from deployments.serve import main as serve_main
+
+    serve_main()
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ with yagmail. A failed send stays queued with backoff; a sent row is never sent 
 from __future__ import annotations
 
 import contextlib
+import email
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -60,15 +61,49 @@ def enqueue(
     return row
 
 
-def _smtp(settings: Settings) -> Any:
+def _mailer_class() -> Any:
     import yagmail
+
+    class Mailer(yagmail.SMTP):  # type: ignore[misc]
+        """yagmail with our own plain-text part: yagmail builds the multipart message and
+        sends it; we only put the rendered text where it would repeat the HTML source."""
+
+        text_body: str | None = None
+
+        def prepare_send(self, *args: Any, **kwargs: Any) -> tuple[list[str], str]:
+            recipients, message = super().prepare_send(*args, **kwargs)
+            if self.text_body is None:
+                return recipients, message
+            parsed = email.message_from_string(message)
+            for part in parsed.walk():
+                if part.get_content_type() == "text/plain":
+                    del part["Content-Transfer-Encoding"]
+                    part.set_payload(self.text_body, charset="utf-8")
+                    break
+            return recipients, parsed.as_string()
+
+    return Mailer
+
+
+def send_one(smtp: Any, row: OutboxRow) -> None:
+    """Send one stored email; raise unless the server accepted every recipient."""
+    smtp.text_body = row.text_body
+    # yagmail turns newlines into <br>: the HTML is laid out by its tags alone.
+    html = " ".join(row.html_body.split("\n"))
+    result = smtp.send(to=row.recipients, subject=row.subject, contents=[html],
+                       headers={"X-Recovery-Key": row.dedupe_key}, prettify_html=False)
+    if result is None or result is False or (isinstance(result, dict) and result):
+        raise ConnectionError(f"the SMTP server did not accept the email: {result!r}")
+
+
+def _smtp(settings: Settings) -> Any:
 
     password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
     if settings.smtp_secret_block:
         from prefect.blocks.system import Secret
 
         password = str(Secret.load(settings.smtp_secret_block).get())
-    return yagmail.SMTP(
+    return _mailer_class()(
         user={settings.mail_from: "recovery-gates"} if not settings.smtp_user
         else settings.smtp_user,
         password=password,
@@ -110,9 +145,7 @@ def flush(settings: Settings | None = None) -> dict[str, int]:
             try:
                 if smtp is None:
                     smtp = _smtp(settings)
-                # yagmail builds the multipart message (HTML part plus a plain alternative)
-                smtp.send(to=row.recipients, subject=row.subject, contents=[row.html_body],
-                          headers={"X-Recovery-Key": row.dedupe_key}, prettify_html=False)
+                send_one(smtp, row)
             except Exception as exc:  # noqa: BLE001 - any SMTP failure leaves the row queued
                 row.attempts += 1
                 backoff = min(timedelta(seconds=30 * 2 ** (row.attempts - 1)), MAX_BACKOFF)

@@ -52,6 +52,15 @@ from recovery import repository as repo
 
 def load_framework(session: Session, framework: Framework) -> bool:
     """Load a framework beside the others; an existing id is left untouched."""
+    if not framework.framework_id.strip():
+        raise InvalidInput("framework_id", "must not be empty")
+    if not framework.quality_statements:
+        raise InvalidInput("quality_statements", "a framework needs at least one statement")
+    seen: set[str] = set()
+    for statement in framework.quality_statements:
+        if statement.id in seen:
+            raise InvalidInput("quality_statements", f"'{statement.id}' is listed twice")
+        seen.add(statement.id)
     if session.get(FrameworkRow, framework.framework_id) is not None:
         return False
     session.add(
@@ -103,18 +112,33 @@ def import_people(session: Session, people: PeopleFile, *, actor: str = "system"
         session.flush()
     assert provider.id is not None
     locations = {row.name.lower(): row for row in session.exec(select(LocationRow))}
+    by_code = {row.code.lower(): row for row in locations.values()}
     codes = {row.code for row in locations.values()}
-    wanted = [(loc["name"], loc.get("code")) for loc in people.locations]
+
+    def known(name: str) -> LocationRow | None:
+        # a location is named by its name or its code, trimmed, in any case (as in plans)
+        key = name.strip().lower()
+        return locations.get(key) or by_code.get(key)
+
+    wanted: list[tuple[str, str | None]] = []
+    for index, loc in enumerate(people.locations):
+        if not str(loc.get("name", "")).strip():
+            raise InvalidInput(f"locations.{index}.name", "is required")
+        wanted.append((loc["name"], loc.get("code")))
     wanted += [(p.location, None) for p in people.people if p.location]
     added_locations = 0
     for name, code in wanted:
-        if name.strip().lower() in locations:
+        if known(name) is not None:
             continue
-        code = (code or _location_code(name, codes)).upper()
-        row = LocationRow(provider_id=provider.id, name=name.strip(), code=code)
-        session.add(row)
+        if code and code.strip().upper() in codes:
+            raise InvalidInput(f"locations.{name.strip()}.code",
+                               f"code {code.strip().upper()} is already used by another location")
+        code = (code.strip() if code else _location_code(name, codes)).upper()
+        place = LocationRow(provider_id=provider.id, name=name.strip(), code=code)
+        session.add(place)
         session.flush()
-        locations[row.name.lower()] = row
+        locations[place.name.lower()] = place
+        by_code[code.lower()] = place
         codes.add(code)
         added_locations += 1
     added = updated = 0
@@ -124,7 +148,8 @@ def import_people(session: Session, people: PeopleFile, *, actor: str = "system"
                 f"people.{person.email}.location",
                 f"a {person.role.label} must belong to a location",
             )
-        location_id = locations[person.location.lower()].id if person.location else None
+        home = known(person.location) if person.location else None
+        location_id = home.id if home is not None else None
         row = session.exec(select(PersonRow).where(PersonRow.email == person.email)).first()
         if row is None:
             session.add(PersonRow(email=person.email, name=person.name, role=person.role.value,
@@ -194,6 +219,12 @@ def _check_statements(session: Session, plan: ActionPlan) -> None:
 
 
 def _next_ref(session: Session, location: LocationRow, plan: ActionPlan) -> tuple[int, str]:
+    # Serialise reference allocation per location: without the row lock, concurrent opens on
+    # PostgreSQL read the same max(seq) and all but one fail on uq_action_seq. (SQLite
+    # already serialises writers with BEGIN IMMEDIATE; FOR UPDATE is not rendered there.)
+    session.exec(
+        select(LocationRow.id).where(LocationRow.id == location.id).with_for_update()
+    ).one()
     last = session.exec(
         select(func.max(ActionRow.seq)).where(
             ActionRow.location_id == location.id, ActionRow.risk_domain == plan.risk_domain.value

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     mail_from: str = "recovery-gates@localhost"
 
     prefect_ui_url: str = "http://127.0.0.1:4200"
+    prefect_api_url: str = "http://127.0.0.1:4200/api"
     evidence_freshness_days: int = 28
     signoff_poll_seconds: float = 1.0
     mail_dir: Path | None = None

@@ -7,6 +7,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -36,7 +37,9 @@ def prefect_server() -> Iterator[PrefectServer]:
 
 
 @pytest.fixture(scope="module")
-def demo_serve(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory):
+def demo_serve(
+    prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServeProcess]:
     serve = ServeProcess(
         [sys.executable, "-m", "tests.support.demo_flows"],
         env=prefect_server.subprocess_env({"PREFECT_RUNNER_POLL_FREQUENCY": "1"}),
@@ -55,6 +58,7 @@ def test_served_flow_suspends_and_resumes_with_input(
     prefect_server: PrefectServer, demo_serve: ServeProcess
 ) -> None:
     from prefect import get_client
+    from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
     from prefect.flow_runs import resume_flow_run
     from prefect.input import read_flow_run_input
@@ -68,22 +72,27 @@ def test_served_flow_suspends_and_resumes_with_input(
             message=f"deployment {DEPLOYMENT_NAME}\n{demo_serve.output()}",
         )
         label = f"smoke-{uuid.uuid4().hex[:6]}"
-        flow_run = run_deployment(DEPLOYMENT_NAME, parameters={"label": label}, timeout=0)
+        # Prefect's sync/async dispatch types these calls as "X | Coroutine"; they are sync here.
+        flow_run = cast(
+            FlowRun, run_deployment(DEPLOYMENT_NAME, parameters={"label": label}, timeout=0)
+        )
 
         # What is the run waiting for? The pause key and input keyset are on the state.
         run = wait_for_pause(client, flow_run.id, key=f"{label}-1", timeout=60)
         assert run.state.name == "Suspended"
         keyset = run.state.state_details.run_input_keyset
         assert keyset["schema"] == f"suspended-{label}-1-schema"
-        schema = read_flow_run_input(keyset["schema"], flow_run.id)
+        schema = cast(dict[str, Any], read_flow_run_input(keyset["schema"], flow_run.id))
         assert schema["required"] == ["value"]
         assert schema["properties"]["value"]["minLength"] == 3
-        assert "Attempt **1**" in read_flow_run_input(keyset["description"], flow_run.id)
+        description = cast(str, read_flow_run_input(keyset["description"], flow_run.id))
+        assert "Attempt **1**" in description
 
         # The server validates the input against the stored schema.
         with pytest.raises(RuntimeError, match="is too short"):
             resume_flow_run(flow_run.id, run_input={"value": "x"})
-        assert client.read_flow_run(flow_run.id).state.is_paused()
+        state = client.read_flow_run(flow_run.id).state
+        assert state is not None and state.is_paused()
 
         # Refused by the flow itself: it starts from the top, gets the first input back from
         # suspend_flow_run(key=...-1), and suspends again under a new key.

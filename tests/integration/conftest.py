@@ -21,19 +21,16 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import text
-from sqlmodel import SQLModel
 
 from recovery import db
 from recovery.settings import get_settings
+from tests.integration.helpers import TABLES
 
 #: Maintenance database used to create and drop the per-session test database.
 PG_ADMIN_URL = os.environ.get(
     "RECOVERY_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 PG_SERVER = PG_ADMIN_URL.rsplit("/", 1)[0]
-
-#: Every table the product owns, parents first (the order inserts may use).
-TABLES = [t.name for t in SQLModel.metadata.sorted_tables]
 
 
 def _dispose(url: str) -> None:

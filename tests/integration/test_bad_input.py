@@ -11,14 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from models.planfile import parse_plan
 from recovery.settings import get_settings
 from tests.integration.helpers import (
-    EXAMPLES,
     SEED_PLANS,
     Outcome,
     cli,
     dump_tables,
+    open_plan,
     relative_plan,
+    seed_directory,
     write_plan,
 )
 
@@ -69,6 +71,28 @@ def evidence(ref: str = REF, *, source: str = "audits", value: str | None = "90"
         return args
 
     return build
+
+
+def people_file(text: str) -> Args:
+    def build(tmp: Path, today: date) -> list[str]:
+        path = tmp / "people.yaml"
+        path.write_text(text, encoding="utf-8")
+        return ["people", "import", str(path)]
+
+    return build
+
+
+def framework_file(text: str) -> Args:
+    def build(tmp: Path, today: date) -> list[str]:
+        path = tmp / "framework.yaml"
+        path.write_text(text, encoding="utf-8")
+        return ["catalogue", "load", str(path)]
+
+    return build
+
+
+FRAMEWORK_HEAD = ("framework_id: cqc-sector-2026\nname: Draft\nversion: '2026'\n"
+                  "evidence_categories: []\n")
 
 
 def fixed(*args: str) -> Args:
@@ -129,6 +153,24 @@ CASES = [
          "UTF-8"),
     Case("YAML alias bomb", plan_bytes(ALIAS_BOMB), 2, "file", "aliases"),
     Case("python object tag", plan_bytes(PYTHON_TAG), 2, "file", "tag"),
+    Case("impossible date in a plan",
+         plan_bytes(SEED_PLANS[REF].read_bytes().replace(b"2026-11-20", b"2026-11-31")),
+         2, "file", "day is out of range"),
+    Case("impossible quoted date in a plan",
+         plan(baseline={"issue": "x", "value": 60, "as_of": "2026-02-30"}),
+         2, "baseline.as_of"),
+    Case("framework with a statement twice",
+         framework_file(FRAMEWORK_HEAD + "quality_statements:\n"
+                        "  - {id: safe.a, key_question: Safe, title: A}\n"
+                        "  - {id: safe.a, key_question: Safe, title: A again}\n"),
+         2, "quality_statements", "listed twice"),
+    Case("framework without statements",
+         framework_file(FRAMEWORK_HEAD + "quality_statements: []\n"),
+         2, "quality_statements", "at least one"),
+    Case("framework missing a key", framework_file("framework_id: x\nname: n\n"), 2,
+         "version", "required"),
+    Case("framework alias bomb", framework_file(ALIAS_BOMB.decode()), 2, "file", "aliases"),
+    Case("framework python tag", framework_file(PYTHON_TAG.decode()), 2, "file", "tag"),
     Case("plan file is a list", plan_bytes(b"- a\n- b\n"), 2, "file"),
     Case("plan file missing", fixed("action", "open", "/nonexistent/plan.yaml", "--no-flow"),
          2, "file"),
@@ -147,6 +189,25 @@ CASES = [
     Case("value without sample", evidence(sample=None), 2, "sample"),
     Case("unknown evidence source", evidence(source="gossip"), 2, "source", "gossip"),
     Case("evidence by unknown person", evidence(by="stranger@rose.example"), 2, "by"),
+    Case("person without a location",
+         people_file("provider: Harbour Care Group\npeople:\n"
+                     "  - {name: New Starter, email: new@rose.example, role: senior_carer,"
+                     " location: Rose House}\n"
+                     "  - {name: No Home, email: nohome@rose.example, role: team_leader}\n"),
+         2, "people.nohome@rose.example.location", "must belong to a location"),
+    Case("person listed twice",
+         people_file("provider: P\npeople:\n"
+                     "  - {name: A, email: a@p.example, role: provider_lead}\n"
+                     "  - {name: B, email: ' A@P.example', role: provider_lead}\n"),
+         2, "people.1.email", "listed twice"),
+    Case("unknown role",
+         fixed("people", "add", "--name", "X", "--email", "x@rose.example", "--role",
+               "wizard", "--provider", "Harbour Care Group", "--location", "Rose House"),
+         2, "people.0.role"),
+    Case("location code already taken",
+         people_file("provider: Harbour Care Group\nlocations:\n"
+                     "  - {name: Rose Annexe, code: rose}\npeople: []\n"),
+         2, "locations.Rose Annexe.code", "already used"),
     Case("unknown action reference (show)", fixed("action", "show", "ROSE-SG-999"), 2,
          "action", "ROSE-SG-999"),
     Case("unknown action reference (evidence)", evidence(ref="NOPE-SG-001"), 2, "action"),
@@ -171,10 +232,8 @@ CASES = [
 @pytest.fixture
 def prepared(database_url: str) -> str:
     """Catalogue, staff directory and the seed safeguarding action."""
-    assert cli("init").exit_code == 0
-    assert cli("people", "import", str(EXAMPLES / "people.yaml")).exit_code == 0
-    opened = cli("action", "open", str(SEED_PLANS[REF]), "--no-flow", "--json")
-    assert opened.exit_code == 0, opened.stderr
+    seed_directory()
+    assert open_plan(parse_plan(SEED_PLANS[REF].read_bytes())) == REF
     return database_url
 
 

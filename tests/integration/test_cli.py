@@ -3,9 +3,9 @@ README journey, then every command in-process (typer's CliRunner) for speed."""
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -41,7 +41,7 @@ def directory(database_url: str) -> str:
     return database_url
 
 
-def _open(path: Path) -> dict[str, object]:
+def _open(path: Path) -> dict[str, Any]:
     result = cli("action", "open", str(path), "--no-flow", "--json")
     assert result.exit_code == 0, result.stderr
     data = result.json()
@@ -49,7 +49,7 @@ def _open(path: Path) -> dict[str, object]:
     return data
 
 
-def _assert_contract(data: dict[str, object]) -> None:
+def _assert_contract(data: dict[str, Any]) -> None:
     for key in CONTRACT:
         assert key in data
     risk = data["risk"]
@@ -150,10 +150,9 @@ def test_a_second_framework_loads_beside_the_first(directory: str, tmp_path: Pat
 
     assert len(cli("catalogue", "--json").json()) == 36
     new = cli("catalogue", "--framework", "cqc-sector-2026", "--json").json()
-    assert [(r["id"], r["title"]) for r in new] == [
-        ("safe.medicines", "Safe use of medicines"), ("safe.safeguarding", "Safeguarding people")
-    ] or sorted((r["id"], r["title"]) for r in new) == [
-        ("safe.medicines", "Safe use of medicines"), ("safe.safeguarding", "Safeguarding people")]
+    assert sorted((r["framework_id"], r["id"], r["title"]) for r in new) == [
+        ("cqc-sector-2026", "safe.medicines", "Safe use of medicines"),
+        ("cqc-sector-2026", "safe.safeguarding", "Safeguarding people")]
     assert len(cli("catalogue", "--framework", "cqc-saf-2024", "--json").json()) == 34
 
     with db.engine_for(directory).connect() as conn:
@@ -342,3 +341,19 @@ def test_audit_verify_reports_a_tampered_row(directory: str) -> None:
     assert data["ok"] is False and data["first_bad_seq"] == 3
     human = cli("audit", "verify")
     assert human.exit_code == 3 and "audit chain broken" in human.stdout
+
+
+def test_people_name_their_location_by_name_or_code(directory: str) -> None:
+    for email, location in (("a@rose.example", "  rose HOUSE "), ("b@rose.example", "rose")):
+        added = cli("people", "add", "--name", "New Starter", "--email", email, "--role",
+                    "senior_carer", "--provider", "Harbour Care Group", "--location", location,
+                    "--json")
+        assert added.exit_code == 0, added.stderr
+        assert added.json()["locations_added"] == 0
+    with db.engine_for(directory).connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM location")).scalar_one() == 3
+        assert conn.execute(text(
+            "SELECT DISTINCT l.name FROM person p JOIN location l ON l.id = p.location_id "
+            "WHERE p.email IN ('a@rose.example', 'b@rose.example')")).all() == [("Rose House",)]
+    again = cli("people", "import", str(EXAMPLES / "people.yaml"), "--json")
+    assert again.json() == {"people_added": 0, "people_updated": 13, "locations_added": 0}

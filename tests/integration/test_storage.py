@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 
 import pytest
 from sqlalchemy import text
 from sqlmodel import col, select
 
+from models.action import ActionPlan
 from models.errors import InvalidInput, NotFound, RuleRefused
 from models.planfile import PeopleFile
 from models.tables import (
@@ -309,3 +311,37 @@ def test_refused_commands_leave_no_rows(seeded: str) -> None:
             is not None
     # the sequence did not skip a number for the rolled-back action
     assert open_plan(make_plan()) == "ROSE-SG-002"
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+def test_concurrent_opens_get_distinct_refs_and_a_sound_chain(seeded: str) -> None:
+    """Several writers at once: every open succeeds with its own reference (PostgreSQL used
+    to fail all but one on uq_action_seq) and the audit chain stays whole."""
+    plans = [make_plan() for _ in range(4)] + [
+        make_plan(risk_domain="safety", quality_statements=["safe.safe-environments"])
+        for _ in range(2)
+    ]
+    barrier = threading.Barrier(len(plans))
+    refs: list[str] = []
+    errors: list[BaseException] = []
+
+    def work(plan: ActionPlan) -> None:
+        barrier.wait()
+        try:
+            refs.append(open_plan(plan))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(p,)) for p in plans]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert sorted(refs) == ["ROSE-SF-001", "ROSE-SF-002", "ROSE-SG-001", "ROSE-SG-002",
+                            "ROSE-SG-003", "ROSE-SG-004"]
+    with session_for(seeded) as session:
+        verification = audit_log.verify(session)
+    assert verification.ok and verification.entries == 2 + len(plans)

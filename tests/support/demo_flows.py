@@ -6,10 +6,13 @@ comes from ``PrefectServer.subprocess_env()``). Deployment: ``demo-gate/demo-gat
 
 from __future__ import annotations
 
-from prefect import flow, serve
+from typing import cast
+
+from prefect import State, flow, serve
+from prefect.deployments.runner import RunnerDeployment
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
-from prefect.states import Completed, State
+from prefect.states import Completed
 from pydantic import Field
 
 DEPLOYMENT_NAME = "demo-gate/demo-gate"
@@ -39,7 +42,8 @@ def demo_gate(label: str = "demo") -> State[str]:
 
 
 def main() -> None:
-    serve(demo_gate.to_deployment(name="demo-gate"))
+    # to_deployment is sync/async-dispatched; its declared type is a union with a coroutine.
+    serve(cast(RunnerDeployment, demo_gate.to_deployment(name="demo-gate")))
 
 
 if __name__ == "__main__":

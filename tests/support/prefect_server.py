@@ -18,6 +18,7 @@ The server runs ``prefect server start`` on a free loopback port with its own te
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -92,6 +93,8 @@ def _descendants(pid: int) -> list[int]:
             continue
         # The command name is in parentheses and may contain spaces.
         fields = stat[stat.rfind(")") + 2 :].split()
+        if fields[0] in ("Z", "X"):  # exited, not yet reaped
+            continue
         children.setdefault(int(fields[1]), []).append(int(entry.name))
     result: list[int] = []
     queue = [pid]
@@ -397,6 +400,8 @@ class ServeProcess:
             handle, name = tempfile.mkstemp(prefix="serve-", suffix=".log")
             os.close(handle)
             log_path = name
+            # Kept for post-mortems while this interpreter lives, removed at exit.
+            atexit.register(Path(name).unlink, missing_ok=True)
         self.log_path = Path(log_path)
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -429,9 +434,30 @@ class ServeProcess:
         self.starts += 1
         return self
 
-    def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM the process and its descendants; SIGKILL whatever is left after
-        ``timeout``."""
+    def children(self) -> list[int]:
+        """Live descendant pids (for a Prefect runner: its flow-run processes)."""
+        return _descendants(self.process.pid) if self.is_running() and self.process else []
+
+    def wait_for_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until the process has no live descendants; False if some remain."""
+        deadline = time.monotonic() + timeout
+        while self.children():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def stop(self, timeout: float = 15.0, *, idle_timeout: float = 5.0) -> int | None:
+        """Wait up to ``idle_timeout`` for child processes to finish, then SIGTERM the
+        process and its descendants; SIGKILL whatever is left after ``timeout``.
+
+        The wait matters for Prefect's runner: a flow-run process lingers ~1.5 s after its
+        run turned Suspended, and a runner stopped in that window marks the run Cancelled
+        ("Runner is shutting down.") or, if the child gets the SIGTERM, Crashed, which
+        overwrites the Suspended state: the run can no longer be resumed.
+        """
+        if idle_timeout > 0:
+            self.wait_for_idle(idle_timeout)
         return self._finish(kill=False, timeout=timeout)
 
     def kill(self) -> int | None:
@@ -439,8 +465,12 @@ class ServeProcess:
         crash, as far as Prefect can tell."""
         return self._finish(kill=True, timeout=10.0)
 
-    def restart(self, *, kill: bool = False) -> ServeProcess:
-        self.kill() if kill else self.stop()
+    def restart(self, *, kill: bool = False, idle_timeout: float = 5.0) -> ServeProcess:
+        """Stop (or SIGKILL, with ``kill=True``) and start again."""
+        if kill:
+            self.kill()
+        else:
+            self.stop(idle_timeout=idle_timeout)
         return self.start()
 
     def _finish(self, *, kill: bool, timeout: float) -> int | None:

@@ -1,0 +1,156 @@
+"""The product's calls to the Prefect API: start lifecycle runs, answer their waits.
+
+The CLI uses these so that `recovery signoff` and `recovery closure request` resume the
+same suspended run a reviewer would resume from the UI, with the same form validation.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+from models.errors import InvalidInput, RuleRefused
+from recovery import db
+from recovery import repository as repo
+from recovery.settings import get_settings
+
+LIFECYCLE_DEPLOYMENT = "high-risk-action/high-risk-action"
+
+
+def api_url() -> str:
+    """Never let Prefect fall back to an ephemeral server: the CLI talks to the real one."""
+    url = os.environ.get("PREFECT_API_URL") or get_settings().prefect_api_url
+    os.environ["PREFECT_API_URL"] = url
+    return url
+
+
+def check_server() -> None:
+    url = api_url()
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/health", timeout=3)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ConnectionError(f"{url}: {type(exc).__name__}") from None
+
+
+def run_name(ref: str, title: str) -> str:
+    return f"{ref} · {title}"[:120]
+
+
+def start_lifecycle(ref: str) -> str:
+    """Start (once) the lifecycle run of an action and remember its id."""
+    check_server()
+    from prefect.deployments import run_deployment
+
+    from recovery import tags as run_tags
+
+    with db.unit_of_work() as session:
+        row = repo.get_action(session, ref)
+        if row.flow_run_id:
+            return row.flow_run_id
+        name, tags = run_name(row.ref, row.title), run_tags.for_action(session, row)
+    flow_run = run_deployment(
+        LIFECYCLE_DEPLOYMENT, parameters={"action_ref": ref}, timeout=0,
+        flow_run_name=name, tags=tags,
+    )
+    with db.unit_of_work() as session:
+        row = repo.get_action(session, ref, for_update=True)
+        row.flow_run_id = str(flow_run.id)
+        session.add(row)
+    return str(flow_run.id)
+
+
+def _client() -> Any:
+    from prefect import get_client
+
+    api_url()
+    return get_client(sync_client=True)
+
+
+def waiting_key(flow_run_id: str, *, timeout: float = 30.0) -> str | None:
+    """The pause key a suspended run waits under, once its input schema is stored."""
+    from prefect.input import read_flow_run_input
+
+    deadline = time.monotonic() + timeout
+    with _client() as client:
+        while True:
+            run = client.read_flow_run(UUID(flow_run_id))
+            state = run.state
+            if state is not None and state.is_paused() and state.state_details.pause_key:
+                keyset = state.state_details.run_input_keyset or {}
+                if keyset and read_flow_run_input(keyset["schema"], UUID(flow_run_id)):
+                    return str(state.state_details.pause_key)
+            if state is not None and state.is_final():
+                return None
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.3)
+
+
+def resume_wait(ref: str, expected_prefix: str, run_input: dict[str, Any]) -> str:
+    """Resume the run of `ref` waiting under a key starting with `expected_prefix`.
+    Returns the key answered. The server validates the form; refusals come back as
+    InvalidInput naming the field."""
+    check_server()
+    from prefect.flow_runs import resume_flow_run
+
+    with db.unit_of_work() as session:
+        row = repo.get_action(session, ref)
+    if not row.flow_run_id:
+        raise RuleRefused("sign-off", [f"{row.ref} has no lifecycle run; run "
+                                       f"`recovery action start {row.ref}`"])
+    key = waiting_key(row.flow_run_id)
+    if key is None or not key.startswith(expected_prefix):
+        raise RuleRefused("sign-off", [
+            f"{row.ref} is not waiting for {expected_prefix.rstrip('-').replace('-', ' ')} "
+            f"(status {row.status}; run waiting on: {key or 'nothing'})"])
+    try:
+        resume_flow_run(UUID(row.flow_run_id), run_input=run_input)
+    except RuntimeError as exc:
+        message = str(exc).removeprefix("Cannot resume this run: ")
+        field = "input"
+        for name in run_input:
+            if f"'{name}'" in message:
+                field = name
+                break
+        raise InvalidInput(field, message) from None
+    return key
+
+
+def wait_for_outcome(ref: str, pause_key: str, *, timeout: float = 90.0) -> list[str] | None:
+    """After a resume, wait until the run has processed the input; its outcome detail."""
+    from sqlmodel import select
+
+    from models.tables import WaitRow
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.unit_of_work() as session:
+            row = repo.get_action(session, ref)
+            wait = session.exec(select(WaitRow).where(WaitRow.action_id == row.id,
+                                                      WaitRow.pause_key == pause_key)).first()
+            if wait is not None:
+                return [wait.outcome, *wait.detail]
+        time.sleep(0.3)
+    return None
+
+
+def nudge_lifecycle(ref: str) -> None:
+    """A plan revision was recorded: wake a run waiting for it (best effort)."""
+    try:
+        check_server()
+        with db.unit_of_work() as session:
+            row = repo.get_action(session, ref)
+        if not row.flow_run_id:
+            return
+        key = waiting_key(row.flow_run_id, timeout=2)
+        if key and key.startswith("plan-revision-"):
+            from prefect.flow_runs import resume_flow_run
+
+            resume_flow_run(UUID(row.flow_run_id), run_input={"plan_version": row.plan_version})
+    except (ConnectionError, RuntimeError):
+        return

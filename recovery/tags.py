@@ -1,0 +1,20 @@
+"""Run tags that let the Prefect UI's Runs page answer recovery questions directly."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from models.people import slug
+from models.tables import ActionRow
+from recovery import repository as repo
+
+
+def for_action(session: Session, row: ActionRow) -> list[str]:
+    location = repo.location_by_id(session, row.location_id)
+    return [
+        "recovery",
+        f"action:{row.ref.lower()}",
+        f"location:{slug(location.name)}",
+        f"risk:{row.risk_level}",
+        f"domain:{row.risk_domain}",
+    ]
