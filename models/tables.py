@@ -151,6 +151,7 @@ class EscalationRow(SQLModel, table=True):
     reasons: list[str] = _json([])
     control_change_id: int | None = Field(default=None, foreign_key="control_change.id")
     resolved_on: date | None = None
+    event_emitted_at: datetime | None = _ts(nullable=True)
 
 
 class ControlChangeRow(SQLModel, table=True):

@@ -629,6 +629,56 @@ def mail_flush(as_json: JsonOpt = False) -> None:
         f"sent {result['sent']}, failed {result['failed']}, still queued {result['queued']}"))
 
 
+review_app = typer.Typer(no_args_is_help=True, help="Review cycles.")
+app.add_typer(review_app, name="review")
+
+
+@review_app.command("run")
+def review_run(
+    cycle: Annotated[str, typer.Argument(help="daily, weekly or monthly")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Run as of YYYY-MM-DD.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a review cycle now, as of a date (a second run for the same date changes
+    nothing). Runs as a Prefect flow run when the server is reachable."""
+    from recovery import cycle_runner
+
+    def work() -> dict[str, Any]:
+        if cycle not in {"daily", "weekly", "monthly"}:
+            raise InvalidInput("cycle", f"'{cycle}' is not daily, weekly or monthly")
+        day = parse_day(as_of, "as_of") if as_of else get_settings().today()
+        return cycle_runner.run_cycle(cycle, day)
+
+    result = run(work, as_json)
+
+    def human() -> None:
+        for key, value in result.items():
+            out.print(f"{key}: {value}", highlight=False)
+
+    emit(result, as_json, human)
+
+
+@action_app.command("control-change")
+def action_control_change(
+    ref: str,
+    what: Annotated[str, typer.Option(help="What changes in the operational control.")],
+    by: Annotated[str, typer.Option(help="Who decided (email).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a change of operational control (what resolves an escalation, with evidence
+    back on trajectory)."""
+    from recovery import cycles
+
+    def work() -> dict[str, Any]:
+        with db.unit_of_work() as session:
+            change = cycles.record_control_change(session, ref, what=what, by=by,
+                                                  today=get_settings().today())
+            return {"ref": repo.normalise_ref(ref), "control_change_id": change.id}
+
+    result = run(work, as_json)
+    emit(result, as_json, lambda: out.print(f"control change recorded for {result['ref']}"))
+
+
 @app.command()
 def serve() -> None:
     """Serve every deployment from this process (lifecycle, cycles, UI forms)."""

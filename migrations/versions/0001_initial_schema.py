@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 12:37:38.643347
+Create Date: 2026-11-26 12:53:16.290193
 """
 from alembic import op
 import sqlalchemy as sa
@@ -302,6 +302,7 @@ def upgrade() -> None:
     sa.Column('reasons', sa.JSON(), nullable=False),
     sa.Column('control_change_id', sa.Integer(), nullable=True),
     sa.Column('resolved_on', sa.Date(), nullable=True),
+    sa.Column('event_emitted_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['action_id'], ['recovery_action.id'], ),
     sa.ForeignKeyConstraint(['control_change_id'], ['control_change.id'], ),
     sa.PrimaryKeyConstraint('id')

@@ -1,0 +1,304 @@
+"""The daily review cycle, escalation and de-escalation, reopening and sustained closure.
+
+Set-based: a handful of queries read every open action, its last review and its evidence
+at once; the pure domain assesses each; rows are written in bulk. Re-running a cycle for
+the same date finds every review already held and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from models.cadence import review_due
+from models.evidence import Evidence, EvidenceSource, Pillar
+from models.lifecycle import OPEN, Event, Status
+from models.review import Rating, ReviewRecord, assess_progress
+from models.tables import (
+    ActionRow,
+    ControlChangeRow,
+    EscalationRow,
+    EvidenceRow,
+    LocationRow,
+    PersonRow,
+    ReviewRow,
+    utcnow,
+)
+from recovery import audit_log, mail, services
+from recovery import repository as repo
+from recovery.settings import get_settings
+
+#: Weeks in routine monitoring, target met and no trigger, before an action closes.
+SUSTAINED_WEEKS = 8
+
+
+class DailyResult(BaseModel):
+    as_of: date
+    open_actions: int
+    reviewed: int
+    already_reviewed: int
+    not_due: int
+    ratings: dict[str, int]
+    escalated: list[str]
+    de_escalated: list[str]
+    reopened: list[str]
+    closed_sustained: list[str]
+
+
+def _evidence_by_action(session: Session, ids: list[int], as_of: date) -> dict[int, list[Evidence]]:
+    out: dict[int, list[Evidence]] = defaultdict(list)
+    if not ids:
+        return out
+    rows = session.exec(
+        select(EvidenceRow.action_id, EvidenceRow.id, EvidenceRow.source, EvidenceRow.pillar,
+               EvidenceRow.value, EvidenceRow.sample_size, EvidenceRow.observed_on,
+               EvidenceRow.recorded_by, EvidenceRow.reference)
+        .where(col(EvidenceRow.action_id).in_(ids), EvidenceRow.observed_on <= as_of)
+        .order_by(col(EvidenceRow.action_id), col(EvidenceRow.observed_on), col(EvidenceRow.id))
+    ).all()
+    for action_id, eid, source, pillar, value, sample, observed, by, ref in rows:
+        out[action_id].append(Evidence.model_construct(
+            id=eid, source=EvidenceSource(source), pillar=Pillar(pillar), value=value,
+            sample_size=sample, observed_on=observed, recorded_by=by, reference=ref))
+    return out
+
+
+def _last_reviews(session: Session, ids: list[int], as_of: date) -> dict[int, ReviewRow]:
+    if not ids:
+        return {}
+    latest = (
+        select(ReviewRow.action_id, func.max(ReviewRow.as_of).label("last"))
+        .where(col(ReviewRow.action_id).in_(ids), ReviewRow.as_of < as_of)
+        .group_by(col(ReviewRow.action_id)).subquery()
+    )
+    rows = session.exec(
+        select(ReviewRow).join(latest, (ReviewRow.action_id == latest.c.action_id)
+                               & (ReviewRow.as_of == latest.c.last))
+    ).all()
+    return {r.action_id: r for r in rows}
+
+
+def run_daily(session: Session, *, as_of: date, actor: str = "daily-review") -> DailyResult:
+    """Review every open action that is due under its cadence, as of a date."""
+    settings = get_settings()
+    actions = list(session.exec(
+        select(ActionRow).where(col(ActionRow.status).in_([s.value for s in OPEN]),
+                                ActionRow.baseline_on <= as_of)
+        .order_by(col(ActionRow.risk_level), col(ActionRow.id))
+    ))
+    ids = [a.id for a in actions if a.id is not None]
+    held_today = set(session.exec(
+        select(ReviewRow.action_id).where(col(ReviewRow.action_id).in_(ids),
+                                          ReviewRow.as_of == as_of)
+    ).all()) if ids else set()
+    last = _last_reviews(session, ids, as_of)
+    due: list[ActionRow] = []
+    not_due = 0
+    for row in actions:
+        if row.id in held_today:
+            continue
+        cadence = services.cadence_of(row, as_of)
+        previous = last.get(row.id or 0)
+        start = row.recovery_started_on or row.baseline_on
+        if review_due(cadence, previous.as_of if previous else None, start, as_of):
+            due.append(row)
+        else:
+            not_due += 1
+    evidence = _evidence_by_action(session, [r.id for r in due if r.id is not None], as_of)
+    ratings: dict[str, int] = defaultdict(int)
+    result = DailyResult(as_of=as_of, open_actions=len(actions), reviewed=0,
+                         already_reviewed=len(held_today), not_due=not_due, ratings={},
+                         escalated=[], de_escalated=[], reopened=[], closed_sustained=[])
+    reviews: list[ReviewRow] = []
+    assessed: list[tuple[ActionRow, Any]] = []
+    for row in due:
+        assert row.id is not None
+        previous = last.get(row.id)
+        cadence = services.cadence_of(row, as_of)
+        assessment = assess_progress(
+            repo.plan_of(row), evidence.get(row.id, []), as_of=as_of, cadence=cadence,
+            last_review=repo.to_review(previous) if previous else None,
+            previous_below_trajectory=bool(previous) and "below_trajectory" in previous.triggers,
+            freshness_days=settings.evidence_freshness_days,
+        )
+        reviews.append(services.review_row(row.id, assessment, cadence, actor))
+        assessed.append((row, assessment))
+        ratings[assessment.rating.value] += 1
+    session.add_all(reviews)
+    session.flush()
+    result.reviewed = len(reviews)
+    result.ratings = dict(ratings)
+
+    for row, assessment in assessed:
+        _after_review(session, row, assessment, as_of, result)
+
+    audit_log.append(
+        session, actor=actor, event="cycle.daily_review", action_ref=None,
+        details={"as_of": as_of.isoformat(), "reviewed": result.reviewed,
+                 "ratings": result.ratings, "escalated": result.escalated,
+                 "de_escalated": result.de_escalated, "reopened": result.reopened,
+                 "closed_sustained": result.closed_sustained},
+        dedupe_key=f"cycle.daily:{as_of.isoformat()}:{result.reviewed}:{len(held_today)}",
+    )
+    return result
+
+
+def _after_review(
+    session: Session, row: ActionRow, assessment: Any, as_of: date, result: DailyResult
+) -> None:
+    weak = assessment.rating in (Rating.OFF_TRACK, Rating.OVERDUE)
+    status = Status(row.status)
+    if status == Status.ROUTINE_MONITORING:
+        below_target = assessment.measured_value is not None and not assessment.target_met
+        if below_target or weak:
+            services.move(session, row, Event.RELAPSE, actor="daily-review",
+                          details={"as_of": as_of.isoformat(),
+                                   "reasons": list(assessment.reasons)
+                                   or ["evidence fell back below target"]},
+                          dedupe_key=f"relapse:{row.ref}:{as_of.isoformat()}")
+            result.reopened.append(row.ref)
+            escalate(session, row, as_of=as_of,
+                     reasons=["evidence fell back below target in routine monitoring",
+                              *assessment.reasons])
+            result.escalated.append(row.ref)
+            return
+        if _sustained(session, row, as_of):
+            services.move(session, row, Event.CLOSE_SUSTAINED, actor="daily-review",
+                          details={"as_of": as_of.isoformat(),
+                                   "monitoring_since": str(row.monitoring_since)},
+                          dedupe_key=f"sustained:{row.ref}:{as_of.isoformat()}")
+            result.closed_sustained.append(row.ref)
+        return
+    if weak and not row.escalated:
+        escalate(session, row, as_of=as_of, reasons=list(assessment.reasons))
+        result.escalated.append(row.ref)
+    elif row.escalated and assessment.rating == Rating.ON_TRACK and _control_changed(
+            session, row):
+        de_escalate(session, row, as_of=as_of)
+        result.de_escalated.append(row.ref)
+
+
+def _sustained(session: Session, row: ActionRow, as_of: date) -> bool:
+    if row.monitoring_since is None or (as_of - row.monitoring_since).days < SUSTAINED_WEEKS * 7:
+        return False
+    since = session.exec(
+        select(ReviewRow).where(ReviewRow.action_id == row.id,
+                                ReviewRow.as_of >= row.monitoring_since,
+                                ReviewRow.as_of <= as_of)
+    ).all()
+    return bool(since) and all(r.target_met and not r.triggers for r in since)
+
+
+def _open_escalation(session: Session, row: ActionRow) -> EscalationRow | None:
+    return session.exec(
+        select(EscalationRow).where(EscalationRow.action_id == row.id,
+                                    col(EscalationRow.resolved_on).is_(None))
+    ).first()
+
+
+def _control_changed(session: Session, row: ActionRow) -> bool:
+    escalation = _open_escalation(session, row)
+    if escalation is None:
+        return True
+    return escalation.control_change_id is not None
+
+
+def _recipients(session: Session, row: ActionRow) -> list[str]:
+    lead = repo.person_by_id(session, row.accountable_lead_id)
+    reviewer = repo.person_by_id(session, row.senior_reviewer_id)
+    managers = session.exec(
+        select(PersonRow.email).where(PersonRow.role == "registered_manager",
+                                      PersonRow.location_id == row.location_id)
+    ).all()
+    return sorted({lead.email, reviewer.email, *managers})
+
+
+def escalate(session: Session, row: ActionRow, *, as_of: date, reasons: list[str]) -> EscalationRow:
+    """Off track or overdue: daily senior review, everyone responsible told why, and an
+    escalation kept open until a control change and evidence back on trajectory."""
+    assert row.id is not None
+    escalation = EscalationRow(action_id=row.id, opened_on=as_of, reasons=reasons)
+    session.add(escalation)
+    row.escalated = True
+    row.updated_at = utcnow()
+    session.add(row)
+    session.flush()
+    plan = repo.plan_of(row)
+    location = session.get(LocationRow, row.location_id)
+    mail.enqueue(
+        session, dedupe_key=f"escalation:{row.ref}:{escalation.id}",
+        to=_recipients(session, row), template="escalation", action_ref=row.ref,
+        context={"ref": row.ref, "title": row.title, "location": location.name if location
+                 else "", "reasons": reasons, "as_of": as_of,
+                 "escalation_actions": list(plan.escalation_actions),
+                 "run_url": get_settings().run_url(row.flow_run_id)},
+    )
+    audit_log.append(
+        session, actor="daily-review", event="action.escalated", action_ref=row.ref,
+        details={"escalation_id": escalation.id, "as_of": as_of.isoformat(), "reasons": reasons,
+                 "cadence": "daily"},
+        dedupe_key=f"escalated:{row.ref}:{escalation.id}",
+    )
+    return escalation
+
+
+def de_escalate(session: Session, row: ActionRow, *, as_of: date) -> None:
+    escalation = _open_escalation(session, row)
+    if escalation is not None:
+        escalation.resolved_on = as_of
+        session.add(escalation)
+    row.escalated = False
+    row.updated_at = utcnow()
+    session.add(row)
+    audit_log.append(
+        session, actor="daily-review", event="action.de_escalated", action_ref=row.ref,
+        details={"as_of": as_of.isoformat(),
+                 "escalation_id": escalation.id if escalation else None,
+                 "control_change_id": escalation.control_change_id if escalation else None},
+        dedupe_key=f"de_escalated:{row.ref}:{escalation.id if escalation else as_of}",
+    )
+
+
+def record_control_change(
+    session: Session, ref: str, *, what: str, by: str, today: date
+) -> ControlChangeRow:
+    """Escalation asks for a change of operational control, not more time."""
+    from models.errors import InvalidInput, RuleRefused
+    from models.people import Role
+
+    row = repo.get_action(session, ref, for_update=True)
+    person = repo.get_person(session, by, field="by")
+    if Role(person.role) not in {Role.REGISTERED_MANAGER, Role.NOMINATED_INDIVIDUAL,
+                                 Role.PROVIDER_LEAD}:
+        raise RuleRefused("control change", [
+            f"a change of operational control is decided by a registered manager, nominated "
+            f"individual or provider lead; {person.email} is a {Role(person.role).label}"])
+    if len(what.strip()) < 20:
+        raise InvalidInput("what", "say what changes in the operational control "
+                                   "(at least 20 characters)")
+    assert row.id is not None
+    change = ControlChangeRow(action_id=row.id, what=what.strip(), decided_by=person.email,
+                              decided_on=today, reason="escalation")
+    session.add(change)
+    session.flush()
+    escalation = _open_escalation(session, row)
+    if escalation is not None and escalation.control_change_id is None:
+        escalation.control_change_id = change.id
+        session.add(escalation)
+    audit_log.append(session, actor=person.email, event="action.control_changed",
+                     action_ref=row.ref,
+                     details={"what": what.strip(), "control_change_id": change.id,
+                              "escalation_id": escalation.id if escalation else None})
+    return change
+
+
+def recent_reviews(session: Session, action_id: int, days: int, as_of: date) -> list[ReviewRecord]:
+    rows = session.exec(select(ReviewRow).where(
+        ReviewRow.action_id == action_id, ReviewRow.as_of > as_of - timedelta(days=days),
+        ReviewRow.as_of <= as_of).order_by(col(ReviewRow.as_of))).all()
+    return [repo.to_review(r) for r in rows]
