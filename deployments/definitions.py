@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefect.schedules import Cron
+
+from flows.cycles import daily_review, monthly_assurance, weekly_governance
 from flows.lifecycle import high_risk_action
 
 LIFECYCLE = "high-risk-action"
+TZ = "Europe/London"
 
 
 def all_deployments() -> list[Any]:
@@ -20,5 +24,34 @@ def all_deployments() -> list[Any]:
                 "for people: press Resume on a waiting run to sign off."
             ),
             tags=["recovery", "lifecycle"],
+        ),
+        daily_review.to_deployment(
+            name="daily-review",
+            description=(
+                "Every day at 07:00: review every open action that is due under its cadence "
+                "(progress against target and trajectory, evidence freshness, triggers), rate "
+                "it on track / at risk / off track / overdue, and escalate weak progress."
+            ),
+            schedules=[Cron("0 7 * * *", timezone=TZ)],
+            tags=["recovery", "cycle"],
+        ),
+        weekly_governance.to_deployment(
+            name="weekly-governance",
+            description=(
+                "Mondays at 08:00: the registered managers' weekly audit per location and the "
+                "provider governance summary: the high-risk tracker, governance weaknesses, "
+                "progress per action, emailed to managers and the nominated individual."
+            ),
+            schedules=[Cron("0 8 * * 1", timezone=TZ)],
+            tags=["recovery", "cycle"],
+        ),
+        monthly_assurance.to_deployment(
+            name="monthly-assurance",
+            description=(
+                "1st of the month at 09:00: the nominated individual records assurance, "
+                "challenge or further action for every high-risk action (press Resume)."
+            ),
+            schedules=[Cron("0 9 1 * *", timezone=TZ)],
+            tags=["recovery", "cycle"],
         ),
     ]

@@ -32,3 +32,59 @@ def daily_review(as_of: date | None = None) -> dict[str, object]:
         stage.restart_reopened(result.reopened)
     flush_outbox()
     return result.model_dump(mode="json")
+
+
+def _weekly_name() -> str:
+    from prefect.runtime import flow_run
+
+    as_of = flow_run.parameters.get("as_of") or get_settings().today()
+    return f"weekly governance · {as_of}"
+
+
+@flow(name="weekly-governance", flow_run_name=_weekly_name, persist_result=False)
+def weekly_governance(as_of: date | None = None) -> dict[str, object]:
+    """The registered managers' weekly audit and the provider governance summary."""
+    day = _day(as_of)
+    summary = stage.weekly_summary(day)
+    flush_outbox()
+    return summary
+
+
+def _monthly_name() -> str:
+    from prefect.runtime import flow_run
+
+    as_of = flow_run.parameters.get("as_of") or get_settings().today()
+    return f"monthly assurance · {str(as_of)[:7]}"
+
+
+@flow(name="monthly-assurance", flow_run_name=_monthly_name, persist_result=False)
+def monthly_assurance(as_of: date | None = None) -> dict[str, object]:
+    """The nominated individual's provider assurance over every high-risk action."""
+    from prefect.flow_runs import suspend_flow_run
+    from prefect.runtime import flow_run
+
+    from flows.forms import assurance_form
+
+    day = _day(as_of)
+    for _ in range(20):
+        wait = stage.open_assurance(day, str(flow_run.get_id() or ""))
+        if wait["completed"]:
+            return {"month": wait["month"], "recorded": True, "actions": wait["refs"]}
+        refs = list(wait["refs"])  # type: ignore[call-overload]
+        form = assurance_form(refs)
+        answer = suspend_flow_run(
+            wait_for_input=form.with_initial_data(description=str(wait["description"])),
+            key=str(wait["pause_key"]), timeout=None,
+        )
+        stage.record_assurance(str(wait["month"]), answer.model_dump())
+    raise RuntimeError("monthly assurance made no progress")
+
+
+def monthly_assurance_start(as_of: date) -> dict[str, object]:
+    """From the CLI: start the month's assurance run on the served deployment."""
+    from prefect.deployments import run_deployment
+
+    run = run_deployment("monthly-assurance/monthly-assurance",
+                         parameters={"as_of": as_of.isoformat()}, timeout=0)
+    return {"month": as_of.strftime("%Y-%m"), "flow_run_id": str(run.id),
+            "url": get_settings().run_url(str(run.id))}

@@ -7,7 +7,7 @@ needs stored state (who may sign, the one-time code) is checked in the domain af
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from prefect.input import RunInput
 from pydantic import Field
@@ -41,3 +41,24 @@ class ClosureRequestForm(RunInput):
 
 class RevisionNotice(RunInput):
     plan_version: int = Field(title="Plan version recorded", ge=1)
+
+
+def assurance_form(refs: list[str]) -> type[RunInput]:
+    """The nominated individual's monthly form: one outcome and one note per high-risk
+    action (built from the month's stored snapshot, so a re-run builds the same form)."""
+    from pydantic import create_model
+
+    from recovery.assurance import field_name
+
+    fields: dict[str, Any] = {
+        "reviewer_email": (str, Field(title="Your email", max_length=254)),
+        "code": (str, Field(title="One-time code", pattern=r"^\d{6}$")),
+    }
+    for ref in refs:
+        name = field_name(ref)
+        fields[f"{name}_outcome"] = (
+            Literal["assurance", "challenge", "further_action"], Field(title=f"{ref}: outcome"))
+        fields[f"{name}_note"] = (
+            str, Field(title=f"{ref}: note", min_length=10, max_length=2000))
+    model: type[RunInput] = create_model("MonthlyAssuranceForm", __base__=RunInput, **fields)
+    return model

@@ -281,3 +281,49 @@ class OutboxRow(SQLModel, table=True):
     next_attempt_at: datetime | None = _ts(nullable=True)
     sent_at: datetime | None = _ts(nullable=True)
     last_error: str | None = Field(default=None, max_length=1000)
+
+
+class CycleRunRow(SQLModel, table=True):
+    """A weekly or monthly cycle completed for a date: a second run for it is a no-op."""
+
+    __tablename__ = "cycle_run"
+    __table_args__ = (UniqueConstraint("cycle", "as_of", name="uq_cycle_run"),)
+    id: int | None = Field(default=None, primary_key=True)
+    cycle: str = Field(max_length=12)
+    as_of: date
+    summary: dict[str, Any] = _json({})
+    completed_at: datetime = _ts()
+
+
+class AssuranceRequestRow(SQLModel, table=True):
+    """The nominated individual's monthly provider assurance: one request per month, with a
+    one-time code like a sign-off, over a snapshot of the high-risk actions."""
+
+    __tablename__ = "assurance_request"
+    id: int | None = Field(default=None, primary_key=True)
+    month: str = Field(unique=True, max_length=7)  # YYYY-MM
+    as_of: date
+    reviewer_email: str = Field(max_length=254)
+    action_refs: list[str] = _json([])
+    code_salt: str = Field(max_length=64)
+    code_hash: str = Field(max_length=128)
+    issued_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    used_at: datetime | None = _ts(nullable=True)
+    wrong_attempts: int = 0
+    locked: bool = False
+    refusals: int = 0
+
+
+class AssuranceEntryRow(SQLModel, table=True):
+    """One line of the provider assurance minutes."""
+
+    __tablename__ = "assurance_entry"
+    __table_args__ = (UniqueConstraint("request_id", "action_id", name="uq_assurance_entry"),)
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="assurance_request.id", index=True)
+    action_id: int = Field(foreign_key="recovery_action.id", index=True)
+    outcome: str = Field(max_length=20)  # assurance | challenge | further_action
+    note: str = Field(max_length=2000)
+    recorded_by: str = Field(max_length=254)
+    recorded_on: date

@@ -23,7 +23,7 @@ def run_cycle(cycle: str, as_of: date) -> dict[str, Any]:
         return dict(flows.daily_review(as_of=as_of))
     if cycle == "weekly":
         return dict(flows.weekly_governance(as_of=as_of))
-    return dict(flows.monthly_assurance_start(as_of=as_of))
+    return dict(flows.monthly_assurance_start(as_of))
 
 
 def _without_prefect(cycle: str, as_of: date, why: str) -> dict[str, Any]:

@@ -69,3 +69,63 @@ def restart_reopened(refs: list[str]) -> list[str]:
             session.add(row)
         started.append(prefect_api.start_lifecycle(ref))
     return started
+
+
+@task(name="weekly-governance-summary", **CYCLE_TASK)
+def weekly_summary(as_of: date) -> dict[str, object]:
+    """Build the tracker and the weekly audit, publish them as artifacts, queue emails.
+    A second run for the same date publishes and sends nothing."""
+    from prefect.artifacts import (
+        create_markdown_artifact,
+        create_progress_artifact,
+        create_table_artifact,
+    )
+
+    from recovery import governance, weekly
+
+    with db.unit_of_work() as session:
+        done = weekly.already_run(session, "weekly", as_of)
+        if done is not None:
+            return {"as_of": as_of.isoformat(), "already_run": True, **done.summary}
+        snapshot = governance.build_snapshot(session, as_of=as_of)
+    create_table_artifact(key="high-risk-tracker", table=weekly.tracker_rows(snapshot),
+                          description=f"Risk-rated recovery tracker as of {as_of}")
+    create_markdown_artifact(key="governance-report", markdown=weekly.report_markdown(snapshot),
+                             description=f"Provider governance summary {as_of}")
+    for line in snapshot.high:
+        create_progress_artifact(progress=float(line.progress_pct),
+                                 key=f"progress-{line.ref.lower()}",
+                                 description=f"{line.ref}: progress from baseline "
+                                             f"{line.baseline:g}% toward {line.target_wording}")
+    with db.unit_of_work() as session:
+        queued = weekly.queue_weekly_emails(session, snapshot)
+        summary: dict[str, object] = {
+            "actions": len(snapshot.lines), "high_risk": len(snapshot.high),
+            "weaknesses": len(snapshot.weaknesses), "emails_queued": queued,
+            "escalated": sum(1 for a in snapshot.lines if a.escalated)}
+        weekly.mark_run(session, "weekly", as_of, summary)
+    return {"as_of": as_of.isoformat(), "already_run": False, **summary}
+
+
+@task(name="open-monthly-assurance", **CYCLE_TASK)
+def open_assurance(as_of: date, flow_run_id: str | None) -> dict[str, object]:
+    """Issue (once) the month's assurance request and code to the nominated individual."""
+    from recovery import assurance
+    from tasks.notify import flush_outbox
+
+    with db.unit_of_work() as session:
+        wait = assurance.open_request(session, as_of=as_of, flow_run_id=flow_run_id)
+    flush_outbox()
+    return wait.model_dump()
+
+
+@task(name="record-assurance-minutes", **CYCLE_TASK)
+def record_assurance(month: str, answer: dict[str, object]) -> list[str]:
+    """Validate identity and every entry; store the minutes as provider-level evidence."""
+    from recovery import assurance
+
+    with db.unit_of_work() as session:
+        reasons = assurance.apply(session, month=month, answer=answer)
+    if reasons:
+        get_run_logger().warning("assurance %s refused: %s", month, "; ".join(reasons))
+    return reasons

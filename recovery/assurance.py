@@ -1,0 +1,166 @@
+"""Monthly provider assurance by the nominated individual: assurance, challenge or further
+action recorded for every high-risk action, proven by a one-time code, kept as governance
+minutes that count as provider-level oversight."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlmodel import Session, col, select
+
+from models.lifecycle import OPEN
+from models.people import Role, normalise_email
+from models.risk import RiskLevel
+from models.signoff import (
+    CODE_TTL,
+    MAX_WRONG_CODES,
+    SignoffKind,
+    SignoffRequestState,
+    Submission,
+    hash_code,
+    new_code,
+    new_salt,
+    refusal_reasons,
+)
+from models.tables import (
+    ActionRow,
+    AssuranceEntryRow,
+    AssuranceRequestRow,
+    EvidenceRow,
+    PersonRow,
+    as_utc,
+    utcnow,
+)
+from recovery import audit_log, mail
+from recovery.settings import get_settings
+
+OUTCOMES = ("assurance", "challenge", "further_action")
+
+
+def field_name(ref: str) -> str:
+    return ref.lower().replace("-", "_")
+
+
+class AssuranceWait(BaseModel):
+    month: str
+    pause_key: str
+    refs: list[str]
+    reviewer_email: str
+    completed: bool
+    description: str
+
+
+def _nominated(session: Session) -> PersonRow | None:
+    return session.exec(select(PersonRow).where(
+        PersonRow.role == Role.NOMINATED_INDIVIDUAL.value).order_by(col(PersonRow.id))).first()
+
+
+def open_request(session: Session, *, as_of: date, flow_run_id: str | None) -> AssuranceWait:
+    """The month's assurance request, issued once (code emailed to the nominated
+    individual) over a snapshot of the open high-risk actions."""
+    month = as_of.strftime("%Y-%m")
+    request = session.exec(select(AssuranceRequestRow).where(
+        AssuranceRequestRow.month == month)).first()
+    settings = get_settings()
+    if request is None:
+        person = _nominated(session)
+        if person is None:
+            raise LookupError("no nominated individual in the staff directory")
+        refs = list(session.exec(select(ActionRow.ref).where(
+            ActionRow.risk_level == RiskLevel.HIGH.value,
+            col(ActionRow.status).in_([s.value for s in OPEN])).order_by(col(ActionRow.ref))))
+        code, salt, now = new_code(), new_salt(), utcnow()
+        request = AssuranceRequestRow(
+            month=month, as_of=as_of, reviewer_email=person.email, action_refs=refs,
+            code_salt=salt, code_hash=hash_code(code, salt), issued_at=now,
+            expires_at=now + CODE_TTL)
+        session.add(request)
+        session.flush()
+        mail.enqueue(
+            session, dedupe_key=f"assurance:{month}", to=[person.email],
+            template="assurance_request",
+            context={"name": person.name, "month": month, "refs": refs, "code": code,
+                     "expires_at": (now + CODE_TTL).astimezone(settings.tz),
+                     "run_url": settings.run_url(flow_run_id)},
+        )
+        audit_log.append(session, actor="system", event="assurance.requested", action_ref=None,
+                         details={"month": month, "actions": refs,
+                                  "nominated_individual": person.email},
+                         dedupe_key=f"assurance.requested:{month}")
+    lines = "\n".join(f"| {ref} | assurance / challenge / further action |"
+                      for ref in request.action_refs)
+    refused = f"\n> **Last attempt refused:** {request.refusals} so far\n" \
+        if request.refusals else ""
+    description = (
+        f"# Monthly provider assurance · {month}\n\nFor the nominated individual "
+        f"(**{request.reviewer_email}**). For every high-risk action record assurance, "
+        f"challenge or further action, with a note. These become the provider assurance "
+        f"minutes.\n{refused}\n| Action | Record |\n|---|---|\n{lines}\n"
+    )
+    return AssuranceWait(
+        month=month, pause_key=f"assurance-{month}-{request.refusals + 1}",
+        refs=list(request.action_refs), reviewer_email=request.reviewer_email,
+        completed=request.used_at is not None, description=description)
+
+
+def apply(
+    session: Session, *, month: str, answer: dict[str, Any], now: datetime | None = None
+) -> list[str]:
+    """Record the minutes; [] when applied, else every reason (nothing else changes)."""
+    now = now or utcnow()
+    request = session.exec(select(AssuranceRequestRow).where(
+        AssuranceRequestRow.month == month).with_for_update()).one()
+    if request.used_at is not None:
+        return []
+    state = SignoffRequestState(
+        kind=SignoffKind.ASSURANCE, reviewer_email=request.reviewer_email,
+        code_salt=request.code_salt, code_hash=request.code_hash,
+        issued_at=as_utc(request.issued_at), expires_at=as_utc(request.expires_at),
+        used_at=None, wrong_attempts=request.wrong_attempts, locked=request.locked)
+    submission = Submission(reviewer_email=str(answer.get("reviewer_email", "")),
+                            code=str(answer.get("code", "")), decision="approve",
+                            rationale="monthly provider assurance minutes")
+    reasons = refusal_reasons(state, submission, accountable_lead="", now=now)
+    notes = {}
+    for ref in request.action_refs:
+        outcome = answer.get(f"{field_name(ref)}_outcome")
+        note = str(answer.get(f"{field_name(ref)}_note", "")).strip()
+        if outcome not in OUTCOMES:
+            reasons.append(f"{ref}: choose assurance, challenge or further action")
+        if len(note) < 10:
+            reasons.append(f"{ref}: the note must be at least 10 characters")
+        notes[ref] = (outcome, note)
+    if reasons:
+        if "the sign-off code is wrong" in reasons:
+            request.wrong_attempts += 1
+            request.locked = request.wrong_attempts >= MAX_WRONG_CODES
+        request.refusals += 1
+        session.add(request)
+        audit_log.append(session, actor=normalise_email(submission.reviewer_email) or "unknown",
+                         event="assurance.refused", action_ref=None,
+                         details={"month": month, "reasons": reasons},
+                         dedupe_key=f"assurance.refused:{month}:{request.refusals}")
+        return reasons
+    request.used_at = now
+    session.add(request)
+    today = now.astimezone(get_settings().tz).date()
+    actions = {a.ref: a for a in session.exec(select(ActionRow).where(
+        col(ActionRow.ref).in_(request.action_refs)))}
+    for ref, (outcome, note) in notes.items():
+        action = actions[ref]
+        assert action.id is not None and request.id is not None
+        session.add(AssuranceEntryRow(request_id=request.id, action_id=action.id,
+                                      outcome=str(outcome), note=note,
+                                      recorded_by=request.reviewer_email, recorded_on=today))
+        session.add(EvidenceRow(
+            action_id=action.id, source="governance_minutes", pillar="supporting", value=None,
+            sample_size=None, observed_on=max(today, action.baseline_on),
+            recorded_by=request.reviewer_email,
+            reference=f"Provider assurance minutes {month}: {str(outcome).replace('_', ' ')}"))
+        audit_log.append(session, actor=request.reviewer_email, event="assurance.recorded",
+                         action_ref=ref, details={"month": month, "outcome": outcome,
+                                                  "note": note},
+                         dedupe_key=f"assurance.recorded:{month}:{ref}")
+    return []

@@ -1,0 +1,208 @@
+"""What provider governance sees: every open action with its rating, trend, escalations,
+decisions needed and governance weaknesses. Built set-based for a whole provider."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+
+from pydantic import BaseModel
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from models.cadence import next_review_due
+from models.lifecycle import OPEN, Status
+from models.people import PROVIDER_LEVEL_ROLES
+from models.risk import RiskLevel
+from models.tables import (
+    ActionRow,
+    AssuranceEntryRow,
+    DecisionRow,
+    EscalationRow,
+    EvidenceRow,
+    LocationRow,
+    PersonRow,
+    ProviderRow,
+    ReviewRow,
+)
+from recovery import services
+
+PROVIDER_REVIEW_DAYS = 31
+LOCAL_ONLY = "serious risk managed only at local team level"
+
+DECISIONS_NEEDED = {
+    Status.AWAITING_PLAN_SIGNOFF.value: "plan sign-off by the senior reviewer",
+    Status.AWAITING_CLOSURE_SIGNOFF.value: "closure sign-off by the senior reviewer",
+    Status.PLAN_REJECTED.value: "a revised plan from the accountable lead",
+}
+
+
+class ActionLine(BaseModel):
+    ref: str
+    title: str
+    location: str
+    risk_domain: str
+    risk_level: str
+    risk_score: int
+    risk_reasons: list[str]
+    status: str
+    rating: str
+    measured: float | None
+    previous_measured: float | None
+    trend: str
+    baseline: float
+    target: float
+    target_wording: str
+    deadline: date
+    days_to_deadline: int
+    progress_pct: int
+    escalated: bool
+    escalation_reasons: list[str]
+    next_review_due: date
+    review_overdue: bool
+    cadence: str
+    accountable_lead: str
+    senior_reviewer: str
+    decisions_needed: list[str]
+    last_provider_review: date | None
+    stale_pillars: list[str]
+    weaknesses: list[str]
+
+
+class GovernanceSnapshot(BaseModel):
+    as_of: date
+    provider: str
+    lines: list[ActionLine]
+
+    @property
+    def high(self) -> list[ActionLine]:
+        return [line for line in self.lines if line.risk_level == RiskLevel.HIGH.value]
+
+    def for_location(self, location: str) -> list[ActionLine]:
+        return [line for line in self.lines if line.location == location]
+
+    @property
+    def weaknesses(self) -> list[tuple[str, str]]:
+        return [(line.ref, w) for line in self.lines for w in line.weaknesses]
+
+
+def _trend(now: float | None, before: float | None, direction: str) -> str:
+    if now is None:
+        return "no evidence"
+    if before is None:
+        return "new"
+    if abs(now - before) < 0.5:
+        return "steady"
+    better = now > before if direction == "at_least" else now < before
+    return "improving" if better else "declining"
+
+
+def build_snapshot(
+    session: Session, *, as_of: date, location: str | None = None
+) -> GovernanceSnapshot:
+    provider = session.exec(select(ProviderRow)).first()
+    query = select(ActionRow).where(col(ActionRow.status).in_(
+        [s.value for s in OPEN] + list(DECISIONS_NEEDED)))
+    locations = {loc.id: loc for loc in session.exec(select(LocationRow))}
+    if location:
+        wanted = [i for i, loc in locations.items() if loc.name.lower() == location.lower()
+                  or loc.code.lower() == location.lower()]
+        query = query.where(col(ActionRow.location_id).in_(wanted))
+    actions = list(session.exec(query))
+    ids = [a.id for a in actions]
+    people = {p.id: p for p in session.exec(select(PersonRow))}
+    senior_emails = {p.email for p in people.values() if p.role in
+                     {r.value for r in PROVIDER_LEVEL_ROLES}}
+
+    reviews: dict[int, list[ReviewRow]] = defaultdict(list)
+    if ids:
+        for r in session.exec(select(ReviewRow).where(
+                col(ReviewRow.action_id).in_(ids), ReviewRow.as_of <= as_of,
+                ReviewRow.as_of > as_of - timedelta(days=60)).order_by(col(ReviewRow.as_of))):
+            reviews[r.action_id].append(r)
+    last_review_on: dict[int, date] = dict(session.exec(
+        select(ReviewRow.action_id, func.max(ReviewRow.as_of))
+        .where(col(ReviewRow.action_id).in_(ids), ReviewRow.as_of <= as_of)
+        .group_by(col(ReviewRow.action_id))).all()) if ids else {}
+    escalations: dict[int, list[str]] = defaultdict(list)
+    if ids:
+        for e in session.exec(select(EscalationRow).where(
+                col(EscalationRow.action_id).in_(ids), col(EscalationRow.resolved_on).is_(None))):
+            escalations[e.action_id].extend(e.reasons)
+
+    provider_review: dict[int, date] = {}
+
+    def seen(action_id: int, day: date) -> None:
+        if day <= as_of and (action_id not in provider_review or day > provider_review[action_id]):
+            provider_review[action_id] = day
+
+    if ids:
+        for action_id, email, at in session.exec(select(
+                DecisionRow.action_id, DecisionRow.reviewer_email, DecisionRow.decided_at)
+                .where(col(DecisionRow.action_id).in_(ids))):
+            if email in senior_emails:
+                seen(action_id, at.date())
+        for action_id, day in session.exec(select(
+                AssuranceEntryRow.action_id, AssuranceEntryRow.recorded_on)
+                .where(col(AssuranceEntryRow.action_id).in_(ids))):
+            seen(action_id, day)
+        for action_id, email, day in session.exec(select(
+                EvidenceRow.action_id, EvidenceRow.recorded_by, EvidenceRow.observed_on)
+                .where(col(EvidenceRow.action_id).in_(ids),
+                       EvidenceRow.source == "governance_minutes")):
+            if email in senior_emails:
+                seen(action_id, day)
+
+    lines = []
+    cutoff = as_of - timedelta(days=PROVIDER_REVIEW_DAYS)
+    for row in sorted(actions, key=lambda a: (RiskLevel(a.risk_level).rank, -a.risk_score,
+                                              a.ref)):
+        assert row.id is not None
+        history = reviews.get(row.id, [])
+        latest = history[-1] if history else None
+        week_before = [r for r in history if r.as_of <= as_of - timedelta(days=7)]
+        before = week_before[-1] if week_before else None
+        cadence = services.cadence_of(row, as_of)
+        start = row.recovery_started_on or row.baseline_on
+        due = next_review_due(cadence, last_review_on.get(row.id), start)
+        active = row.status in {s.value for s in OPEN}
+        overdue = active and due < as_of
+        measured = latest.measured_value if latest else None
+        span = row.target_value - row.baseline_value
+        progress = 0 if measured is None or span == 0 else int(
+            max(0.0, min(100.0, (measured - row.baseline_value) / span * 100)))
+        stale = [p["pillar"].replace("_", " ") for p in (latest.pillars if latest else [])
+                 if not p.get("fresh")]
+        weaknesses = []
+        last_provider = provider_review.get(row.id)
+        if row.risk_level == RiskLevel.HIGH.value and (last_provider is None
+                                                       or last_provider < cutoff):
+            since = f"since {last_provider.isoformat()}" if last_provider else "ever"
+            weaknesses.append(f"{LOCAL_ONLY}: no provider-level review {since}")
+        if overdue:
+            weaknesses.append(f"review overdue since {due.isoformat()}")
+        if active and latest and stale:
+            weaknesses.append("stale evidence: " + ", ".join(stale))
+        lines.append(ActionLine(
+            ref=row.ref, title=row.title, location=locations[row.location_id].name,
+            risk_domain=row.risk_domain, risk_level=row.risk_level, risk_score=row.risk_score,
+            risk_reasons=row.risk_reasons, status=row.status,
+            rating=latest.rating if latest else "not reviewed", measured=measured,
+            previous_measured=before.measured_value if before else None,
+            trend=_trend(measured, before.measured_value if before else None,
+                         row.target_direction),
+            baseline=row.baseline_value, target=row.target_value,
+            target_wording=f"{row.target_direction.replace('_', ' ')} {row.target_value:g}%",
+            deadline=row.deadline, days_to_deadline=(row.deadline - as_of).days,
+            progress_pct=progress, escalated=row.escalated,
+            escalation_reasons=escalations.get(row.id, []), next_review_due=due,
+            review_overdue=overdue, cadence=cadence.value,
+            accountable_lead=people[row.accountable_lead_id].name,
+            senior_reviewer=people[row.senior_reviewer_id].name,
+            decisions_needed=[DECISIONS_NEEDED[row.status]] if row.status in DECISIONS_NEEDED
+            else (["decision on escalation: record a change of operational control"]
+                  if row.escalated else []),
+            last_provider_review=last_provider, stale_pillars=stale, weaknesses=weaknesses,
+        ))
+    return GovernanceSnapshot(as_of=as_of, provider=provider.name if provider else "",
+                              lines=lines)
