@@ -440,9 +440,6 @@ def evidence_add(
                     "pillar": row.pillar, "value": row.value, "observed_on": row.observed_on}
 
     result = run(work, as_json)
-    from recovery import orchestration
-
-    orchestration.nudge(result["ref"])
     emit(result, as_json, lambda: out.print(
         f"evidence {result['id']} recorded ({result['pillar']})"))
 
@@ -530,10 +527,15 @@ app.add_typer(closure_app, name="closure")
 app.add_typer(mail_app, name="mail")
 
 
-def _report_outcome(ref: str, key: str, as_json: bool, what: str) -> None:
+def _report_outcome(ref: str, key: str, as_json: bool, what: str, gate: bool = False) -> None:
     from recovery import prefect_api
 
     outcome = prefect_api.wait_for_outcome(ref, key)
+    if gate and outcome is not None and outcome[0] == "applied":
+        verdict = prefect_api.wait_for_gate(ref)
+        if verdict is not None and not verdict[0]:
+            outcome = ["refused", "the triangulation gate refused closure; the action stays "
+                                  "in recovery", *verdict[1]]
     with db.unit_of_work() as session:
         status = repo.get_action(session, ref).status
     if outcome is None:
@@ -594,7 +596,7 @@ def closure_request(
 
     key = run(lambda: prefect_api.resume_wait(
         ref, "closure-request-", {"requested_by": by, "summary": summary}), as_json)
-    _report_outcome(ref, key, as_json, "closure request")
+    _report_outcome(ref, key, as_json, "closure request", gate=True)
 
 
 @app.command()

@@ -139,6 +139,21 @@ def wait_for_outcome(ref: str, pause_key: str, *, timeout: float = 90.0) -> list
     return None
 
 
+def wait_for_gate(ref: str, *, timeout: float = 60.0) -> tuple[bool, list[str]] | None:
+    """After a closure request, wait for the gate's verdict on it."""
+    from recovery.signoffs import latest_closure_request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.unit_of_work() as session:
+            row = repo.get_action(session, ref)
+            request = latest_closure_request(session, row.id or 0)
+            if request is not None and request.gate_passed is not None:
+                return bool(request.gate_passed), list(request.gate_reasons)
+        time.sleep(0.3)
+    return None
+
+
 def nudge_lifecycle(ref: str) -> None:
     """A plan revision was recorded: wake a run waiting for it (best effort)."""
     try:
