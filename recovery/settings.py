@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     evidence_freshness_days: int = 28
     signoff_poll_seconds: float = 1.0
     mail_dir: Path | None = None
+    business_date: date | None = None
+    """RECOVERY_BUSINESS_DATE: the day that reviews, evidence checks and the triangulation
+    gate treat as today (training, demos, replaying a day). Unset: the real date in
+    `timezone`. Timestamps (sign-off codes and their expiry, decisions, audit) always use
+    the real clock."""
 
     @property
     def db_url(self) -> str:
@@ -49,7 +54,7 @@ class Settings(BaseSettings):
         return datetime.now(self.tz)
 
     def today(self) -> date:
-        return self.now().date()
+        return self.business_date or self.now().date()
 
     def run_url(self, flow_run_id: str | None) -> str:
         if not flow_run_id:
