@@ -1,0 +1,181 @@
+"""The whole lifecycle of seed examples, through the real CLI, a real Prefect server, the
+served `high-risk-action` deployment and the SMTP sink.
+
+Dates: the gate needs reviews over two consecutive periods, held on or after the day
+recovery started (the plan sign-off, today). So every process of this module runs with
+RECOVERY_BUSINESS_DATE = tomorrow: evidence is dated today (real, not in the future),
+daily reviews are held for today and tomorrow, and the gate judges as of tomorrow.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+
+from tests.support.recovery_stack import SEED, RecoveryStack, text_of
+
+pytestmark = [pytest.mark.prefect, pytest.mark.slow]
+
+TODAY = datetime.now(ZoneInfo("Europe/London")).date()
+TOMORROW = TODAY + timedelta(days=1)
+STACK_ENV = {"RECOVERY_BUSINESS_DATE": TOMORROW.isoformat()}
+
+REF = "ROSE-SG-001"
+LEAD = "sg.lead@rose.example"
+REVIEWER = "ni@harbourcare.example"
+
+
+def add_evidence(stack: RecoveryStack, ref: str, *items: tuple[str, str]) -> None:
+    """Record evidence (source, recorded by) at 100% dated today, all at once."""
+    results = stack.cli_parallel(*[
+        ["evidence", "add", ref, "--source", source, "--value", "100", "--sample", "12",
+         "--observed-on", TODAY.isoformat(), "--reference", f"{source} audit {TODAY}",
+         "--by", by, "--json"]
+        for source, by in items
+    ])
+    for result in results:
+        assert result.exit_code == 0, f"{result}\n{stack.diagnostics()}"
+
+
+@pytest.mark.timeout(360)
+def test_journey_open_to_routine_monitoring(stack: RecoveryStack) -> None:
+    # open: the action is rated, recorded, and its lifecycle run starts
+    opened = stack.cli_json("action", "open", SEED[REF], "--by", "rm@rose.example")
+    assert opened["ref"] == REF
+    assert opened["risk"]["level"] == "high"
+    assert opened["flow_run_id"]
+    assert "flow" not in opened, opened.get("flow")
+
+    # plan sign-off: the named senior reviewer gets one code by email
+    stack.wait_for_wait(REF, "plan-signoff-1-")
+    assert stack.status(REF) == "awaiting_plan_signoff"
+    [request] = stack.signoff_mails(REF, "plan")
+    assert request["X-Envelope-To"] == REVIEWER
+    code = stack.signoff_code(REF, "plan")
+    signed = stack.cli_json("signoff", REF, "--by", REVIEWER, "--code", code,
+                            "--decision", "approve",
+                            "--rationale", "Interim controls are proportionate; steps clear")
+    assert signed["applied"] is True, signed
+    stack.wait_for_wait(REF, "closure-request-1-")
+    assert stack.status(REF) == "in_recovery"
+
+    # some evidence: two pillars of four, one recorded by someone other than the lead
+    add_evidence(stack, REF, ("care_records", "rm@rose.example"), ("audits", LEAD))
+    expected = stack.cli("gate", REF, "--json")
+    assert expected.exit_code == 3, str(expected)
+    reasons = expected.json()["reasons"]
+    assert any("no feedback evidence" in r for r in reasons), reasons
+    assert any("no staff practice evidence" in r for r in reasons), reasons
+    assert any("review periods" in r for r in reasons), reasons
+
+    # closure request: recorded, then refused by the triangulation gate
+    asked = stack.cli_json("closure", "request", REF, "--by", LEAD,
+                           "--summary", "Same-day review of every concern for two weeks")
+    assert asked["applied"] is True, asked
+    stack.wait_for_wait(REF, "closure-request-2-")
+    assert stack.action(REF)["status"] == "in_recovery"
+
+    gates = [t for t in stack.task_runs(REF) if t.name.startswith("triangulation-gate")]
+    assert len(gates) == 1, [t.name for t in gates]
+    assert gates[0].state.is_failed(), gates[0].state
+    for reason in reasons:
+        assert reason in gates[0].state.message, (reason, gates[0].state.message)
+
+    [artifact] = stack.artifacts("gate-rose-sg-001")
+    assert str(artifact.flow_run_id) == stack.flow_run_id(REF)
+    assert "closure refused" in artifact.data
+    for reason in reasons:
+        assert f"- {reason}" in artifact.data, (reason, artifact.data)
+
+    [refused] = stack.wait_for_mails(1, subject=f"{REF}: closure refused by the triangulation")
+    assert refused["X-Envelope-To"] == LEAD
+    body = text_of(refused)
+    for reason in reasons:
+        assert reason in body, (reason, body)
+    events = [e["event"] for e in stack.audit(REF)]
+    assert events.count("status.request_closure") == 1
+    assert events.count("status.gate_refused") == 1
+
+    # the missing evidence, and daily reviews for two consecutive days
+    add_evidence(stack, REF, ("feedback", "team.leader@rose.example"),
+                 ("staff_practice", "duty.manager@rose.example"))
+    for day in (TODAY, TOMORROW):
+        review = stack.cli_json("review", "run", "daily", "--as-of", day.isoformat())
+        assert review["reviewed"] >= 1, review
+    verdict = stack.cli("gate", REF, "--json")
+    assert verdict.exit_code == 0, str(verdict)
+
+    # closure request 2: the gate passes; the reviewer gets a second code
+    asked = stack.cli_json("closure", "request", REF, "--by", LEAD,
+                           "--summary", "All four pillars at 100% and two reviews on target")
+    assert asked["applied"] is True, asked
+    stack.wait_for_wait(REF, "closure-signoff-1-")
+    assert stack.status(REF) == "awaiting_closure_signoff"
+    closure_code = stack.signoff_code(REF, "closure")
+    assert len(stack.mails(subject=": your ")) == 2  # one plan and one closure request
+    gates = [t for t in stack.task_runs(REF) if t.name.startswith("triangulation-gate")]
+    assert sorted(t.state.type.value for t in gates) == ["COMPLETED", "FAILED"]
+    latest = max(stack.artifacts("gate-rose-sg-001"), key=lambda a: a.created)
+    assert "passed" in latest.data
+
+    signed = stack.cli_json("signoff", REF, "--by", REVIEWER, "--code", closure_code,
+                            "--decision", "approve",
+                            "--rationale", "Triangulated evidence sustained over two reviews")
+    assert signed["applied"] is True, signed
+    run = stack.wait_for_run(REF, lambda r: r.state is not None and r.state.is_final(),
+                             what="the run to finish")
+    assert run.state.is_completed(), run.state
+    assert stack.action(REF)["status"] == "routine_monitoring"
+
+    events = [e["event"] for e in stack.audit(REF)]
+    for event in ("status.approve_plan", "status.gate_passed", "status.approve_closure",
+                  "stage.routine_monitoring"):
+        assert events.count(event) == 1, (event, events)
+    assert stack.count("decision", REF) == 2
+    assert stack.cli_json("audit", "verify")["ok"] is True
+
+
+@pytest.mark.timeout(240)
+def test_rejected_plan_is_revised_and_asked_again(stack: RecoveryStack, tmp_path: Path) -> None:
+    ref, lead, reviewer = "QUAY-MED-001", "meds.lead@quay.example", "rm@quay.example"
+    stack.cli_json("action", "open", SEED[ref], "--by", "rm@quay.example")
+    stack.wait_for_wait(ref, "plan-signoff-1-")
+    first = stack.signoff_code(ref, "plan")
+
+    rejected = stack.cli_json("signoff", ref, "--by", reviewer, "--code", first,
+                              "--decision", "reject",
+                              "--rationale", "Interim controls do not cover night shifts")
+    assert rejected["applied"] is True, rejected
+    stack.wait_for_wait(ref, "plan-revision-1-")
+    assert stack.status(ref) == "plan_rejected"
+
+    plan = yaml.safe_load(SEED[ref].read_text())
+    plan["interim_controls"].append("Night senior carer checks records before handover")
+    revised = tmp_path / "revised.yaml"
+    revised.write_text(yaml.safe_dump(plan, sort_keys=False))
+    shown = stack.cli_json("action", "revise", ref, revised, "--by", lead)
+    assert len(shown["interim_controls"]) == 3
+
+    # the run wakes, asks for sign-off again: a new request with a new code
+    stack.wait_for_wait(ref, "plan-signoff-2-")
+    assert stack.status(ref) == "awaiting_plan_signoff"
+    second = stack.signoff_code(ref, "plan", number=2)
+    assert len(stack.signoff_mails(ref, "plan")) == 2
+    approved = stack.cli_json("signoff", ref, "--by", reviewer, "--code", second,
+                              "--decision", "approve",
+                              "--rationale", "Night shifts are now covered by a control")
+    assert approved["applied"] is True, approved
+    stack.wait_for_wait(ref, "closure-request-1-")
+    assert stack.action(ref)["status"] == "in_recovery"
+
+    decisions = stack.query(
+        "SELECT d.attempt, d.decision FROM decision d JOIN recovery_action a "
+        "ON a.id = d.action_id WHERE a.ref = :r ORDER BY d.attempt", r=ref)
+    assert decisions == [(1, "reject"), (2, "approve")]
+    events = [e["event"] for e in stack.audit(ref)]
+    for event in ("status.reject_plan", "status.revise_plan", "status.approve_plan"):
+        assert events.count(event) == 1, (event, events)
