@@ -8,6 +8,7 @@ from prefect.schedules import Cron
 
 from flows.cycles import daily_review, monthly_assurance, weekly_governance
 from flows.lifecycle import high_risk_action
+from flows.operations import open_action, record_evidence
 
 LIFECYCLE = "high-risk-action"
 TZ = "Europe/London"
@@ -53,5 +54,24 @@ def all_deployments() -> list[Any]:
             ),
             schedules=[Cron("0 9 1 * *", timezone=TZ)],
             tags=["recovery", "cycle"],
+        ),
+        open_action.to_deployment(
+            name="open-action",
+            description=(
+                "Open a recovery action: fill in the plan (or start from a template), rate the "
+                "five risk factors, name the accountable lead and a different senior reviewer. "
+                "The action is validated exactly as on the command line, recorded, and its "
+                "lifecycle run starts waiting for plan sign-off."
+            ),
+            tags=["recovery", "operations"],
+        ),
+        record_evidence.to_deployment(
+            name="record-evidence",
+            description=(
+                "Record one evidence item against an action: its source (care records, audits, "
+                "feedback, staff practice...), the measured percentage and sample size, the date "
+                "observed, and where the record lives. Never enter a person's details."
+            ),
+            tags=["recovery", "operations"],
         ),
     ]

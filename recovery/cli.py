@@ -682,6 +682,23 @@ def action_control_change(
 
 
 @app.command()
+def doctor(as_json: JsonOpt = False) -> None:
+    """Check the database, the Prefect server, the served deployments and SMTP."""
+    from recovery.doctor import run_checks
+
+    results = run_checks()
+
+    def human() -> None:
+        for check in results:
+            mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
+            out.print(f"{mark} {check.name}: {check.detail}", highlight=False)
+
+    emit([c.model_dump() for c in results], as_json, human)
+    if not all(c.ok for c in results):
+        raise typer.Exit(1)
+
+
+@app.command()
 def serve() -> None:
     """Serve every deployment from this process (lifecycle, cycles, UI forms)."""
     import os

@@ -17,4 +17,5 @@ def for_action(session: Session, row: ActionRow) -> list[str]:
         f"location:{slug(location.name)}",
         f"risk:{row.risk_level}",
         f"domain:{row.risk_domain}",
+        f"status:{row.status}",
     ]

@@ -28,9 +28,29 @@ def _artifact_key(prefix: str, ref: str) -> str:
 
 @task(name="current-status", **DB_TASK)
 def current_status(action_ref: str) -> Status:
-    """Where the action stands now (the flow decides its next stage from this)."""
+    """Where the action stands now; the run's tags follow it (status, risk, location), so
+    the Runs page filters answer recovery questions directly."""
+    from prefect import get_client
+    from prefect.runtime import flow_run
+
+    from recovery import tags
+
     with db.unit_of_work() as session:
-        return Status(repo.get_action(session, action_ref).status)
+        row = repo.get_action(session, action_ref)
+        wanted = tags.for_action(session, row)
+    run_id = flow_run.get_id()
+    if run_id:
+        with get_client(sync_client=True) as client:
+            current = client.read_flow_run(run_id).tags
+            desired = sorted({t for t in current if t.split(":", 1)[0] not in _MANAGED}
+                             | set(wanted))
+            if sorted(current) != desired:
+                client.update_flow_run(run_id, tags=desired)
+    return Status(row.status)
+
+
+_MANAGED = {"action", "location", "risk", "domain", "status"}
+
 
 
 @task(name="rate-risk", **DB_TASK)

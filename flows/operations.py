@@ -1,0 +1,105 @@
+"""Jobs operations staff do from the Prefect UI: open an action, record evidence.
+
+The parameter forms use readable labels, defaults and drop-downs (risk domain, evidence
+source, quality statements); the flows validate with exactly the code the CLI uses and
+fail with the same one-line messages.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, Field
+
+from models.action import RiskDomain
+from models.catalogue import builtin_framework
+from models.evidence import EvidenceSource
+from models.templates import builtin_templates
+from recovery.settings import get_settings
+from tasks.operations import open_action_task, record_evidence_task
+
+Statement = StrEnum(  # type: ignore[misc]
+    "Statement", {s.id: s.id for s in builtin_framework().quality_statements}
+)
+Template = StrEnum("Template", {t: t for t in builtin_templates()})  # type: ignore[misc]
+
+
+class RiskFactorsForm(BaseModel):
+    potential_harm: int = Field(3, ge=1, le=5, title="Potential harm (1 negligible - 5 "
+                                                      "catastrophic)")
+    people_affected: int = Field(3, ge=1, le=5, title="People affected (1 one - 5 everyone)")
+    likelihood_of_recurrence: int = Field(3, ge=1, le=5, title="Likelihood of recurrence "
+                                                               "(1 rare - 5 recurring now)")
+    regulatory_impact: int = Field(3, ge=1, le=5, title="Regulatory impact (1 none - 5 "
+                                                        "enforcement likely)")
+    control_strength: int = Field(3, ge=1, le=5, title="Strength of current controls "
+                                                       "(1 strong - 5 absent)")
+
+
+class OpenActionForm(BaseModel):
+    location: str = Field(title="Location (service)", description="e.g. Rose House")
+    title: str = Field(title="What the action is", max_length=200)
+    template: Template | None = Field(None, title="Start from a template (optional)")
+    risk_domain: RiskDomain = Field(title="Risk domain")
+    quality_statements: list[Statement] = Field(title="CQC quality statements", min_length=1)
+    risk: RiskFactorsForm = Field(default_factory=RiskFactorsForm, title="Risk factors")
+    accountable_lead: str = Field(title="Accountable lead (email in the staff directory)")
+    senior_reviewer: str = Field(title="Senior reviewer (email; RM, NI or provider lead)")
+    baseline_issue: str = Field(title="Baseline issue", description="What is wrong now, in "
+                                "service terms; never a person's details")
+    baseline_value: float = Field(title="Baseline measure (%)", ge=0, le=100)
+    baseline_date: date = Field(title="Baseline measured on")
+    target_measure: str = Field(title="What is measured")
+    target_direction: Literal["at_least", "at_most"] = Field("at_least", title="Direction")
+    target_value: float = Field(100, title="Target (%)", ge=0, le=100)
+    deadline: date = Field(title="Deadline")
+    interim_controls: list[str] = Field(title="Interim controls (at least one for high risk)",
+                                        min_length=1)
+
+    def plan(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "location": self.location, "title": self.title,
+            "risk_domain": self.risk_domain.value,
+            "quality_statements": [s.value for s in self.quality_statements],
+            "risk": self.risk.model_dump(), "accountable_lead": self.accountable_lead,
+            "senior_reviewer": self.senior_reviewer,
+            "baseline": {"issue": self.baseline_issue, "value": self.baseline_value,
+                         "as_of": self.baseline_date},
+            "target": {"measure": self.target_measure, "direction": self.target_direction,
+                       "value": self.target_value, "deadline": self.deadline},
+            "interim_controls": self.interim_controls,
+        }
+        if self.template is not None:
+            data["template"] = self.template.value
+        return data
+
+
+@flow(name="open-action", persist_result=False)
+def open_action(plan: OpenActionForm, opened_by: str = "prefect-ui") -> dict[str, Any]:
+    """Open a recovery action from the form: validate, rate, record, start its lifecycle."""
+    result = open_action_task(plan.plan(), opened_by)
+    get_run_logger().info("%s opened: %s risk (score %s)", result["ref"],
+                          result["risk"]["level"], result["risk"]["score"])
+    return result
+
+
+@flow(name="record-evidence", persist_result=False)
+def record_evidence(
+    action_ref: str,
+    source: EvidenceSource,
+    observed_on: date,
+    reference: str,
+    recorded_by: str,
+    value: float | None = None,
+    sample_size: int | None = None,
+) -> dict[str, Any]:
+    """Record one evidence item against an action (a reference to where the record lives,
+    never a copy of a person's record)."""
+    return record_evidence_task(
+        action_ref=action_ref, source=source.value, observed_on=observed_on,
+        reference=reference, recorded_by=recorded_by, value=value, sample_size=sample_size,
+        today=get_settings().today(),
+    )

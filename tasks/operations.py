@@ -1,0 +1,43 @@
+"""Operations jobs as tasks: the same services the CLI calls, the same messages."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from models.planfile import plan_from_mapping
+from recovery import db, services
+
+
+@task(name="open-action", retries=0, cache_policy=NO_CACHE)
+def open_action_task(plan: dict[str, Any], opened_by: str) -> dict[str, Any]:
+    """Validate and record the action, then start its lifecycle run."""
+    from recovery import prefect_api
+
+    parsed = plan_from_mapping(plan)
+    with db.unit_of_work() as session:
+        row = services.open_action(session, parsed, actor=opened_by)
+        ref = row.ref
+    prefect_api.start_lifecycle(ref)
+    with db.unit_of_work() as session:
+        from recovery import repository as repo
+
+        summary = services.summary(session, repo.get_action(session, ref),
+                                   as_of=date.today())
+    return summary.model_dump(mode="json")
+
+
+@task(name="record-evidence", retries=0, cache_policy=NO_CACHE)
+def record_evidence_task(**kwargs: Any) -> dict[str, Any]:
+    """Record one evidence item through the domain's validation."""
+    today = kwargs.pop("today")
+    with db.unit_of_work() as session:
+        row = services.add_evidence(
+            session, kwargs["action_ref"], source=kwargs["source"], value=kwargs["value"],
+            sample_size=kwargs["sample_size"], observed_on=kwargs["observed_on"],
+            reference=kwargs["reference"], by=kwargs["recorded_by"], today=today,
+        )
+        return {"id": row.id, "ref": kwargs["action_ref"], "pillar": row.pillar}
