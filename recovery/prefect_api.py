@@ -53,9 +53,15 @@ def start_lifecycle(ref: str) -> str:
         if row.flow_run_id:
             return row.flow_run_id
         name, tags = run_name(row.ref, row.title), run_tags.for_action(session, row)
+        # the same start asked twice (a retry, two operators) creates one run
+        key = f"lifecycle:{row.ref}:{row.created_at.isoformat()}:{row.monitoring_since}"
+        queue = None
+        if get_settings().work_pool_queues:
+            queue = "high-risk" if row.risk_level == "high" else "routine"
     flow_run = run_deployment(
         LIFECYCLE_DEPLOYMENT, parameters={"action_ref": ref}, timeout=0,
-        flow_run_name=name, tags=tags,
+        flow_run_name=name, tags=tags, idempotency_key=key, as_subflow=False,
+        work_queue_name=queue,
     )
     with db.unit_of_work() as session:
         row = repo.get_action(session, ref, for_update=True)

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     prefect_ui_url: str = "http://127.0.0.1:4200"
     prefect_api_url: str = "http://127.0.0.1:4200/api"
     evidence_freshness_days: int = 28
+    # On a work pool (deployments/prefect.yaml), route lifecycle runs to the "high-risk" or
+    # "routine" queue so high-risk actions are picked up first.
+    work_pool_queues: bool = False
     signoff_poll_seconds: float = 1.0
     mail_dir: Path | None = None
     business_date: date | None = None
