@@ -149,6 +149,7 @@ def assess_progress(
     last_review: ReviewRecord | None,
     previous_below_trajectory: bool = False,
     freshness_days: int = DEFAULT_FRESHNESS_DAYS,
+    reviews_start: date | None = None,
 ) -> ReviewAssessment:
     """One review: progress against target and trajectory, freshness, triggers, rating."""
     target = plan.target
@@ -214,6 +215,13 @@ def assess_progress(
         if due < as_of:
             detected[TriggerKind.DELAYED_REVIEW] = (
                 f"review was due {due.isoformat()}, last held {last_review.as_of.isoformat()}"
+            )
+    elif reviews_start is not None:
+        # no review yet: the first one was due when reviews started
+        first_due = next_review_due(cadence, reviews_start, reviews_start)
+        if first_due < as_of:
+            detected[TriggerKind.DELAYED_REVIEW] = (
+                f"first review was due by {first_due.isoformat()} and none was held"
             )
 
     applicable = UNIVERSAL_TRIGGERS | {t.kind for t in plan.triggers}

@@ -622,11 +622,16 @@ def approvals(as_json: JsonOpt = False) -> None:
 
 
 @mail_app.command("flush")
-def mail_flush(as_json: JsonOpt = False) -> None:
+def mail_flush(
+    retry_all: Annotated[bool, typer.Option(
+        "--all", help="Retry every queued email now, even one still waiting out its backoff.")]
+    = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Send queued email now (failed sends stay queued with backoff)."""
     from recovery import mail
 
-    result = run(mail.flush, as_json)
+    result = run(lambda: mail.flush(ignore_backoff=retry_all), as_json)
     emit(result, as_json, lambda: out.print(
         f"sent {result['sent']}, failed {result['failed']}, still queued {result['queued']}"))
 

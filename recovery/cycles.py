@@ -125,6 +125,7 @@ def run_daily(session: Session, *, as_of: date, actor: str = "daily-review") -> 
             last_review=repo.to_review(previous) if previous else None,
             previous_below_trajectory=bool(previous) and "below_trajectory" in previous.triggers,
             freshness_days=settings.evidence_freshness_days,
+            reviews_start=row.recovery_started_on,
         )
         reviews.append(services.review_row(row.id, assessment, cadence, actor))
         assessed.append((row, assessment))
@@ -137,6 +138,10 @@ def run_daily(session: Session, *, as_of: date, actor: str = "daily-review") -> 
     for row, assessment in assessed:
         _after_review(session, row, assessment, as_of, result)
 
+    if not reviews:
+        # nothing was due or every review for the date is already held: a re-run (or an
+        # empty day) records nothing, not even a cycle entry in the audit trail
+        return result
     audit_log.append(
         session, actor=actor, event="cycle.daily_review", action_ref=None,
         details={"as_of": as_of.isoformat(), "reviewed": result.reviewed,

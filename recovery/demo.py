@@ -77,7 +77,8 @@ STOP_IDLE_TIMEOUT = 60.0
 STOP_QUIET = 2.5
 
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: an error stays one line, however narrow the terminal
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class DemoError(Exception):

@@ -125,15 +125,16 @@ def due(session: Session, now: datetime, limit: int = 200) -> list[OutboxRow]:
     ))
 
 
-def flush(settings: Settings | None = None) -> dict[str, int]:
-    """Send what is due. Each row is claimed, sent and marked in its own transaction, so a
+def flush(settings: Settings | None = None, *, ignore_backoff: bool = False) -> dict[str, int]:
+    """Send what is due (with ``ignore_backoff``, every unsent email, even one whose retry
+    is not yet due). Each row is claimed, sent and marked in its own transaction, so a
     crash between send and mark can at worst repeat that one email, never lose it."""
     from recovery.db import unit_of_work
 
     settings = settings or get_settings()
     sent = failed = 0
     with unit_of_work() as session:
-        ids = [r.id for r in due(session, utcnow())]
+        ids = [r.id for r in (pending(session) if ignore_backoff else due(session, utcnow()))]
     if not ids:
         return {"sent": 0, "failed": 0, "queued": 0}
     smtp = None
@@ -169,7 +170,8 @@ def flush(settings: Settings | None = None) -> dict[str, int]:
 
 
 def pending(session: Session) -> list[OutboxRow]:
-    return list(session.exec(select(OutboxRow).where(col(OutboxRow.sent_at).is_(None))))
+    return list(session.exec(select(OutboxRow).where(col(OutboxRow.sent_at).is_(None))
+                             .order_by(col(OutboxRow.id))))
 
 
 __all__ = ["enqueue", "flush", "render", "pending", "as_utc"]

@@ -72,10 +72,11 @@ def test_journey_open_to_routine_monitoring(stack: RecoveryStack) -> None:
     assert any("no staff practice evidence" in r for r in reasons), reasons
     assert any("review periods" in r for r in reasons), reasons
 
-    # closure request: recorded, then refused by the triangulation gate
-    asked = stack.cli_json("closure", "request", REF, "--by", LEAD,
-                           "--summary", "Same-day review of every concern for two weeks")
-    assert asked["applied"] is True, asked
+    # closure request: recorded, then refused by the triangulation gate (exit 3, why)
+    asked = stack.cli("closure", "request", REF, "--by", LEAD,
+                      "--summary", "Same-day review of every concern for two weeks", "--json")
+    assert asked.exit_code == 3, str(asked)
+    assert asked.error_json()["reasons"][1:] == reasons
     stack.wait_for_wait(REF, "closure-request-2-")
     assert stack.action(REF)["status"] == "in_recovery"
 

@@ -320,3 +320,17 @@ def test_triggers_fire_only_when_universal_or_named_in_the_plan(
         assert result.rating != Rating.ON_TRACK
     if TriggerKind.OVERDUE in result.triggers_fired:
         assert result.rating == Rating.OVERDUE
+
+
+def test_first_review_is_delayed_when_none_was_held_after_reviews_started() -> None:
+    result = assess_progress(LINE_PLAN, pillars_at(85), as_of=DAY_20, cadence=Cadence.WEEKLY,
+                             last_review=None, reviews_start=DAY_20 - timedelta(days=10))
+    assert TriggerKind.DELAYED_REVIEW in result.triggers_fired
+    due = (DAY_20 - timedelta(days=3)).isoformat()
+    assert f"first review was due by {due} and none was held" in result.reasons
+
+
+def test_first_review_on_time_is_not_delayed() -> None:
+    result = assess_progress(LINE_PLAN, pillars_at(85), as_of=DAY_20, cadence=Cadence.DAILY,
+                             last_review=None, reviews_start=DAY_20 - timedelta(days=1))
+    assert TriggerKind.DELAYED_REVIEW not in result.triggers_fired
