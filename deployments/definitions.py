@@ -8,10 +8,28 @@ from prefect.schedules import Cron
 
 from flows.cycles import daily_review, monthly_assurance, weekly_governance
 from flows.lifecycle import high_risk_action
+from flows.notify import recovery_notify
 from flows.operations import open_action, record_evidence
 
 LIFECYCLE = "high-risk-action"
+NOTIFY = "recovery-notify"
 TZ = "Europe/London"
+
+
+def notify_deployment() -> Any:
+    """Run by the automations of deployments/automations.py (`recovery automations
+    apply`); never scheduled."""
+    return recovery_notify.to_deployment(
+        name=NOTIFY,
+        description=(
+            "Tells the right person when something waits too long or goes wrong: a sign-off "
+            "waiting past its time (the nominated individual), an escalation (the location's "
+            "registered manager), a failed review cycle (the provider lead). Started by the "
+            "recovery automations; the email goes through the outbox, so it is sent once "
+            "and kept until SMTP accepts it."
+        ),
+        tags=["recovery", "notify"],
+    )
 
 
 def all_deployments() -> list[Any]:
@@ -74,4 +92,5 @@ def all_deployments() -> list[Any]:
             ),
             tags=["recovery", "operations"],
         ),
+        notify_deployment(),
     ]

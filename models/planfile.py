@@ -19,14 +19,66 @@ from models.templates import apply_template, get_template
 MAX_FILE_BYTES = 256 * 1024
 
 
+#: No plan, people or framework file nests deeper than a handful of levels; a file of
+#: 100 000 `[` would otherwise exhaust Python's recursion limit.
+MAX_DEPTH = 32
+
+
 class _NoAliasLoader(yaml.SafeLoader):
+    _depth = 0
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             # the stub leaves peek_event untyped; it returns the alias event
             event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
             where = f" (line {event.start_mark.line + 1})" if event.start_mark else ""
             raise InvalidInput("file", f"YAML aliases are not allowed{where}")
-        return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                where = f" (line {event.start_mark.line + 1})" if event.start_mark else ""
+                raise InvalidInput("file", f"is nested more than {MAX_DEPTH} levels deep{where}")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_document(self, node: Any) -> Any:
+        _refuse_duplicate_keys(self, node, ())
+        return super().construct_document(node)
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _refuse_duplicate_keys(loader: yaml.SafeLoader, node: Any, path: tuple[str, ...]) -> None:
+    """PyYAML silently keeps the last of two equal keys; a plan that says `value: 60` and
+    then `value: 95` is ambiguous, so it is refused, naming the key (a dotted path)."""
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _refuse_duplicate_keys(loader, item, (*path, str(index)))
+        return
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: dict[Any, int] = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+            continue
+        # the same constructor the document uses, so `1` and `1.0` or `'a'` and `a` match
+        # exactly when PyYAML would overwrite one with the other
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1 if key_node.start_mark else 0
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: the constructor refuses it later
+            continue
+        if first is not None:
+            raise InvalidInput(
+                ".".join((*path, str(key))),
+                f"is given twice (lines {first} and {line}); a key may appear only once",
+            )
+        seen[key] = line
+        _refuse_duplicate_keys(loader, value_node, (*path, str(key)))
 
 
 def load_yaml(data: bytes, *, what: str = "file") -> Any:

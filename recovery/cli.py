@@ -16,7 +16,10 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer._click import exceptions as usage  # typer vendors click (pinned 0.29.2)
+from typer.core import TyperGroup
 
 from models.catalogue import Framework, builtin_framework
 from models.errors import DomainError, InvalidInput, NotFound, RuleRefused
@@ -28,7 +31,65 @@ from recovery.settings import get_settings
 
 T = TypeVar("T")
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+#: An error line echoes at most this much of what was typed (a 1 MB field stays one line).
+MAX_ERROR_CHARS = 500
+
+
+def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """What a person typed, fit for one line of stderr: control characters (newlines, ANSI
+    escapes) shown escaped, and capped."""
+    flat = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return flat if len(flat) <= limit else flat[:limit] + f"... ({len(flat)} characters)"
+
+
+class OneLineErrors(TyperGroup):
+    """Click's own usage errors (a non-numeric --value, a missing --by, an unknown option)
+    keep the CLI's contract: exit 2 with one line naming the field, or `{"error", "field"}`
+    on stderr with --json, instead of a boxed usage message."""
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode:
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            result = super().main(argv, prog_name, complete_var, False, **extra)
+        except usage.NoArgsIsHelpError:
+            return super().main(argv, prog_name, complete_var, True, **extra)
+        except usage.UsageError as exc:
+            _usage_error(exc, as_json="--json" in argv)
+        except usage.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err.print("Aborted.")
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _usage_error(exc: usage.UsageError, *, as_json: bool) -> NoReturn:
+    param = getattr(exc, "param", None)
+    if isinstance(exc, usage.NoSuchOption):
+        field = exc.option_name.lstrip("-").replace("-", "_")
+        message = f"is not an option of this command: {exc.option_name}"
+        if exc.possibilities:
+            message += f" (did you mean {', '.join(sorted(exc.possibilities))}?)"
+    elif isinstance(exc, usage.BadParameter) and param is not None and param.name:
+        field = param.name
+        message = (exc.format_message() if isinstance(exc, usage.MissingParameter)
+                   else exc.message)
+    else:
+        field, message = "command", exc.format_message()
+    if as_json:
+        sys.stderr.write(json.dumps({"error": one_line(message), "field": field}) + "\n")
+    else:
+        err.print(f"[red]error[/red] {escape(field)}: {escape(one_line(message))}",
+                  highlight=False)
+    sys.exit(2)
+
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, cls=OneLineErrors,
                   help="Run high-risk CQC recovery actions: rate, assign, review, gate, sign off.")
 action_app = typer.Typer(no_args_is_help=True, help="Open, show, list, revise and extend actions.")
 evidence_app = typer.Typer(no_args_is_help=True, help="Record evidence against an action.")
@@ -56,26 +117,31 @@ def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
 
 
 def fail(exc: BaseException, as_json: bool) -> NoReturn:
+    # messages echo what people typed: never let it be read as rich markup, break the
+    # line or run to a megabyte
     if isinstance(exc, InvalidInput | NotFound):
-        field, rule = exc.field, exc.rule
+        field, rule = one_line(exc.field, 200), one_line(exc.rule)
         if as_json:
             sys.stderr.write(json.dumps({"error": rule, "field": field}) + "\n")
         else:
-            err.print(f"[red]error[/red] {field}: {rule}", highlight=False)
+            err.print(f"[red]error[/red] {escape(field)}: {escape(rule)}", highlight=False)
         raise typer.Exit(2)
     if isinstance(exc, RuleRefused):
+        reasons = [one_line(r) for r in exc.reasons]
         if as_json:
             sys.stderr.write(json.dumps({"error": f"refused by {exc.rule}", "field": exc.rule,
-                                         "reasons": exc.reasons}) + "\n")
+                                         "reasons": reasons}) + "\n")
         else:
-            err.print(f"[red]refused[/red] by {exc.rule}:", highlight=False)
-            for reason in exc.reasons:
+            err.print(f"[red]refused[/red] by {escape(exc.rule)}:", highlight=False)
+            for reason in reasons:
                 err.print(f"  - {reason}", highlight=False, markup=False)
         raise typer.Exit(3)
     if as_json:
-        sys.stderr.write(json.dumps({"error": f"unexpected: {exc}", "field": None}) + "\n")
+        sys.stderr.write(json.dumps({"error": f"unexpected: {one_line(str(exc))}",
+                                     "field": None}) + "\n")
     else:
-        err.print(f"[red]unexpected error[/red]: {exc!r}", highlight=False)
+        err.print(f"[red]unexpected error[/red]: {escape(one_line(repr(exc)))}",
+                  highlight=False)
     raise typer.Exit(1)
 
 
@@ -677,6 +743,10 @@ def action_control_change(
     from recovery import cycles
 
     def work() -> dict[str, Any]:
+        from models.action import MAX_TEXT
+
+        if len(what.strip()) > MAX_TEXT:  # the column holds 2000; PostgreSQL would refuse
+            raise InvalidInput("what", f"must be at most {MAX_TEXT} characters")
         with db.unit_of_work() as session:
             change = cycles.record_control_change(session, ref, what=what, by=by,
                                                   today=get_settings().today())

@@ -8,17 +8,17 @@ the same date finds every review already held and changes nothing.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func
+from sqlalchemy import and_, func, insert, or_, text
 from sqlmodel import Session, col, select
 
-from models.cadence import review_due
-from models.evidence import Evidence, EvidenceSource, Pillar
+from models.cadence import Cadence, review_due
+from models.evidence import TRIANGULATION_PILLARS, Evidence, EvidenceSource, Pillar
 from models.lifecycle import OPEN, Event, Status
-from models.review import Rating, ReviewRecord, assess_progress
+from models.review import Rating, ReviewAssessment, ReviewRecord, assess_progress
 from models.tables import (
     ActionRow,
     ControlChangeRow,
@@ -29,12 +29,22 @@ from models.tables import (
     ReviewRow,
     utcnow,
 )
-from recovery import audit_log, mail, services
+from recovery import audit_log, db, mail, services
 from recovery import repository as repo
 from recovery.settings import get_settings
 
+_SOURCES = {s.value: s for s in EvidenceSource}
+_PILLARS = {p.value: p for p in Pillar}
+#: Ids per IN list: far below SQLite's and PostgreSQL's bind-parameter limits at any size.
+ID_CHUNK = 2000
+
+
+def _chunks(ids: list[int]) -> list[list[int]]:
+    return [ids[i:i + ID_CHUNK] for i in range(0, len(ids), ID_CHUNK)]
+
 #: Weeks in routine monitoring, target met and no trigger, before an action closes.
 SUSTAINED_WEEKS = 8
+_CYCLE_LOCK = 7_204_162  # advisory lock id (with the date) serialising daily cycles
 
 
 class DailyResult(BaseModel):
@@ -50,52 +60,150 @@ class DailyResult(BaseModel):
     closed_sustained: list[str]
 
 
-def _evidence_by_action(session: Session, ids: list[int], as_of: date) -> dict[int, list[Evidence]]:
+def _review_evidence(session: Session, ids: list[int], as_of: date) -> dict[int, list[Evidence]]:
+    """The evidence a review reads, per action: for each triangulation pillar its latest item
+    and its latest two measured items up to the date. That is all `pillar_positions` looks
+    at (supporting evidence counts toward no pillar), so the assessment is the same as over
+    the whole history; ranked in the database, a provider's months of evidence are never
+    loaded into Python. Ordered as the domain orders evidence: (observed_on, id)."""
     out: dict[int, list[Evidence]] = defaultdict(list)
-    if not ids:
-        return out
-    rows = session.exec(
-        select(EvidenceRow.action_id, EvidenceRow.id, EvidenceRow.source, EvidenceRow.pillar,
-               EvidenceRow.value, EvidenceRow.sample_size, EvidenceRow.observed_on,
-               EvidenceRow.recorded_by, EvidenceRow.reference)
-        .where(col(EvidenceRow.action_id).in_(ids), EvidenceRow.observed_on <= as_of)
-        .order_by(col(EvidenceRow.action_id), col(EvidenceRow.observed_on), col(EvidenceRow.id))
-    ).all()
-    for action_id, eid, source, pillar, value, sample, observed, by, ref in rows:
-        out[action_id].append(Evidence.model_construct(
-            id=eid, source=EvidenceSource(source), pillar=Pillar(pillar), value=value,
-            sample_size=sample, observed_on=observed, recorded_by=by, reference=ref))
+    for chunk in _chunks(ids):
+        _review_evidence_of(session, chunk, as_of, out)
     return out
 
 
-def _last_reviews(session: Session, ids: list[int], as_of: date) -> dict[int, ReviewRow]:
-    if not ids:
-        return {}
-    latest = (
-        select(ReviewRow.action_id, func.max(ReviewRow.as_of).label("last"))
-        .where(col(ReviewRow.action_id).in_(ids), ReviewRow.as_of < as_of)
-        .group_by(col(ReviewRow.action_id)).subquery()
+def _review_evidence_of(
+    session: Session, ids: list[int], as_of: date, out: dict[int, list[Evidence]]
+) -> None:
+    newest_first = (col(EvidenceRow.observed_on).desc(), col(EvidenceRow.id).desc())
+    ranked = (
+        select(EvidenceRow.action_id, EvidenceRow.id, EvidenceRow.source, EvidenceRow.pillar,
+               EvidenceRow.value, EvidenceRow.sample_size, EvidenceRow.observed_on,
+               EvidenceRow.recorded_by, EvidenceRow.reference,
+               func.row_number().over(
+                   partition_by=(col(EvidenceRow.action_id), col(EvidenceRow.pillar)),
+                   order_by=newest_first).label("nth"),
+               func.row_number().over(
+                   partition_by=(col(EvidenceRow.action_id), col(EvidenceRow.pillar),
+                                 col(EvidenceRow.value).is_(None)),
+                   order_by=newest_first).label("nth_same_kind"))
+        .where(col(EvidenceRow.action_id).in_(ids), EvidenceRow.observed_on <= as_of,
+               col(EvidenceRow.pillar).in_([p.value for p in TRIANGULATION_PILLARS]))
+        .subquery()
     )
-    rows = session.exec(
-        select(ReviewRow).join(latest, (ReviewRow.action_id == latest.c.action_id)
-                               & (ReviewRow.as_of == latest.c.last))
+    c = ranked.c
+    rows = session.connection().execute(
+        select(c.action_id, c.id, c.source, c.pillar, c.value, c.sample_size, c.observed_on,
+               c.recorded_by, c.reference)
+        .where(or_(c.nth == 1, and_(c.value.is_not(None), c.nth_same_kind <= 2)))
+        .order_by(c.action_id, c.observed_on, c.id)
     ).all()
-    return {r.action_id: r for r in rows}
+    for action_id, eid, source, pillar, value, sample, observed, by, ref in rows:
+        out[action_id].append(Evidence.model_construct(
+            id=eid, source=_SOURCES[source], pillar=_PILLARS[pillar], value=value,
+            sample_size=sample, observed_on=observed, recorded_by=by, reference=ref))
+
+
+def _last_reviews(session: Session, ids: list[int], as_of: date) -> dict[int, ReviewRow]:
+    out: dict[int, ReviewRow] = {}
+    for chunk in _chunks(ids):
+        latest = (
+            select(ReviewRow.action_id, func.max(ReviewRow.as_of).label("last"))
+            .where(col(ReviewRow.action_id).in_(chunk), ReviewRow.as_of < as_of)
+            .group_by(col(ReviewRow.action_id)).subquery()
+        )
+        rows = session.exec(
+            select(ReviewRow).join(latest, (ReviewRow.action_id == latest.c.action_id)
+                                   & (ReviewRow.as_of == latest.c.last))
+        ).all()
+        out.update((r.action_id, r) for r in rows)
+    return out
+
+
+def _held_on(session: Session, ids: list[int], as_of: date) -> set[int]:
+    held: set[int] = set()
+    for chunk in _chunks(ids):
+        held.update(session.exec(
+            select(ReviewRow.action_id).where(col(ReviewRow.action_id).in_(chunk),
+                                              ReviewRow.as_of == as_of)).all())
+    return held
+
+
+def _review_values(
+    action_id: int, assessment: ReviewAssessment, cadence: Cadence, reviewed_by: str,
+    created_at: datetime,
+) -> dict[str, Any]:
+    """The columns `services.review_row` sets, as a dict for one bulk INSERT: the cycle
+    writes thousands of reviews without building an instrumented ORM object for each."""
+    return {
+        "action_id": action_id, "as_of": assessment.as_of, "cadence": cadence.value,
+        "measured_value": assessment.measured_value,
+        "trajectory_value": assessment.trajectory_value, "target_met": assessment.target_met,
+        "rating": assessment.rating.value, "days_to_deadline": assessment.days_to_deadline,
+        "triggers": [t.value for t in assessment.triggers_fired],
+        "reasons": list(assessment.reasons),
+        "pillars": [
+            {"pillar": p.pillar.value,
+             "last_observed_on": p.last_observed_on.isoformat() if p.last_observed_on else None,
+             "latest_value": p.latest.value if p.latest else None, "fresh": p.fresh}
+            for p in assessment.pillars
+        ],
+        "reviewed_by": reviewed_by, "created_at": created_at,
+    }
+
+
+class _Lookups:
+    """What escalation and de-escalation read about many actions, loaded once per cycle
+    (on first use) instead of a few queries per escalated action: the staff directory and
+    locations (kept in the session's identity map, so `session.get` finds them), the
+    registered managers of each location, and the open escalation of each reviewed action
+    (the earliest, when there is more than one)."""
+
+    def __init__(self, session: Session, ids: list[int]) -> None:
+        self.session = session
+        self.ids = ids
+        self._people: list[PersonRow] | None = None
+        self._locations: list[LocationRow] = []
+        self._managers: dict[int | None, list[str]] = defaultdict(list)
+        self._open: dict[int, EscalationRow] | None = None
+
+    def managers(self, location_id: int) -> list[str]:
+        if self._people is None:
+            self._people = list(self.session.exec(select(PersonRow)))
+            self._locations = list(self.session.exec(select(LocationRow)))
+            for person in self._people:
+                if person.role == "registered_manager":
+                    self._managers[person.location_id].append(person.email)
+        return self._managers.get(location_id, [])
+
+    def open_escalation(self, action_id: int) -> EscalationRow | None:
+        if self._open is None:
+            self._open = {}
+            for chunk in _chunks(self.ids):
+                for escalation in self.session.exec(
+                        select(EscalationRow).where(col(EscalationRow.action_id).in_(chunk),
+                                                    col(EscalationRow.resolved_on).is_(None))
+                        .order_by(col(EscalationRow.id))):
+                    self._open.setdefault(escalation.action_id, escalation)
+        return self._open.get(action_id)
 
 
 def run_daily(session: Session, *, as_of: date, actor: str = "daily-review") -> DailyResult:
     """Review every open action that is due under its cadence, as of a date."""
     settings = get_settings()
+    if db.is_postgres(session):
+        # Two cycles for the same date at once (a retry, two workers, an operator): the
+        # second waits here for the first to commit, then finds every review held,
+        # instead of colliding on uq_review_action_day half-way and failing.
+        session.execute(text("SELECT pg_advisory_xact_lock(:k, :d)"),
+                        {"k": _CYCLE_LOCK, "d": as_of.toordinal()})
     actions = list(session.exec(
         select(ActionRow).where(col(ActionRow.status).in_([s.value for s in OPEN]),
                                 ActionRow.baseline_on <= as_of)
         .order_by(col(ActionRow.risk_level), col(ActionRow.id))
     ))
     ids = [a.id for a in actions if a.id is not None]
-    held_today = set(session.exec(
-        select(ReviewRow.action_id).where(col(ReviewRow.action_id).in_(ids),
-                                          ReviewRow.as_of == as_of)
-    ).all()) if ids else set()
+    held_today = _held_on(session, ids, as_of)
     last = _last_reviews(session, ids, as_of)
     due: list[ActionRow] = []
     not_due = 0
@@ -109,12 +217,13 @@ def run_daily(session: Session, *, as_of: date, actor: str = "daily-review") -> 
             due.append(row)
         else:
             not_due += 1
-    evidence = _evidence_by_action(session, [r.id for r in due if r.id is not None], as_of)
+    evidence = _review_evidence(session, [r.id for r in due if r.id is not None], as_of)
     ratings: dict[str, int] = defaultdict(int)
     result = DailyResult(as_of=as_of, open_actions=len(actions), reviewed=0,
                          already_reviewed=len(held_today), not_due=not_due, ratings={},
                          escalated=[], de_escalated=[], reopened=[], closed_sustained=[])
-    reviews: list[ReviewRow] = []
+    reviews: list[dict[str, Any]] = []
+    created_at = utcnow()
     assessed: list[tuple[ActionRow, Any]] = []
     for row in due:
         assert row.id is not None
@@ -127,16 +236,17 @@ def run_daily(session: Session, *, as_of: date, actor: str = "daily-review") -> 
             freshness_days=settings.evidence_freshness_days,
             reviews_start=row.recovery_started_on,
         )
-        reviews.append(services.review_row(row.id, assessment, cadence, actor))
+        reviews.append(_review_values(row.id, assessment, cadence, actor, created_at))
         assessed.append((row, assessment))
         ratings[assessment.rating.value] += 1
-    session.add_all(reviews)
-    session.flush()
+    if reviews:
+        session.execute(insert(ReviewRow), reviews)
     result.reviewed = len(reviews)
     result.ratings = dict(ratings)
 
+    lookups = _Lookups(session, [row.id for row, _ in assessed if row.id is not None])
     for row, assessment in assessed:
-        _after_review(session, row, assessment, as_of, result)
+        _after_review(session, row, assessment, as_of, result, lookups)
 
     if not reviews:
         # nothing was due or every review for the date is already held: a re-run (or an
@@ -154,7 +264,8 @@ def run_daily(session: Session, *, as_of: date, actor: str = "daily-review") -> 
 
 
 def _after_review(
-    session: Session, row: ActionRow, assessment: Any, as_of: date, result: DailyResult
+    session: Session, row: ActionRow, assessment: Any, as_of: date, result: DailyResult,
+    lookups: _Lookups | None = None,
 ) -> None:
     weak = assessment.rating in (Rating.OFF_TRACK, Rating.OVERDUE)
     status = Status(row.status)
@@ -169,7 +280,7 @@ def _after_review(
             result.reopened.append(row.ref)
             escalate(session, row, as_of=as_of,
                      reasons=["evidence fell back below target in routine monitoring",
-                              *assessment.reasons])
+                              *assessment.reasons], lookups=lookups)
             result.escalated.append(row.ref)
             return
         if _sustained(session, row, as_of):
@@ -180,11 +291,11 @@ def _after_review(
             result.closed_sustained.append(row.ref)
         return
     if weak and not row.escalated:
-        escalate(session, row, as_of=as_of, reasons=list(assessment.reasons))
+        escalate(session, row, as_of=as_of, reasons=list(assessment.reasons), lookups=lookups)
         result.escalated.append(row.ref)
     elif row.escalated and assessment.rating == Rating.ON_TRACK and _control_changed(
-            session, row):
-        de_escalate(session, row, as_of=as_of)
+            session, row, lookups):
+        de_escalate(session, row, as_of=as_of, lookups=lookups)
         result.de_escalated.append(row.ref)
 
 
@@ -199,31 +310,38 @@ def _sustained(session: Session, row: ActionRow, as_of: date) -> bool:
     return bool(since) and all(r.target_met and not r.triggers for r in since)
 
 
-def _open_escalation(session: Session, row: ActionRow) -> EscalationRow | None:
+def _open_escalation(
+    session: Session, row: ActionRow, lookups: _Lookups | None = None
+) -> EscalationRow | None:
+    if lookups is not None and row.id is not None:
+        return lookups.open_escalation(row.id)
     return session.exec(
         select(EscalationRow).where(EscalationRow.action_id == row.id,
                                     col(EscalationRow.resolved_on).is_(None))
     ).first()
 
 
-def _control_changed(session: Session, row: ActionRow) -> bool:
-    escalation = _open_escalation(session, row)
+def _control_changed(session: Session, row: ActionRow, lookups: _Lookups | None = None) -> bool:
+    escalation = _open_escalation(session, row, lookups)
     if escalation is None:
         return True
     return escalation.control_change_id is not None
 
 
-def _recipients(session: Session, row: ActionRow) -> list[str]:
-    lead = repo.person_by_id(session, row.accountable_lead_id)
-    reviewer = repo.person_by_id(session, row.senior_reviewer_id)
-    managers = session.exec(
+def _recipients(session: Session, row: ActionRow, lookups: _Lookups | None = None) -> list[str]:
+    managers = lookups.managers(row.location_id) if lookups is not None else session.exec(
         select(PersonRow.email).where(PersonRow.role == "registered_manager",
                                       PersonRow.location_id == row.location_id)
     ).all()
+    lead = repo.person_by_id(session, row.accountable_lead_id)
+    reviewer = repo.person_by_id(session, row.senior_reviewer_id)
     return sorted({lead.email, reviewer.email, *managers})
 
 
-def escalate(session: Session, row: ActionRow, *, as_of: date, reasons: list[str]) -> EscalationRow:
+def escalate(
+    session: Session, row: ActionRow, *, as_of: date, reasons: list[str],
+    lookups: _Lookups | None = None,
+) -> EscalationRow:
     """Off track or overdue: daily senior review, everyone responsible told why, and an
     escalation kept open until a control change and evidence back on trajectory."""
     assert row.id is not None
@@ -237,7 +355,7 @@ def escalate(session: Session, row: ActionRow, *, as_of: date, reasons: list[str
     location = session.get(LocationRow, row.location_id)
     mail.enqueue(
         session, dedupe_key=f"escalation:{row.ref}:{escalation.id}",
-        to=_recipients(session, row), template="escalation", action_ref=row.ref,
+        to=_recipients(session, row, lookups), template="escalation", action_ref=row.ref,
         context={"ref": row.ref, "title": row.title, "location": location.name if location
                  else "", "reasons": reasons, "as_of": as_of,
                  "escalation_actions": list(plan.escalation_actions),
@@ -252,8 +370,10 @@ def escalate(session: Session, row: ActionRow, *, as_of: date, reasons: list[str
     return escalation
 
 
-def de_escalate(session: Session, row: ActionRow, *, as_of: date) -> None:
-    escalation = _open_escalation(session, row)
+def de_escalate(
+    session: Session, row: ActionRow, *, as_of: date, lookups: _Lookups | None = None
+) -> None:
+    escalation = _open_escalation(session, row, lookups)
     if escalation is not None:
         escalation.resolved_on = as_of
         session.add(escalation)

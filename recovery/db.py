@@ -1,8 +1,11 @@
 """Engine, units of work and migrations.
 
 SQLite runs in WAL mode with a busy timeout and every transaction starts with
-BEGIN IMMEDIATE, so concurrent writers queue instead of failing half-way. PostgreSQL
-serialises the few hot spots (the audit chain head) with advisory locks.
+BEGIN IMMEDIATE, so concurrent writers queue instead of failing half-way. A unit of work
+takes that lock before its first statement; if another writer holds it past the busy
+timeout (RECOVERY_DB_BUSY_TIMEOUT), the unit is retried (RECOVERY_DB_BUSY_RETRIES) and then
+refused with DatabaseBusy, having written nothing. PostgreSQL serialises the few hot spots
+(the audit chain head) with advisory locks.
 """
 
 from __future__ import annotations
@@ -34,14 +37,15 @@ def engine_for(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        busy = max(0.0, get_settings().db_busy_timeout)
+        engine = create_engine(url, connect_args={"timeout": busy, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
@@ -64,10 +68,44 @@ def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+class DatabaseBusy(Exception):
+    """Another writer held the database past the busy timeout, on every attempt. Nothing
+    of the unit of work was written."""
+
+
+def _locked(exc: OperationalError) -> bool:
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message
+
+
+def _begin() -> Session:
+    """A session whose transaction has begun: on SQLite, BEGIN IMMEDIATE has taken the
+    write lock, waiting up to the busy timeout and retrying, so a unit of work never fails
+    half-way for want of the lock."""
+    settings = get_settings()
+    attempts = max(0, settings.db_busy_retries) + 1
+    for attempt in range(1, attempts + 1):
+        session = Session(get_engine(), expire_on_commit=False)
+        try:
+            session.connection()
+            return session
+        except OperationalError as exc:
+            session.close()
+            if not _locked(exc):
+                raise
+            if attempt == attempts:
+                raise DatabaseBusy(
+                    f"the database is busy: another writer held it for more than "
+                    f"{settings.db_busy_timeout:g} s, {attempts} times; nothing was written, "
+                    f"try again") from None
+            time.sleep(min(0.5 * attempt, 2.0))
+    raise AssertionError("unreachable")
+
+
 @contextmanager
 def unit_of_work() -> Iterator[Session]:
     """One transaction: commit on success, roll back everything on any error."""
-    with Session(get_engine(), expire_on_commit=False) as session:
+    with _begin() as session:
         try:
             yield session
             session.commit()
@@ -81,8 +119,8 @@ def with_retry(work: Callable[[], T], *, attempts: int = 5, pause: float = 0.5) 
     for attempt in range(1, attempts + 1):
         try:
             return work()
-        except OperationalError as exc:
-            if "locked" not in str(exc).lower() or attempt == attempts:
+        except (OperationalError, DatabaseBusy) as exc:
+            if (isinstance(exc, OperationalError) and not _locked(exc)) or attempt == attempts:
                 raise
             time.sleep(pause * attempt)
     raise AssertionError("unreachable")

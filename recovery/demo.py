@@ -52,6 +52,7 @@ from recovery.runtime import (
     prefect_client_env,
     start_prefect_server,
     terminate_tree,
+    wait_for_idle,
     wait_until,
 )
 
@@ -68,11 +69,14 @@ DEFAULT_PORT = 4200
 PLAN_KEY_PREFIX = "plan-signoff-"
 SERVED_MESSAGE = "being served and polling for scheduled runs"
 
-SERVER_TIMEOUT = 120.0  # first start migrates the Prefect database
-SERVE_TIMEOUT = 90.0
-READY_TIMEOUT = 180.0
-#: How long Ctrl-C waits for flow-run processes to reach a wait before stopping `serve`.
-STOP_IDLE_TIMEOUT = 60.0
+# Generous: about 45 s for a first start and 15 s for the next ones on an idle laptop, but
+# several times that on a busy machine (first start migrates the Prefect database).
+SERVER_TIMEOUT = 180.0
+SERVE_TIMEOUT = 120.0
+READY_TIMEOUT = 240.0
+#: How long Ctrl-C waits for flow-run processes to reach a wait before stopping `serve`
+#: (a second Ctrl-C stops at once).
+STOP_IDLE_TIMEOUT = 180.0
 #: Idle that long in a row (more than the runner's 1 s poll) before `serve` is stopped.
 STOP_QUIET = 2.5
 
@@ -196,6 +200,8 @@ def clear_previous(layout: Layout) -> None:
         if child and alive(child) and looks_right(command_line(child)):
             out.print(f"[yellow]Stopping the {name} process (pid {child}) left behind by a "
                       f"demo that did not stop cleanly.[/yellow]")
+            if name == "serve":  # as in Demo.stop: let flow runs reach a wait first
+                wait_for_idle(child, STOP_IDLE_TIMEOUT, quiet=STOP_QUIET)
             terminate_tree(child)
     layout.state_file.unlink(missing_ok=True)
 
@@ -343,7 +349,7 @@ def survey(layout: Layout, refs: list[str]) -> list[ActionView]:
             if not view.flow_run_id:
                 continue
             run = client.read_flow_run(UUID(view.flow_run_id))
-            view.run_state = run.state.name if run.state else "-"
+            view.run_state = run.state.name if run.state and run.state.name else "-"
             if run.state is not None and run.state.is_paused():
                 view.waiting_on = prefect_api.waiting_key(view.flow_run_id, timeout=0)
     return views
@@ -396,30 +402,37 @@ def print_views(views: list[ActionView]) -> None:
 
 def print_guide(layout: Layout, views: list[ActionView]) -> None:
     cli = cli_command()
-    first = views[0] if views else None
-    ref = first.ref if first else "REF"
-    reviewer = first.reviewer if first else "REVIEWER"
     lines = [
-        f"[bold]Prefect UI[/bold]   {layout.ui_url}",
-        f"[bold]Mail[/bold]         {_rel(layout.mail_dir)}/  (every email as a .eml file; "
-        f"SMTP on {HOST}:{layout.smtp_port})",
-        f"[bold]Logs[/bold]         {_rel(layout.serve_log)}, {_rel(layout.server_log)}",
+        f"[bold]Prefect UI[/bold]  {layout.ui_url}",
+        f"[bold]Mail[/bold]        {_rel(layout.mail_dir)}/  every email as a .eml file "
+        f"(SMTP sink on {HOST}:{layout.smtp_port})",
+        f"[bold]Logs[/bold]        {_rel(layout.serve_log)}  {_rel(layout.server_log)}",
         "",
         "[bold]What to do next[/bold]",
-        f"1. Open a waiting run: {first.run_url if first else layout.ui_url + '/runs'}",
-        "   (or Runs in the UI: each example is Suspended, waiting for plan sign-off).",
-        "2. Press [bold]Resume[/bold]. The form shows the plan. Sign as the senior reviewer "
-        f"({reviewer}) with the one-time code from their email: the newest .eml in "
-        f"{_rel(layout.mail_dir)}/ whose subject starts with {ref}.",
-        "   Decide approve or reject, give a rationale of at least 20 characters, submit.",
-        f"3. Or from another terminal in this directory: [cyan]{cli} approvals[/cyan], then",
-        f"   [cyan]{cli} signoff {ref} --by {reviewer} --code CODE --decision approve "
-        f'--rationale "..."[/cyan]',
-        f"4. Then [cyan]{cli} evidence add[/cyan] and [cyan]{cli} closure request[/cyan] "
-        "drive the gate; [cyan]recovery --help[/cyan] lists everything.",
+    ]
+    pending = [view for view in views if view.awaiting_plan_signoff]
+    if pending:
+        view = pending[0]
+        lines += [
+            f"1. Open a waiting run, e.g. {view.ref}: {view.run_url}",
+            "   (or Runs in the UI: the examples are Suspended, waiting for plan sign-off).",
+            f"2. Press [bold]Resume[/bold]. The form shows the plan. Sign as the senior "
+            f"reviewer, {view.reviewer}, with the one-time code in their email "
+            f"({_rel(view.mails[-1])}: the file under 'code in' above), decide, give a "
+            "rationale of 20 characters or more, and submit.",
+            f"3. Or from another terminal in this directory: [cyan]{cli} approvals[/cyan] "
+            f"lists what waits on whom; [cyan]{cli} signoff {view.ref} --by {view.reviewer} "
+            f'--code CODE --decision approve --rationale "..."[/cyan] signs it off.',
+        ]
+    else:
+        lines.append(f"1. [cyan]{cli} approvals[/cyan] (in another terminal in this "
+                     "directory) lists what waits on whom, with links to the runs.")
+    lines += [
+        f"Then [cyan]{cli} evidence add[/cyan] and [cyan]{cli} closure request[/cyan] take an "
+        f"action to the triangulation gate; [cyan]{cli} --help[/cyan] lists everything.",
         "",
-        "Ctrl-C stops everything; run it again to carry on where you left off "
-        f"(all data is in {_rel(layout.home)}/).",
+        "New email is announced here. Ctrl-C stops everything; run it again to carry on "
+        f"where you left off (all data is in {_rel(layout.home)}/).",
     ]
     defaults = (layout.port == DEFAULT_PORT and layout.smtp_port == 8025
                 and layout.home == (Path.cwd() / ".recovery").resolve())
@@ -429,6 +442,25 @@ def print_guide(layout: Layout, views: list[ActionView]) -> None:
                   f"RECOVERY_PREFECT_UI_URL={layout.ui_url} "
                   f"RECOVERY_SMTP_PORT={layout.smtp_port}[/cyan]"]
     out.print(Panel("\n".join(lines), title="recovery-gates demo", expand=False))
+
+
+class MailWatch:
+    """Announces each email the sink stores after the demo is up."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.seen = {path.name for path in directory.glob("*.eml")}
+
+    def poll(self) -> None:
+        parser = BytesParser(policy=policy.default)
+        for path in sorted(self.directory.glob("*.eml")):
+            if path.name in self.seen:
+                continue
+            self.seen.add(path.name)
+            with path.open("rb") as fh:
+                headers = parser.parse(fh, headersonly=True)
+            out.print(f"[cyan]mail[/cyan] to {headers.get('X-Envelope-To', '?')}: "
+                      f"{headers.get('Subject', '')}  [dim]{_rel(path)}[/dim]")
 
 
 # ---------------------------------------------------------------- the demo
@@ -570,7 +602,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print_guide(layout, views)
             out.print(f"[green]Ready[/green] in {elapsed:.1f}s. Press Ctrl-C to stop.")
+            mail_watch = MailWatch(layout.mail_dir)
             while (stopped := demo.alive()) is None:
+                mail_watch.poll()
                 time.sleep(0.5)
             raise DemoError(stopped)
     except Interrupted as exc:

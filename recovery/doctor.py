@@ -1,4 +1,6 @@
-"""`recovery doctor`: what is wrong, one line per check."""
+"""`recovery doctor`: what is wrong, one line per check: the app database, the Prefect
+server, the served deployments, SMTP (and the Secret block holding its password, when one
+is named) and the automations."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ EXPECTED_DEPLOYMENTS = (
     "monthly-assurance/monthly-assurance",
     "open-action/open-action",
     "record-evidence/record-evidence",
+    "recovery-notify/recovery-notify",
 )
 
 
@@ -26,10 +29,14 @@ class Check(BaseModel):
 
 
 def check_database() -> str:
-    from sqlalchemy import text
+    from sqlalchemy import inspect, text
 
     from recovery import db
 
+    where = get_settings().db_url.split("@")[-1]
+    tables = set(inspect(db.get_engine()).get_table_names())
+    if "alembic_version" not in tables or "recovery_action" not in tables:
+        raise RuntimeError(f"{where} is not initialised: run `recovery init`")
     with db.unit_of_work() as session:
         version = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
         count = session.execute(text("SELECT count(*) FROM recovery_action")).scalar()
@@ -38,7 +45,7 @@ def check_database() -> str:
     head = ScriptDirectory.from_config(db.alembic_config()).get_current_head()
     if version != head:
         raise RuntimeError(f"schema at {version}, code expects {head}: run `recovery init`")
-    return f"{get_settings().db_url.split('@')[-1]} at {version}, {count} actions"
+    return f"{where} at {version}, {count} actions"
 
 
 def check_prefect() -> str:
@@ -72,15 +79,38 @@ def check_deployments() -> str:
 
 def check_smtp() -> str:
     settings = get_settings()
-    with socket.create_connection((settings.smtp_host, settings.smtp_port), timeout=3) as sock:
-        banner = sock.recv(200).decode("ascii", "replace").strip()
+    where = f"{settings.smtp_host}:{settings.smtp_port}"
+    try:
+        with socket.create_connection((settings.smtp_host, settings.smtp_port),
+                                      timeout=3) as sock:
+            banner = sock.recv(200).decode("ascii", "replace").strip()
+    except OSError as exc:
+        raise ConnectionError(f"{where} does not answer ({exc.strerror or exc}); email stays "
+                              "queued until it does") from None
     if not banner.startswith("220"):
-        raise RuntimeError(f"unexpected greeting {banner[:60]!r}")
+        raise RuntimeError(f"{where}: unexpected greeting {banner[:60]!r}")
+    password = ""
+    if settings.smtp_secret_block:
+        from recovery import prefect_api
+        from recovery.automations import load_smtp_secret
+
+        prefect_api.api_url()
+        load_smtp_secret(settings.smtp_secret_block)
+        password = f"; password from Secret block '{settings.smtp_secret_block}'"
     from recovery import db, mail
 
-    with db.unit_of_work() as session:
-        queued = len(mail.pending(session))
-    return f"{settings.smtp_host}:{settings.smtp_port} answers; {queued} emails queued"
+    try:
+        with db.unit_of_work() as session:
+            queued = f"{len(mail.pending(session))} emails queued"
+    except Exception:  # noqa: BLE001 - the database line says what is wrong with it
+        queued = "outbox not readable"
+    return f"{where} answers{password}; {queued}"
+
+
+def check_automations() -> str:
+    from recovery.automations import check_automations as check
+
+    return check()
 
 
 CHECKS: dict[str, Callable[[], str]] = {
@@ -88,6 +118,7 @@ CHECKS: dict[str, Callable[[], str]] = {
     "prefect server": check_prefect,
     "deployments": check_deployments,
     "smtp": check_smtp,
+    "automations": check_automations,
 }
 
 

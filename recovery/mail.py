@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import email
+import re
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -32,7 +33,41 @@ def environment() -> Environment:
     )
     env.filters["uk_date"] = lambda d: d.strftime("%-d %B %Y") if d else ""
     env.filters["uk_short"] = lambda d: d.strftime("%d/%m/%Y") if d else ""
+    env.filters["uk_datetime"] = uk_datetime
+    env.filters["pct"] = pct
+    env.filters["label"] = lambda v: str(v).replace("_", " ") if v is not None else ""
+    env.filters["md"] = md_text
     return env
+
+
+def uk_datetime(value: datetime | None, style: str = "short") -> str:
+    """A timestamp in the configured zone (Europe/London): `26/11/2026 13:05 GMT`, or with
+    style="long" `26 November 2026 at 13:05 GMT`. Naive values are taken as UTC."""
+    if value is None:
+        return ""
+    local = as_utc(value).astimezone(get_settings().tz)
+    if style == "long":
+        return local.strftime("%-d %B %Y at %H:%M %Z")
+    return local.strftime("%d/%m/%Y %H:%M %Z")
+
+
+def pct(value: float | None) -> str:
+    """A percentage as people write it (`85%`, `62.5%`); a dash when there is none."""
+    return "—" if value is None else f"{value:g}%"
+
+
+_MD_ESCAPES = str.maketrans({
+    "&": "&amp;", "<": "&lt;", ">": "&gt;", "\\": "\\\\", "`": "\\`", "*": "\\*",
+    "_": "\\_", "[": "\\[", "]": "\\]", "|": "\\|", "#": "\\#",
+})
+
+
+def md_text(value: object) -> str:
+    """Free text made inert in Markdown: no HTML, links, emphasis or table breaks survive,
+    and line breaks become spaces (a Markdown template is not autoescaped)."""
+    if value is None:
+        return ""
+    return " ".join(str(value).split()).translate(_MD_ESCAPES)
 
 
 def render(template: str, context: dict[str, Any]) -> tuple[str, str, str]:
@@ -82,6 +117,14 @@ def _mailer_class() -> Any:
                     break
             return recipients, parsed.as_string()
 
+        def login(self) -> None:
+            # One connection for a whole flush: yagmail connects again for every message
+            # (and never closes the old one); connect only when there is no live connection.
+            if self.smtp is not None and not self.is_closed and \
+                    getattr(self.smtp, "sock", None) is not None:
+                return
+            super().login()
+
     return Mailer
 
 
@@ -113,7 +156,23 @@ def _smtp(settings: Settings) -> Any:
         smtp_ssl=settings.smtp_security == "ssl",
         smtp_skip_login=not settings.smtp_user,
         soft_email_validation=False,
+        timeout=settings.smtp_timeout,  # to smtplib: connect and every reply
     )
+
+
+def _connect(settings: Settings) -> Any:
+    smtp = _smtp(settings)
+    smtp.login()
+    return smtp
+
+
+def _claim(session: Session, outbox_id: int) -> OutboxRow | None:
+    """The unsent row, locked for this transaction; None when it is sent or another
+    flush (another process) is sending it right now (PostgreSQL: SKIP LOCKED; SQLite's
+    BEGIN IMMEDIATE already serialises flushes)."""
+    row = session.exec(select(OutboxRow).where(OutboxRow.id == outbox_id)
+                       .with_for_update(skip_locked=True)).first()
+    return None if row is None or row.sent_at is not None else row
 
 
 def due(session: Session, now: datetime, limit: int = 200) -> list[OutboxRow]:
@@ -138,14 +197,23 @@ def flush(settings: Settings | None = None, *, ignore_backoff: bool = False) -> 
     if not ids:
         return {"sent": 0, "failed": 0, "queued": 0}
     smtp = None
+    unreachable: Exception | None = None
     for outbox_id in ids:
+        if smtp is None and unreachable is None:
+            # Connect before the row's transaction: a mail server that is slow or stalls
+            # never holds the database (on SQLite, every other writer). One failed connect
+            # is the answer for the whole flush: the rest stay queued with the same error.
+            try:
+                smtp = _connect(settings)
+            except Exception as exc:  # noqa: BLE001 - recorded on each row below
+                unreachable = exc
         with unit_of_work() as session:
-            row = session.get(OutboxRow, outbox_id)
-            if row is None or row.sent_at is not None:
+            row = _claim(session, outbox_id)
+            if row is None:
                 continue
             try:
-                if smtp is None:
-                    smtp = _smtp(settings)
+                if unreachable is not None:
+                    raise unreachable
                 send_one(smtp, row)
             except Exception as exc:  # noqa: BLE001 - any SMTP failure leaves the row queued
                 row.attempts += 1
@@ -159,6 +227,7 @@ def flush(settings: Settings | None = None, *, ignore_backoff: bool = False) -> 
             row.attempts += 1
             row.sent_at = utcnow()
             row.last_error = None
+            forget_one_time_code(row)
             session.add(row)
             sent += 1
     if smtp is not None:
@@ -167,6 +236,19 @@ def flush(settings: Settings | None = None, *, ignore_backoff: bool = False) -> 
     with unit_of_work() as session:
         queued = len(due(session, utcnow() + MAX_BACKOFF, limit=100000))
     return {"sent": sent, "failed": failed, "queued": queued}
+
+
+#: Emails that carry a one-time code (sign-off and assurance requests). Codes are hashed at
+#: rest: the stored copy holds the code only until the email is sent, then forgets it, so
+#: the reviewer's inbox is the only place it exists.
+ONE_TIME_CODE_KEYS = ("signoff:", "assurance:")
+_ONE_TIME_CODE = re.compile(r"(?<![0-9A-Za-z-])\d{6}(?![0-9A-Za-z-])")
+
+
+def forget_one_time_code(row: OutboxRow) -> None:
+    if row.dedupe_key.startswith(ONE_TIME_CODE_KEYS):
+        row.text_body = _ONE_TIME_CODE.sub("[sent, not kept]", row.text_body)
+        row.html_body = _ONE_TIME_CODE.sub("[sent, not kept]", row.html_body)
 
 
 def pending(session: Session) -> list[OutboxRow]:

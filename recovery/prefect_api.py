@@ -114,10 +114,19 @@ def resume_wait(ref: str, expected_prefix: str, run_input: dict[str, Any]) -> st
         raise RuleRefused("sign-off", [
             f"{row.ref} is not waiting for {expected_prefix.rstrip('-').replace('-', ' ')} "
             f"(status {row.status}; run waiting on: {key or 'nothing'})"])
+    from prefect.exceptions import NotPausedError
+
+    taken = RuleRefused("sign-off", [
+        f"{row.ref} stopped waiting under {key} before this submission arrived: another "
+        f"submission was taken first; nothing was changed by this one"])
     try:
         resume_flow_run(UUID(row.flow_run_id), run_input=run_input)
+    except NotPausedError:
+        raise taken from None
     except RuntimeError as exc:
         message = str(exc).removeprefix("Cannot resume this run: ")
+        if "not paused" in message:
+            raise taken from None
         field = "input"
         for name in run_input:
             if f"'{name}'" in message:

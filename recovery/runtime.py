@@ -198,6 +198,30 @@ def terminate_tree(pid: int, *, timeout: float = 10.0) -> None:
                 os.kill(each, signal.SIGKILL)
 
 
+def wait_for_idle(
+    pid: int,
+    timeout: float,
+    *,
+    quiet: float = 0.0,
+    abort: Callable[[], bool] | None = None,
+) -> bool:
+    """Wait until ``pid`` has had no live descendants for ``quiet`` seconds in a row (or
+    has exited); False if some remain after ``timeout`` or once ``abort()`` is True."""
+    deadline = time.monotonic() + timeout
+    idle_since: float | None = None
+    while True:
+        now = time.monotonic()
+        if alive(pid) and descendants(pid):
+            idle_since = None
+        elif idle_since is None:
+            idle_since = now
+        if idle_since is not None and now - idle_since >= quiet:
+            return True
+        if now >= deadline or (abort is not None and abort()):
+            return False
+        time.sleep(0.05)
+
+
 def tail(path: Path, lines: int = 60) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -472,19 +496,9 @@ class ServeProcess:
         A ``quiet`` period longer than the runner's poll interval also covers a run that
         was scheduled a moment ago and is about to be picked up.
         """
-        deadline = time.monotonic() + timeout
-        idle_since: float | None = None
-        while True:
-            now = time.monotonic()
-            if self.children():
-                idle_since = None
-            elif idle_since is None:
-                idle_since = now
-            if idle_since is not None and now - idle_since >= quiet:
-                return True
-            if now >= deadline or (abort is not None and abort()):
-                return False
-            time.sleep(0.05)
+        if not self.is_running() or self.process is None:
+            return True
+        return wait_for_idle(self.process.pid, timeout, quiet=quiet, abort=abort)
 
     def stop(self, timeout: float = 15.0, *, idle_timeout: float = 5.0) -> int | None:
         """Wait up to ``idle_timeout`` for child processes to finish, then SIGTERM the

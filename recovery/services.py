@@ -14,6 +14,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from models.action import (
+    MAX_TEXT,
     ActionPlan,
     ExtensionRequest,
     check_accountability,
@@ -203,6 +204,17 @@ def _resolve_people(session: Session, plan: ActionPlan) -> tuple[PersonRow, Pers
     return lead, reviewer
 
 
+def _check_baseline_date(plan: ActionPlan, today: date | None) -> None:
+    """A baseline is a measurement already taken: it cannot be dated after today."""
+    from recovery.settings import get_settings
+
+    today = today or get_settings().today()
+    if plan.baseline.as_of > today:
+        raise InvalidInput("baseline.as_of",
+                           f"{plan.baseline.as_of.isoformat()} is in the future (today is "
+                           f"{today.isoformat()}); the baseline is what was measured")
+
+
 def _check_statements(session: Session, plan: ActionPlan) -> None:
     if session.get(FrameworkRow, plan.framework_id) is None:
         raise InvalidInput("framework_id", f"framework '{plan.framework_id}' is not loaded")
@@ -249,8 +261,11 @@ def _apply_plan(row: ActionRow, plan: ActionPlan, rating: RiskRating) -> None:
     row.updated_at = utcnow()
 
 
-def open_action(session: Session, plan: ActionPlan, *, actor: str) -> ActionRow:
+def open_action(
+    session: Session, plan: ActionPlan, *, actor: str, today: date | None = None
+) -> ActionRow:
     """Validate, rate and persist a new action as a draft."""
+    _check_baseline_date(plan, today)
     location = repo.get_location(session, plan.location)
     lead, reviewer = _resolve_people(session, plan)
     _check_statements(session, plan)
@@ -320,6 +335,7 @@ def revise_plan(session: Session, ref: str, plan: ActionPlan, *, actor: str) -> 
     location = repo.location_by_id(session, row.location_id)
     if repo.get_location(session, plan.location).id != location.id:
         raise InvalidInput("location", "a revision cannot move the action to another location")
+    _check_baseline_date(plan, None)
     new_lead, new_reviewer = _resolve_people(session, plan)
     _check_statements(session, plan)
     check_plan_ready_for_signoff(plan, rate_risk(plan.risk).level == RiskLevel.HIGH)
@@ -449,6 +465,8 @@ def extend_deadline(
 ) -> ActionRow:
     row = repo.get_action(session, ref, for_update=True)
     person = repo.get_person(session, by, field="by")
+    if len(control_change.strip()) > MAX_TEXT:  # the column holds 2000 characters
+        raise InvalidInput("control_change", f"must be at most {MAX_TEXT} characters")
     if not person.role or Role(person.role) not in {
         Role.REGISTERED_MANAGER, Role.NOMINATED_INDIVIDUAL, Role.PROVIDER_LEAD
     }:

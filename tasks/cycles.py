@@ -40,6 +40,8 @@ def emit_escalation_events() -> list[str]:
             select(EscalationRow, ActionRow.ref, ActionRow.risk_level, ActionRow.risk_domain)
             .join(ActionRow, ActionRow.id == EscalationRow.action_id)
             .where(col(EscalationRow.event_emitted_at).is_(None))
+            # two cycles at once on PostgreSQL: each escalation is announced by one of them
+            .with_for_update(of=EscalationRow, skip_locked=True)
         ).all()
         for escalation, ref, level, domain in rows:
             emit_event(

@@ -29,18 +29,6 @@ LEAD = "sg.lead@rose.example"
 REVIEWER = "ni@harbourcare.example"
 
 
-def add_evidence(stack: RecoveryStack, ref: str, *items: tuple[str, str]) -> None:
-    """Record evidence (source, recorded by) at 100% dated today, all at once."""
-    results = stack.cli_parallel(*[
-        ["evidence", "add", ref, "--source", source, "--value", "100", "--sample", "12",
-         "--observed-on", TODAY.isoformat(), "--reference", f"{source} audit {TODAY}",
-         "--by", by, "--json"]
-        for source, by in items
-    ])
-    for result in results:
-        assert result.exit_code == 0, f"{result}\n{stack.diagnostics()}"
-
-
 @pytest.mark.timeout(360)
 def test_journey_open_to_routine_monitoring(stack: RecoveryStack) -> None:
     # open: the action is rated, recorded, and its lifecycle run starts
@@ -64,21 +52,19 @@ def test_journey_open_to_routine_monitoring(stack: RecoveryStack) -> None:
     assert stack.status(REF) == "in_recovery"
 
     # some evidence: two pillars of four, one recorded by someone other than the lead
-    add_evidence(stack, REF, ("care_records", "rm@rose.example"), ("audits", LEAD))
-    expected = stack.cli("gate", REF, "--json")
-    assert expected.exit_code == 3, str(expected)
-    reasons = expected.json()["reasons"]
-    assert any("no feedback evidence" in r for r in reasons), reasons
-    assert any("no staff practice evidence" in r for r in reasons), reasons
-    assert any("review periods" in r for r in reasons), reasons
+    stack.add_evidence(REF, TODAY, ("care_records", "rm@rose.example"), ("audits", LEAD))
 
     # closure request: recorded, then refused by the triangulation gate (exit 3, why)
     asked = stack.cli("closure", "request", REF, "--by", LEAD,
                       "--summary", "Same-day review of every concern for two weeks", "--json")
     assert asked.exit_code == 3, str(asked)
-    assert asked.error_json()["reasons"][1:] == reasons
+    reasons = asked.error_json()["reasons"][1:]
+    assert len(reasons) == 3, reasons
+    assert any(r.startswith("no feedback evidence since") for r in reasons), reasons
+    assert any(r.startswith("no staff practice evidence since") for r in reasons), reasons
+    assert any("0 of the last 2 review periods" in r for r in reasons), reasons
     stack.wait_for_wait(REF, "closure-request-2-")
-    assert stack.action(REF)["status"] == "in_recovery"
+    assert stack.status(REF) == "in_recovery"
 
     gates = [t for t in stack.task_runs(REF) if t.name.startswith("triangulation-gate")]
     assert len(gates) == 1, [t.name for t in gates]
@@ -97,19 +83,16 @@ def test_journey_open_to_routine_monitoring(stack: RecoveryStack) -> None:
     body = text_of(refused)
     for reason in reasons:
         assert reason in body, (reason, body)
-    events = [e["event"] for e in stack.audit(REF)]
+    events = stack.audit_events(REF)
     assert events.count("status.request_closure") == 1
     assert events.count("status.gate_refused") == 1
 
     # the missing evidence, and daily reviews for two consecutive days
-    add_evidence(stack, REF, ("feedback", "team.leader@rose.example"),
+    stack.add_evidence(REF, TODAY, ("feedback", "team.leader@rose.example"),
                  ("staff_practice", "duty.manager@rose.example"))
     for day in (TODAY, TOMORROW):
         review = stack.cli_json("review", "run", "daily", "--as-of", day.isoformat())
         assert review["reviewed"] >= 1, review
-    verdict = stack.cli("gate", REF, "--json")
-    assert verdict.exit_code == 0, str(verdict)
-
     # closure request 2: the gate passes; the reviewer gets a second code
     asked = stack.cli_json("closure", "request", REF, "--by", LEAD,
                            "--summary", "All four pillars at 100% and two reviews on target")
@@ -132,7 +115,7 @@ def test_journey_open_to_routine_monitoring(stack: RecoveryStack) -> None:
     assert run.state.is_completed(), run.state
     assert stack.action(REF)["status"] == "routine_monitoring"
 
-    events = [e["event"] for e in stack.audit(REF)]
+    events = stack.audit_events(REF)
     for event in ("status.approve_plan", "status.gate_passed", "status.approve_closure",
                   "stage.routine_monitoring"):
         assert events.count(event) == 1, (event, events)
@@ -171,12 +154,12 @@ def test_rejected_plan_is_revised_and_asked_again(stack: RecoveryStack, tmp_path
                               "--rationale", "Night shifts are now covered by a control")
     assert approved["applied"] is True, approved
     stack.wait_for_wait(ref, "closure-request-1-")
-    assert stack.action(ref)["status"] == "in_recovery"
+    assert stack.status(ref) == "in_recovery"
 
     decisions = stack.query(
         "SELECT d.attempt, d.decision FROM decision d JOIN recovery_action a "
         "ON a.id = d.action_id WHERE a.ref = :r ORDER BY d.attempt", r=ref)
     assert decisions == [(1, "reject"), (2, "approve")]
-    events = [e["event"] for e in stack.audit(ref)]
+    events = stack.audit_events(ref)
     for event in ("status.reject_plan", "status.revise_plan", "status.approve_plan"):
         assert events.count(event) == 1, (event, events)

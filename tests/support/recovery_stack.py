@@ -27,6 +27,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,8 @@ class RecoveryStack:
         self.serve = ServeProcess([str(RECOVERY_BIN), "serve"], env=self.env, cwd=REPO_ROOT,
                                   log_path=home / "serve.log")
         self._engine: Any = None
+        self.log: list[str] = []
+        """One line per CLI command: seconds, exit code, arguments."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -153,7 +156,8 @@ class RecoveryStack:
             self._engine.dispose()
 
     def diagnostics(self) -> str:
-        return (f"--- serve log (tail) ---\n{self.serve.output(since_start=False)[-8000:]}\n"
+        return ("--- commands ---\n" + "\n".join(self.log) + "\n"
+                f"--- serve log (tail) ---\n{self.serve.output(since_start=False)[-8000:]}\n"
                 f"--- mail: {[m['Subject'] for m in self.sink.messages()]}")
 
     # ------------------------------------------------------------------ the CLI
@@ -163,8 +167,10 @@ class RecoveryStack:
         started = time.monotonic()
         proc = subprocess.run([str(RECOVERY_BIN), *argv], env=self.env, cwd=REPO_ROOT,
                               capture_output=True, text=True, timeout=timeout, check=False)
-        return Result(argv, proc.returncode, proc.stdout, proc.stderr,
-                      time.monotonic() - started)
+        result = Result(argv, proc.returncode, proc.stdout, proc.stderr,
+                        time.monotonic() - started)
+        self.log.append(f"{result.seconds:5.1f}s exit {result.exit_code} {' '.join(argv)[:90]}")
+        return result
 
     def cli_ok(self, *args: Any, timeout: float = 180) -> Result:
         result = self.cli(*args, timeout=timeout)
@@ -189,7 +195,22 @@ class RecoveryStack:
         """Start every command at once; wait for all."""
         started = time.monotonic()
         procs = [(self.start_cli(*cmd), [str(a) for a in cmd]) for cmd in commands]
-        return [self.finish(p, a, started, timeout) for p, a in procs]
+        results = [self.finish(p, a, started, timeout) for p, a in procs]
+        for r in results:
+            self.log.append(f"{r.seconds:5.1f}s exit {r.exit_code} {' '.join(r.args)[:90]} (&)")
+        return results
+
+    def add_evidence(self, ref: str, observed_on: date, *items: tuple[str, str],
+                     value: float = 100) -> None:
+        """Record evidence items (source, recorded by), all at once, through the CLI."""
+        results = self.cli_parallel(*[
+            ["evidence", "add", ref, "--source", source, "--value", value, "--sample", "12",
+             "--observed-on", observed_on.isoformat(), "--reference",
+             f"{source} audit {observed_on}", "--by", by, "--json"]
+            for source, by in items
+        ])
+        for result in results:
+            assert result.exit_code == 0, f"{result}\n{self.diagnostics()}"
 
     # ------------------------------------------------------------------ domain views
 
@@ -206,15 +227,32 @@ class RecoveryStack:
         return str(rows[0][0])
 
     def audit(self, ref: str) -> list[dict[str, Any]]:
+        """The action's audit trail as `recovery audit show REF --json` prints it."""
         entries: list[dict[str, Any]] = self.cli_json("audit", "show", ref)
         return entries
 
+    def audit_events(self, ref: str) -> list[str]:
+        """The action's audit events in order, read from the database (cheaper than the
+        CLI when only the events are asserted)."""
+        return [r[0] for r in self.query(
+            "SELECT event FROM audit_log WHERE action_ref = :r ORDER BY seq", r=ref)]
+
+    def engine(self) -> Any:
+        if self._engine is None:
+            self._engine = create_engine(self.database_url,
+                                         connect_args={"timeout": 30})
+        return self._engine
+
     def query(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
         """Read the app database (assertions only)."""
-        if self._engine is None:
-            self._engine = create_engine(self.database_url)
-        with self._engine.connect() as conn:
+        with self.engine().connect() as conn:
             return [tuple(r) for r in conn.execute(text(sql), params).all()]
+
+    def execute(self, sql: str, **params: Any) -> None:
+        """Write to the app database directly. Only for what no command can do (ageing a
+        sign-off code past its expiry); everything else goes through the CLI."""
+        with self.engine().begin() as conn:
+            conn.execute(text(sql), params)
 
     def count(self, table: str, ref: str, where: str = "", **params: Any) -> int:
         sql = (f"SELECT COUNT(*) FROM {table} t JOIN recovery_action a ON a.id = t.action_id "

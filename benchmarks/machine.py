@@ -1,0 +1,60 @@
+"""The machine a figure was measured on: CPU, cores, RAM, Python, SQLite, PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _ram_gib() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+def postgres_version(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        import psycopg
+
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            return str(row[0]) if row else None
+    except Exception as exc:  # noqa: BLE001 - a description, never a failure
+        return f"unavailable ({type(exc).__name__})"
+
+
+def describe(pg_url: str | None = None) -> dict[str, Any]:
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "ram_gib": _ram_gib(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "postgresql": postgres_version(pg_url),
+    }
+
+
+def one_line(info: dict[str, Any]) -> str:
+    pg = f", PostgreSQL {info['postgresql']}" if info.get("postgresql") else ""
+    return (f"{info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB RAM, {info['os']}, "
+            f"Python {info['python']}, SQLite {info['sqlite']}{pg}")

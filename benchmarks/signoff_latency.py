@@ -1,0 +1,158 @@
+"""How long from a sign-off to the lifecycle's next stage starting.
+
+Brings up the real thing on loopback (a Prefect server, a mail sink, `recovery serve` with
+``PREFECT_RUNNER_POLL_FREQUENCY`` set, a fresh app database), opens N actions, and for each
+one waits until its run is suspended for plan sign-off, then answers it with the code from
+the email exactly as `recovery signoff` does (``resume_flow_run``) and measures, from the
+moment of the resume call:
+
+- resume -> run Running: the served runner noticed the rescheduled run and started it;
+- resume -> first task run started: the next stage starts (the run restarts from the top,
+  so this is the first task of the re-run);
+- resume -> decision applied (the ``apply-signoff`` task started);
+- resume -> in recovery (the ``closure-request-wait`` task started: the next human wait).
+
+Sign-offs are measured one at a time (no run competes with another). Prints each sample
+and p50/p95. Usage::
+
+    .venv/bin/python -m benchmarks.signoff_latency [--runs 5] [--poll 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support.prefect_server import start_prefect_server, wait_until  # noqa: E402
+from tests.support.recovery_stack import (  # noqa: E402
+    SEED,
+    RecoveryStack,
+    make_template_database,
+)
+
+PLANS = [SEED["ROSE-SG-001"], SEED["QUAY-MED-001"], SEED["ELM-STF-001"]]
+REVIEWERS = {"ROSE": "ni@harbourcare.example", "QUAY": "rm@quay.example",
+             "ELM": "provider.lead@harbourcare.example"}
+MARKS = ("running", "first_task", "apply_signoff", "next_wait")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a small sample."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))  # ceil
+    return ordered[int(rank) - 1]
+
+
+def running_since(client: Any, run_id: UUID, after: datetime) -> datetime | None:
+    for state in client.read_flow_run_states(run_id):
+        if state.type.value == "RUNNING" and state.timestamp >= after:
+            return state.timestamp  # type: ignore[no-any-return]
+    return None
+
+
+def measure_one(stack: RecoveryStack, ref: str) -> dict[str, float]:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.flow_runs import resume_flow_run
+
+    stack.wait_for_wait(ref, "plan-signoff-1-", timeout=120)
+    stack.serve.wait_for_idle(timeout=30, quiet=0.5)  # the suspended process has gone
+    code = stack.signoff_code(ref, "plan")
+    run_id = UUID(stack.flow_run_id(ref))
+    run_input = {"reviewer_email": REVIEWERS[ref.split("-")[0]], "code": code,
+                 "decision": "approve",
+                 "rationale": "Benchmark sign-off: plan reviewed and proportionate"}
+
+    with stack.server.settings():
+        t0 = datetime.now(UTC)
+        resume_flow_run(run_id, run_input=run_input)
+        call = (datetime.now(UTC) - t0).total_seconds()
+
+    def task_starts() -> dict[str, datetime] | None:
+        with stack.client() as client:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+        starts: dict[str, datetime] = {}
+        for task_run in runs:
+            if task_run.start_time is None or task_run.start_time < t0:
+                continue
+            name = task_run.name.rsplit("-", 1)[0]
+            if name not in starts or task_run.start_time < starts[name]:
+                starts[name] = task_run.start_time
+        return starts if "closure-request-wait" in starts else None
+
+    starts = wait_until(task_starts, timeout=120, interval=0.2,
+                        message=f"{ref}: the run to reach its next wait")
+    with stack.client() as client:
+        running = running_since(client, run_id, t0)
+    assert running is not None, f"{ref}: no Running state after the resume"
+    return {
+        "resume_call": call,
+        "running": (running - t0).total_seconds(),
+        "first_task": (min(starts.values()) - t0).total_seconds(),
+        "apply_signoff": (starts["apply-signoff"] - t0).total_seconds(),
+        "next_wait": (starts["closure-request-wait"] - t0).total_seconds(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="sign-offs to measure")
+    parser.add_argument("--poll", type=float, default=1.0,
+                        help="PREFECT_RUNNER_POLL_FREQUENCY of the serve process (seconds)")
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="signoff-latency-"))
+    print(f"starting a Prefect server, mail sink and `recovery serve` under {work} ...",
+          flush=True)
+    server = start_prefect_server(home=work / "prefect")
+    stack = RecoveryStack(server, work / "home",
+                          template=make_template_database(work / "template"),
+                          extra_env={"PREFECT_RUNNER_POLL_FREQUENCY": f"{args.poll:g}"})
+    samples: list[dict[str, float]] = []
+    try:
+        stack.start()
+        refs = []
+        for i in range(args.runs):
+            opened = stack.cli_json("action", "open", PLANS[i % len(PLANS)],
+                                    "--by", "rm@rose.example")
+            refs.append(opened["ref"])
+        print(f"opened {', '.join(refs)}; PREFECT_RUNNER_POLL_FREQUENCY={args.poll:g}",
+              flush=True)
+        for ref in refs:
+            sample = measure_one(stack, ref)
+            samples.append(sample)
+            print(f"  {ref:14} " + "  ".join(f"{k}={v:5.2f}s" for k, v in sample.items()),
+                  flush=True)
+            time.sleep(0.5)
+    finally:
+        stack.stop()
+        server.stop(remove_home=True)
+
+    print(f"\nsign-off -> next stage, {len(samples)} sign-offs "
+          f"(PREFECT_RUNNER_POLL_FREQUENCY={args.poll:g}):")
+    labels = {"running": "resume -> run Running",
+              "first_task": "resume -> next task run starts",
+              "apply_signoff": "resume -> decision applied",
+              "next_wait": "resume -> in recovery (next wait)"}
+    for key in MARKS:
+        values = [s[key] for s in samples]
+        print(f"  {labels[key]:36} p50 {percentile(values, 50):5.2f}s   "
+              f"p95 {percentile(values, 95):5.2f}s   "
+              f"(min {min(values):.2f}s, max {max(values):.2f}s, "
+              f"mean {statistics.fmean(values):.2f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

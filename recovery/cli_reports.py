@@ -1,0 +1,203 @@
+"""`recovery report ...`, `recovery import tracker` and `recovery export tracker`.
+
+Registered on the main app in `recovery/cli.py`; the conventions are that module's: every
+command takes --json; exit 0 done, 2 bad input (a tracker with bad rows: every bad row
+listed, nothing imported), 3 refused by a rule, 1 unexpected.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+# The apps exist before `recovery.cli` is imported: cli.py imports this module at its end to
+# register them, so whichever of the two is imported first, the other finds them defined
+# (their commands are added below and typer reads them when the CLI runs).
+report_app = typer.Typer(no_args_is_help=True,
+                         help="Governance, commissioner and inspector packs (HTML, PDF, Markdown).")
+import_app = typer.Typer(no_args_is_help=True, help="Bring a provider's existing tracker in.")
+export_app = typer.Typer(no_args_is_help=True, help="The risk-rated tracker out to Excel or CSV.")
+
+from models.errors import InvalidInput  # noqa: E402
+from recovery import db, reports, spreadsheets  # noqa: E402
+from recovery.cli import JsonOpt, emit, err, out, parse_day, read_file, run  # noqa: E402
+from recovery.settings import get_settings  # noqa: E402
+
+LocationOpt = Annotated[str | None, typer.Option(help="Only this location (name or code).")]
+AsOfOpt = Annotated[str | None, typer.Option("--as-of",
+                                             help="Position as of YYYY-MM-DD (default today).")]
+OutOpt = Annotated[Path, typer.Option("--out", help="The file to write.")]
+
+_REPORT_SUFFIXES = {".html": "html", ".htm": "html", ".pdf": "pdf", ".md": "md"}
+_EXPORT_SUFFIXES = {".xlsx": "xlsx", ".csv": "csv"}
+
+
+def _format(given: str | None, path: Path, suffixes: dict[str, str]) -> str:
+    allowed = sorted(set(suffixes.values()))
+    if given is not None:
+        fmt = given.strip().lower()
+        if fmt not in allowed:
+            raise InvalidInput("format", f"'{given}' is not {' or '.join(allowed)}")
+        return fmt
+    if path.suffix.lower() in suffixes:
+        return suffixes[path.suffix.lower()]
+    raise InvalidInput("format", f"give --format {'|'.join(allowed)} (or an --out file ending "
+                                 f"in {', '.join(sorted(suffixes))})")
+
+
+
+
+@import_app.callback()
+def _import_group() -> None:
+    """Bring a provider's existing tracker in."""
+
+
+@export_app.callback()
+def _export_group() -> None:
+    """The risk-rated tracker out to Excel or CSV."""
+
+
+# ---------------------------------------------------------------- report packs
+
+
+def _report(kind: str, location: str | None, as_of: str | None, fmt: str | None, out_path: Path,
+            as_json: bool) -> None:
+    def work() -> reports.ReportResult:
+        day = parse_day(as_of, "as_of") if as_of else get_settings().today()
+        chosen = _format(fmt, out_path, _REPORT_SUFFIXES)
+        return reports.write_report(kind, chosen, out_path, as_of=day, location=location)
+
+    result = run(work, as_json)
+    emit(result.model_dump(mode="json"), as_json, lambda: out.print(
+        f"{reports.TITLES[kind]} ({result.format}, {result.actions} open actions, "
+        f"{result.high} high risk, as of {result.as_of:%d/%m/%Y}) written to {result.out}",
+        highlight=False))
+
+
+FormatOpt = Annotated[str | None, typer.Option("--format", help="html, pdf or md "
+                                                                "(default: from --out).")]
+
+
+@report_app.command("governance")
+def report_governance(out_path: OutOpt, location: LocationOpt = None, as_of: AsOfOpt = None,
+                      fmt: FormatOpt = None, as_json: JsonOpt = False) -> None:
+    """The provider governance pack: high-risk actions first, weaknesses, decisions."""
+    _report("governance", location, as_of, fmt, out_path, as_json)
+
+
+@report_app.command("commissioner")
+def report_commissioner(out_path: OutOpt, location: LocationOpt = None, as_of: AsOfOpt = None,
+                        fmt: FormatOpt = None, as_json: JsonOpt = False) -> None:
+    """The commissioner pack: tracker and evidence by risk domain, and the improvement plan."""
+    _report("commissioner", location, as_of, fmt, out_path, as_json)
+
+
+@report_app.command("inspector")
+def report_inspector(out_path: OutOpt, location: LocationOpt = None, as_of: AsOfOpt = None,
+                     fmt: FormatOpt = None, as_json: JsonOpt = False) -> None:
+    """The inspector pack: prioritisation, reviewers, and each claim's records and decision
+    log (audit chain verified)."""
+    _report("inspector", location, as_of, fmt, out_path, as_json)
+
+
+# ---------------------------------------------------------------- trackers
+
+
+def _rejected(exc: spreadsheets.TrackerRejected, as_json: bool) -> None:
+    if as_json:
+        sys.stderr.write(json.dumps({
+            "error": str(exc), "field": "file", "bad_rows": exc.bad_rows, "rows": exc.rows,
+            "errors": [e.model_dump() for e in sorted(exc.errors, key=lambda e: e.row)],
+        }) + "\n")
+    else:
+        err.print(f"[red]error[/red] file: {exc}", highlight=False)
+        for line in spreadsheets.iter_errors(exc.errors):
+            err.print(f"  {line}", highlight=False, markup=False)
+
+
+@import_app.command("tracker")
+def import_tracker(
+    path: Annotated[Path, typer.Argument(help="The tracker: .xlsx or .csv, one row per action.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate every row; import "
+                                                            "nothing.")] = False,
+    by: Annotated[str, typer.Option(help="Who imports it (audit trail).")] = "tracker-import",
+    no_flow: Annotated[bool, typer.Option("--no-flow", help="Do not start the lifecycle "
+                                                            "runs.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import an action tracker: every row is validated first; a file with any bad row
+    imports nothing and lists every bad row (row number, column, what is wrong)."""
+
+    def work() -> spreadsheets.ImportResult:
+        data = read_file(path)
+        try:
+            with db.unit_of_work() as session:
+                return spreadsheets.import_tracker(session, data, name=path.name,
+                                                   dry_run=dry_run, actor=by)
+        except spreadsheets.TrackerRejected as exc:
+            _rejected(exc, as_json)
+            raise typer.Exit(2) from None
+
+    result = run(work, as_json)
+    data: dict[str, Any] = result.model_dump(mode="json")
+    message = None
+    if not dry_run and not no_flow and result.refs:
+        from recovery import orchestration
+
+        for index, ref in enumerate(result.refs):
+            message = orchestration.start_or_explain(ref)
+            if message is not None:
+                message = (f"{len(result.refs) - index} of {len(result.refs)} actions stay "
+                           f"drafts ({message})")
+                break
+    data["flow"] = message
+
+    def human() -> None:
+        verb = "would import" if dry_run else "imported"
+        out.print(f"{result.file}: {result.rows} rows valid; {verb} "
+                  f"{len(result.refs)} actions: {', '.join(result.refs)}", highlight=False)
+        if result.ignored_columns:
+            out.print(f"columns not read: {', '.join(result.ignored_columns)}",
+                      highlight=False, markup=False)
+        if message:
+            err.print(f"[yellow]{message}[/yellow]", highlight=False)
+
+    emit(data, as_json, human)
+
+
+@export_app.command("tracker")
+def export_tracker(
+    out_path: OutOpt,
+    fmt: Annotated[str | None, typer.Option("--format", help="xlsx or csv (default: from "
+                                                              "--out).")] = None,
+    location: LocationOpt = None,
+    as_of: AsOfOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export the risk-rated tracker for Excel (header row frozen, RAG colours, real dates)
+    or as CSV; the same layout imports back."""
+
+    def work() -> spreadsheets.ExportResult:
+        chosen = _format(fmt, out_path, _EXPORT_SUFFIXES)
+        day = parse_day(as_of, "as_of") if as_of else get_settings().today()
+        if out_path.is_dir():
+            raise InvalidInput("out", f"{out_path} is a directory; give a file name")
+        if not out_path.parent.exists():
+            raise InvalidInput("out", f"the folder {out_path.parent} does not exist")
+        with db.unit_of_work() as session:
+            data, count = spreadsheets.export_tracker(session, fmt=chosen, as_of=day,
+                                                      location=location)
+        try:
+            out_path.write_bytes(data)
+        except OSError as exc:
+            raise InvalidInput("out", f"cannot write {out_path}: {exc.strerror}") from None
+        return spreadsheets.ExportResult(format=chosen, out=str(out_path), actions=count,
+                                         bytes=len(data))
+
+    result = run(work, as_json)
+    emit(result.model_dump(mode="json"), as_json, lambda: out.print(
+        f"{result.actions} actions written to {result.out} ({result.format})", highlight=False))

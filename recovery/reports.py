@@ -1,0 +1,893 @@
+"""The three report packs (provider governance, commissioner, inspector) built from the
+stored records into typed contexts, rendered with the one Jinja environment to HTML
+(self-contained, print-ready A4), Markdown or PDF (WeasyPrint).
+
+The packs start from `recovery.governance.build_snapshot` (the same view the weekly cycle
+uses) and add, set-based for every action at once, what each audience asks for: evidence
+per pillar with freshness, escalations and control changes, sign-off decisions, the
+provider assurance minutes, the improvement plan and, for inspectors, the decision log
+from the hash-chained audit trail with the chain verified.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from sqlmodel import Session, col, select
+
+from models.action import RiskDomain
+from models.audit import AuditEntry
+from models.cadence import HIGH_RISK_DAILY_DAYS
+from models.evidence import TRIANGULATION_PILLARS, Evidence, Pillar
+from models.people import PROVIDER_LEVEL_ROLES, Role
+from models.review import pillar_positions
+from models.risk import (
+    FACTOR_LABELS,
+    FACTOR_SCALES,
+    HIGH_THRESHOLD,
+    MEDIUM_THRESHOLD,
+    RiskLevel,
+)
+from models.tables import (
+    ActionRow,
+    ActionStatementRow,
+    AssuranceEntryRow,
+    AuditRow,
+    ControlChangeRow,
+    DecisionRow,
+    EscalationRow,
+    EvidenceRow,
+    LocationRow,
+    PersonRow,
+    ReviewRow,
+    StatementRow,
+    as_utc,
+)
+from recovery import audit_log, charts, mail
+from recovery import repository as repo
+from recovery.governance import LOCAL_ONLY, ActionLine, GovernanceSnapshot, build_snapshot
+from recovery.settings import get_settings
+
+PackKind = Literal["governance", "commissioner", "inspector"]
+PackFormat = Literal["html", "pdf", "md"]
+PACKS: tuple[PackKind, ...] = ("governance", "commissioner", "inspector")
+FORMATS: tuple[PackFormat, ...] = ("html", "pdf", "md")
+TITLES = {
+    "governance": "Provider governance pack",
+    "commissioner": "Commissioner pack",
+    "inspector": "Inspector pack",
+}
+#: Up to this many actions every action gets a chart; beyond it only high-risk ones do.
+CHART_ALL_LIMIT = 12
+
+#: What commissioners ask for, by the source of the evidence, and the risk domains in
+#: which the heading is shown even when nothing has been recorded ("*": every domain).
+EVIDENCE_KINDS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("Audit summaries", ("audits",), ("*",)),
+    ("Staffing evidence", ("rota_evidence",), ("staffing",)),
+    ("Safeguarding updates", ("safeguarding_logs",), ("safeguarding",)),
+    ("Medicines reports", ("medicines_records",), ("medicines",)),
+    ("Governance minutes", ("governance_minutes",), ("*",)),
+    ("Care records, feedback, staff practice and incident trends",
+     ("care_records", "feedback", "staff_practice", "incident_trends"), ()),
+)
+SHORT_FACTOR_LABELS = {
+    "potential_harm": "Harm", "people_affected": "People",
+    "likelihood_of_recurrence": "Likelihood", "regulatory_impact": "Regulatory",
+    "control_strength": "Controls",
+}
+WEAKNESS_GROUPS = (
+    ("local", "Serious risks managed only at local team level"),
+    ("overdue", "Overdue reviews"),
+    ("stale", "Actions with stale evidence"),
+    ("other", "Other weaknesses"),
+)
+
+
+# ---------------------------------------------------------------- typed contexts
+
+
+class PersonView(BaseModel):
+    name: str
+    email: str
+    role: str
+
+    @property
+    def described(self) -> str:
+        return f"{self.name} ({self.role})"
+
+
+class FactorView(BaseModel):
+    key: str
+    label: str
+    score: int
+    meaning: str
+
+
+class StatementView(BaseModel):
+    id: str
+    title: str
+    key_question: str
+
+
+class EvidenceView(BaseModel):
+    id: int
+    source: str
+    source_label: str
+    pillar: str
+    value: float | None
+    sample_size: int | None
+    observed_on: date
+    recorded_by: str
+    reference: str
+    fresh: bool
+    age_days: int
+
+
+class PillarView(BaseModel):
+    pillar: str
+    label: str
+    latest_value: float | None
+    last_observed_on: date | None
+    fresh: bool
+    items: int
+
+
+class EscalationView(BaseModel):
+    opened_on: date
+    reasons: list[str]
+    resolved_on: date | None
+    control_change: str | None
+
+
+class ControlChangeView(BaseModel):
+    decided_on: date
+    what: str
+    decided_by: str
+    reason: str
+    old_deadline: date | None
+    new_deadline: date | None
+
+
+class DecisionView(BaseModel):
+    kind: str
+    decision: str
+    reviewer: str
+    rationale: str
+    decided_at: datetime
+
+
+class AssuranceView(BaseModel):
+    recorded_on: date
+    outcome: str
+    note: str
+    recorded_by: str
+
+
+class AuditView(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    event: str
+    details: list[tuple[str, str]]
+    hash: str
+    verified: bool
+
+
+class ClaimView(BaseModel):
+    """One thing the tracker says about an action, and the records behind it."""
+
+    claim: str
+    stated: str
+    evidence: list[EvidenceView]
+    log_seqs: list[int]
+
+
+class ActionDetail(BaseModel):
+    line: ActionLine
+    rag: str
+    lead: PersonView
+    reviewer: PersonView
+    baseline_issue: str
+    baseline_on: date
+    target_measure: str
+    trajectory: float | None
+    last_review_on: date | None
+    interim_controls: list[str]
+    statements: list[StatementView]
+    factors: list[FactorView]
+    pillars: list[PillarView]
+    evidence: list[EvidenceView]
+    escalations: list[EscalationView]
+    control_changes: list[ControlChangeView]
+    decisions: list[DecisionView]
+    assurance: list[AssuranceView]
+    reviews: list[charts.ReviewPoint]
+    chart_svg: str | None = None
+    claims: list[ClaimView] = []
+    log: list[AuditView] = []
+
+    @property
+    def ref(self) -> str:
+        return self.line.ref
+
+    @property
+    def is_high(self) -> bool:
+        return self.line.risk_level == RiskLevel.HIGH.value
+
+    def evidence_of(self, sources: Iterable[str]) -> list[EvidenceView]:
+        wanted = set(sources)
+        return [e for e in self.evidence if e.source in wanted]
+
+
+class PackMeta(BaseModel):
+    kind: PackKind
+    title: str
+    provider: str
+    as_of: date
+    generated_at: datetime
+    location: str | None
+    freshness_days: int
+    timezone: str
+
+
+class Counts(BaseModel):
+    actions: int
+    high: int
+    escalated: int
+    overdue_reviews: int
+    red: int
+    amber: int
+    green: int
+    not_reviewed: int
+    decisions_needed: int
+
+
+class WeaknessItem(BaseModel):
+    ref: str
+    title: str
+    location: str
+    text: str
+
+
+class WeaknessGroup(BaseModel):
+    key: str
+    title: str
+    items: list[WeaknessItem]
+
+
+class DecisionNeeded(BaseModel):
+    ref: str
+    title: str
+    location: str
+    what: str
+    who: str
+
+
+class GovernancePack(BaseModel):
+    meta: PackMeta
+    counts: Counts
+    matrix_svg: str | None
+    actions: list[ActionDetail]
+    weaknesses: list[WeaknessGroup]
+    decisions_needed: list[DecisionNeeded]
+
+    @property
+    def high(self) -> list[ActionDetail]:
+        return [a for a in self.actions if a.is_high]
+
+    @property
+    def others(self) -> list[ActionDetail]:
+        return [a for a in self.actions if not a.is_high]
+
+
+class EvidenceGroup(BaseModel):
+    title: str
+    items: list[tuple[str, EvidenceView]]  # (action ref, evidence)
+    always: bool  # shown (as "none recorded") even when empty
+
+
+class DomainSection(BaseModel):
+    domain: str
+    label: str
+    actions: list[ActionDetail]
+    evidence_groups: list[EvidenceGroup]
+    assurance: list[tuple[str, AssuranceView]]
+
+
+class ImprovementRow(BaseModel):
+    ref: str
+    title: str
+    responsible: PersonView
+    reviewer: PersonView
+    start: date
+    deadline: date
+    measure: str
+    target_wording: str
+    baseline: float
+    measured: float | None
+    status: str
+    rating: str
+    rag: str
+    review_frequency: str
+
+
+class ImprovementIssue(BaseModel):
+    issue: str
+    location: str
+    domain: str
+    statements: list[StatementView]
+    rows: list[ImprovementRow]
+
+
+class CommissionerPack(BaseModel):
+    meta: PackMeta
+    counts: Counts
+    matrix_svg: str | None
+    actions: list[ActionDetail]
+    domains: list[DomainSection]
+    improvement_plan: list[ImprovementIssue]
+
+    @property
+    def improvement_rows(self) -> int:
+        return sum(len(issue.rows) for issue in self.improvement_plan)
+
+
+class ChainView(BaseModel):
+    ok: bool
+    entries: int
+    first_bad_seq: int | None
+    reason: str | None
+    verified_at: datetime
+
+    @property
+    def statement(self) -> str:
+        when = mail.uk_datetime(self.verified_at, "long")
+        if self.ok:
+            return (f"Audit trail verified on {when}: the hash chain of all {self.entries:,} "
+                    f"entries is intact (every entry's SHA-256 hash was recomputed and "
+                    f"checked against the entry before it).")
+        return (f"Audit trail verification FAILED on {when}: {self.reason}. Entries from "
+                f"{self.first_bad_seq} onwards cannot be relied on until this is explained.")
+
+
+class FactorScale(BaseModel):
+    key: str
+    label: str
+    short: str
+    scale: list[tuple[int, str]]
+
+
+class InspectorPack(BaseModel):
+    meta: PackMeta
+    counts: Counts
+    chain: ChainView
+    factor_scales: list[FactorScale]
+    high_threshold: int
+    medium_threshold: int
+    high_daily_days: int
+    actions: list[ActionDetail]
+
+
+Pack = GovernancePack | CommissionerPack | InspectorPack
+
+
+# ---------------------------------------------------------------- loading, set-based
+
+
+def _person(row: PersonRow) -> PersonView:
+    return PersonView(name=row.name, email=row.email, role=Role(row.role).label)
+
+
+def _plain(value: Any) -> str:
+    """An audit detail as people read it: UK dates and times, 70 not 70.0."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "; ".join(_plain(v) for v in value) if value else "none"
+    if isinstance(value, dict):
+        return "; ".join(f"{str(k).replace('_', ' ')}: {_plain(v)}" for k, v in value.items())
+    text = str(value)
+    if len(text) == 10 and text[4] == "-" and text[7] == "-":
+        try:
+            return date.fromisoformat(text).strftime("%d/%m/%Y")
+        except ValueError:
+            return text
+    if 19 <= len(text) <= 32 and text[4] == "-" and text[10] == "T":
+        try:
+            return mail.uk_datetime(datetime.fromisoformat(text))
+        except ValueError:
+            return text
+    return text
+
+
+def _details_text(details: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(key.replace("_", " "), _plain(value)) for key, value in details.items()]
+
+
+def _audit_view(entry: AuditEntry, first_bad: int | None) -> AuditView:
+    return AuditView(seq=entry.seq, at=entry.at, actor=entry.actor, event=entry.event,
+                     details=_details_text(entry.details), hash=entry.hash,
+                     verified=first_bad is None or entry.seq < first_bad)
+
+
+def _local_date(value: datetime) -> date:
+    return as_utc(value).astimezone(get_settings().tz).date()
+
+
+def _details(
+    session: Session, snapshot: GovernanceSnapshot, *, freshness_days: int,
+    chart: str = "high", audit: ChainView | None = None,
+) -> list[ActionDetail]:
+    """Every snapshot line with what the packs show about it, read in a few queries."""
+    as_of = snapshot.as_of
+    lines = snapshot.lines
+    refs = [line.ref for line in lines]
+    if not refs:
+        return []
+    rows = {r.ref: r for r in session.exec(select(ActionRow).where(col(ActionRow.ref).in_(refs)))}
+    ids = [r.id for r in rows.values()]
+    people = {p.id: p for p in session.exec(select(PersonRow))}
+
+    evidence: dict[int, list[EvidenceRow]] = defaultdict(list)
+    for e in session.exec(select(EvidenceRow).where(
+            col(EvidenceRow.action_id).in_(ids), EvidenceRow.observed_on <= as_of)
+            .order_by(col(EvidenceRow.observed_on), col(EvidenceRow.id))):
+        evidence[e.action_id].append(e)
+    reviews: dict[int, list[ReviewRow]] = defaultdict(list)
+    for r in session.exec(select(ReviewRow).where(
+            col(ReviewRow.action_id).in_(ids), ReviewRow.as_of <= as_of)
+            .order_by(col(ReviewRow.as_of))):
+        reviews[r.action_id].append(r)
+    changes: dict[int, list[ControlChangeRow]] = defaultdict(list)
+    change_text: dict[int, str] = {}
+    for c in session.exec(select(ControlChangeRow).where(
+            col(ControlChangeRow.action_id).in_(ids)).order_by(col(ControlChangeRow.decided_on),
+                                                               col(ControlChangeRow.id))):
+        assert c.id is not None
+        change_text[c.id] = c.what
+        if c.decided_on <= as_of:
+            changes[c.action_id].append(c)
+    escalations: dict[int, list[EscalationRow]] = defaultdict(list)
+    for esc in session.exec(select(EscalationRow).where(
+            col(EscalationRow.action_id).in_(ids), EscalationRow.opened_on <= as_of)
+            .order_by(col(EscalationRow.opened_on), col(EscalationRow.id))):
+        escalations[esc.action_id].append(esc)
+    decisions: dict[int, list[DecisionRow]] = defaultdict(list)
+    for d in session.exec(select(DecisionRow).where(col(DecisionRow.action_id).in_(ids))
+                          .order_by(col(DecisionRow.decided_at))):
+        if _local_date(d.decided_at) <= as_of:
+            decisions[d.action_id].append(d)
+    assurance: dict[int, list[AssuranceEntryRow]] = defaultdict(list)
+    for a in session.exec(select(AssuranceEntryRow).where(
+            col(AssuranceEntryRow.action_id).in_(ids), AssuranceEntryRow.recorded_on <= as_of)
+            .order_by(col(AssuranceEntryRow.recorded_on))):
+        assurance[a.action_id].append(a)
+    statements: dict[int, list[StatementView]] = defaultdict(list)
+    for link, statement in session.exec(
+            select(ActionStatementRow, StatementRow).join(
+                StatementRow, (StatementRow.framework_id == ActionStatementRow.framework_id)
+                & (StatementRow.statement_id == ActionStatementRow.statement_id))
+            .where(col(ActionStatementRow.action_id).in_(ids))):
+        statements[link.action_id].append(StatementView(
+            id=statement.statement_id, title=statement.title,
+            key_question=statement.key_question))
+    log: dict[str, list[AuditEntry]] = defaultdict(list)
+    if audit is not None:
+        for entry in session.exec(select(AuditRow).where(col(AuditRow.action_ref).in_(refs))
+                                  .order_by(col(AuditRow.seq))):
+            log[entry.action_ref or ""].append(audit_log.to_entry(entry))
+
+    chart_all = chart == "all" or (chart == "high" and len(lines) <= CHART_ALL_LIMIT)
+    out = []
+    for line in lines:
+        row = rows[line.ref]
+        assert row.id is not None
+        plan = row.plan
+        items = [repo.to_evidence(e) for e in evidence[row.id]]
+        positions = pillar_positions(items, as_of, freshness_days)
+        counts: dict[Pillar, int] = defaultdict(int)
+        for item in items:
+            counts[item.pillar] += 1
+        pillars = [PillarView(
+            pillar=p.pillar.value, label=p.pillar.label,
+            latest_value=(p.latest.value if p.latest else None),
+            last_observed_on=p.last_observed_on, fresh=p.fresh, items=counts[p.pillar])
+            for p in positions]
+        supporting = [e for e in items if e.pillar == Pillar.SUPPORTING]
+        pillars.append(PillarView(
+            pillar="supporting", label="supporting (not triangulated)",
+            latest_value=next((e.value for e in reversed(supporting) if e.value is not None),
+                              None),
+            last_observed_on=supporting[-1].observed_on if supporting else None,
+            fresh=bool(supporting) and (as_of - supporting[-1].observed_on).days
+            <= freshness_days, items=len(supporting)))
+        evidence_views = [_evidence_view(e, as_of, freshness_days)
+                          for e in reversed(items)]
+        history = reviews[row.id]
+        points = [charts.ReviewPoint(as_of=r.as_of, measured=r.measured_value,
+                                     trajectory=r.trajectory_value, rating=r.rating)
+                  for r in history]
+        detail = ActionDetail(
+            line=line, rag=charts.rag_of(line.rating),
+            lead=_person(people[row.accountable_lead_id]),
+            reviewer=_person(people[row.senior_reviewer_id]),
+            baseline_issue=plan["baseline"]["issue"], baseline_on=row.baseline_on,
+            target_measure=plan["target"]["measure"],
+            trajectory=history[-1].trajectory_value if history else None,
+            last_review_on=history[-1].as_of if history else None,
+            interim_controls=list(plan.get("interim_controls", [])),
+            statements=statements[row.id],
+            factors=[FactorView(key=k, label=FACTOR_LABELS[k], score=int(v),
+                                meaning=FACTOR_SCALES[k][int(v)])
+                     for k, v in plan["risk"].items()],
+            pillars=pillars, evidence=evidence_views,
+            escalations=[EscalationView(
+                opened_on=e.opened_on, reasons=list(e.reasons),
+                resolved_on=e.resolved_on if e.resolved_on and e.resolved_on <= as_of
+                else None,
+                control_change=change_text.get(e.control_change_id or 0))
+                for e in escalations[row.id]],
+            control_changes=[ControlChangeView(
+                decided_on=c.decided_on, what=c.what, decided_by=c.decided_by,
+                reason=c.reason, old_deadline=c.old_deadline, new_deadline=c.new_deadline)
+                for c in changes[row.id]],
+            decisions=[DecisionView(kind=d.kind, decision=d.decision,
+                                    reviewer=d.reviewer_email, rationale=d.rationale,
+                                    decided_at=as_utc(d.decided_at))
+                       for d in decisions[row.id]],
+            assurance=[AssuranceView(recorded_on=a.recorded_on, outcome=a.outcome,
+                                     note=a.note, recorded_by=a.recorded_by)
+                       for a in assurance[row.id]],
+            reviews=points,
+        )
+        if chart != "none" and (chart_all or detail.is_high):
+            detail.chart_svg = charts.measure_chart(_series(detail, row, items, as_of))
+        if audit is not None:
+            entries = log.get(line.ref, [])
+            detail.log = [_audit_view(e, audit.first_bad_seq) for e in entries]
+            detail.claims = _claims(detail, entries, items, as_of, freshness_days)
+        out.append(detail)
+    return out
+
+
+def _evidence_view(e: Evidence, as_of: date, freshness_days: int) -> EvidenceView:
+    age = (as_of - e.observed_on).days
+    return EvidenceView(
+        id=e.id or 0, source=e.source.value, source_label=e.source.label,
+        pillar=e.pillar.label, value=e.value, sample_size=e.sample_size,
+        observed_on=e.observed_on, recorded_by=e.recorded_by, reference=e.reference,
+        fresh=age <= freshness_days, age_days=age)
+
+
+def _series(detail: ActionDetail, row: ActionRow, items: list[Evidence],
+            as_of: date) -> charts.MeasureSeries:
+    return charts.MeasureSeries(
+        ref=row.ref, measure=detail.target_measure, baseline_on=row.baseline_on,
+        baseline=row.baseline_value, target=row.target_value, direction=row.target_direction,
+        deadline=row.deadline, as_of=as_of, reviews=detail.reviews,
+        evidence=[charts.EvidencePoint(observed_on=e.observed_on, value=e.value,
+                                       pillar=e.pillar.value)
+                  for e in items if e.value is not None])
+
+
+def _claims(detail: ActionDetail, entries: list[AuditEntry], items: list[Evidence],
+            as_of: date, freshness_days: int) -> list[ClaimView]:
+    """What the tracker says about one action, each with the records behind it."""
+    line = detail.line
+
+    def seqs(*prefixes: str, minutes: bool = False) -> list[int]:
+        return [e.seq for e in entries if e.event.startswith(prefixes) or (
+            minutes and e.event == "evidence.added"
+            and e.details.get("source") == "governance_minutes")]
+
+    measured = [e for e in items if e.value is not None
+                and (as_of - e.observed_on).days <= freshness_days
+                and e.pillar != Pillar.SUPPORTING]
+    latest: dict[Pillar, Evidence] = {}
+    for e in measured:
+        latest[e.pillar] = e
+    progress_refs = [_evidence_view(latest[p], as_of, freshness_days)
+                     for p in TRIANGULATION_PILLARS if p in latest]
+    oversight = [e for e in items if e.source.value == "governance_minutes"]
+    trajectory = None if detail.trajectory is None else round(detail.trajectory, 1)
+    open_escalations = [e for e in detail.escalations if e.resolved_on is None]
+    return [
+        ClaimView(claim="Risk rating",
+                  stated=f"{line.risk_level} risk, score {line.risk_score} of 30",
+                  evidence=[], log_seqs=seqs("action.opened", "action.imported",
+                                             "stage.risk_rated", "status.revise_plan")),
+        ClaimView(claim="Named accountability",
+                  stated=f"lead {detail.lead.described}; senior reviewer "
+                         f"{detail.reviewer.described}",
+                  evidence=[], log_seqs=seqs("action.opened", "stage.accountability",
+                                             "status.approve_plan", "status.reject_plan",
+                                             "signoff.")),
+        ClaimView(claim="Status", stated=line.status.replace("_", " "), evidence=[],
+                  log_seqs=seqs("status.")),
+        ClaimView(claim="Interim controls",
+                  stated=f"{len(detail.interim_controls)} recorded", evidence=[],
+                  log_seqs=seqs("action.opened", "stage.baseline_recorded")),
+        ClaimView(claim="Progress against trajectory",
+                  stated=(f"{line.rating.replace('_', ' ')}: measured "
+                          f"{mail.pct(line.measured)}, trajectory {mail.pct(trajectory)}, "
+                          f"target {line.target_wording}"),
+                  evidence=progress_refs, log_seqs=seqs("evidence.added", "review.recorded")),
+        ClaimView(claim="Escalation",
+                  stated=("escalated since " + open_escalations[-1].opened_on.strftime(
+                      "%d/%m/%Y") if open_escalations else "none open"),
+                  evidence=[],
+                  log_seqs=seqs("action.escalated", "action.de_escalated",
+                                "action.control_changed", "action.deadline_extended")),
+        ClaimView(claim="Provider-level oversight",
+                  stated=("last provider-level review " + line.last_provider_review.strftime(
+                      "%d/%m/%Y") if line.last_provider_review else "none recorded"),
+                  evidence=[_evidence_view(e, as_of, freshness_days) for e in oversight[-3:]],
+                  log_seqs=seqs("assurance.", "status.approve_", "status.reject_",
+                                minutes=True)),
+    ]
+
+
+def _counts(lines: list[ActionLine]) -> Counts:
+    rags = [charts.rag_of(line.rating) for line in lines]
+    return Counts(
+        actions=len(lines), high=sum(1 for x in lines if x.risk_level == "high"),
+        escalated=sum(1 for x in lines if x.escalated),
+        overdue_reviews=sum(1 for x in lines if x.review_overdue),
+        red=rags.count("red"), amber=rags.count("amber"), green=rags.count("green"),
+        not_reviewed=rags.count("grey"),
+        decisions_needed=sum(len(x.decisions_needed) for x in lines))
+
+
+def _matrix(session: Session, lines: list[ActionLine], location: str | None) -> str | None:
+    if location:
+        names = sorted({line.location for line in lines}) or [location]
+    else:
+        names = sorted(loc.name for loc in session.exec(select(LocationRow)))
+    if not names:
+        return None
+    rank = {name: i for i, name in enumerate(charts.RAG_ORDER)}
+    cells: dict[tuple[str, str], tuple[str, int]] = {}
+    for line in lines:
+        key = (line.location, line.risk_domain)
+        rag = charts.rag_of(line.rating)
+        worst, count = cells.get(key, ("none", 0))
+        cells[key] = (rag if rank[rag] > rank[worst] else worst, count + 1)
+    domains = [(d.value, d.label) for d in RiskDomain]
+    return charts.matrix_chart(names, domains, cells)
+
+
+def _meta(session: Session, kind: PackKind, snapshot: GovernanceSnapshot,
+          location: str | None) -> PackMeta:
+    settings = get_settings()
+    return PackMeta(kind=kind, title=TITLES[kind], provider=snapshot.provider,
+                    as_of=snapshot.as_of, generated_at=settings.now(), location=location,
+                    freshness_days=settings.evidence_freshness_days,
+                    timezone=settings.timezone)
+
+
+def _snapshot(session: Session, as_of: date, location: str | None) -> tuple[
+        GovernanceSnapshot, str | None]:
+    name = repo.get_location(session, location).name if location else None
+    return build_snapshot(session, as_of=as_of, location=name), name
+
+
+def _weakness_key(text: str) -> str:
+    if text.startswith(LOCAL_ONLY):
+        return "local"
+    if text.startswith("review overdue"):
+        return "overdue"
+    if text.startswith("stale evidence"):
+        return "stale"
+    return "other"
+
+
+# ---------------------------------------------------------------- the packs
+
+
+def _who_decides(a: ActionDetail, what: str) -> str:
+    if "senior reviewer" in what:
+        return a.reviewer.described
+    if "accountable lead" in what:
+        return a.lead.described
+    return ("a registered manager, nominated individual or provider lead "
+            f"(senior reviewer: {a.reviewer.name})")
+
+
+def governance_pack(session: Session, *, as_of: date, location: str | None = None,
+                    charts_for: str = "high") -> GovernancePack:
+    snapshot, name = _snapshot(session, as_of, location)
+    settings = get_settings()
+    actions = _details(session, snapshot, freshness_days=settings.evidence_freshness_days,
+                       chart=charts_for)
+    grouped: dict[str, list[WeaknessItem]] = defaultdict(list)
+    for line in snapshot.lines:
+        for text in line.weaknesses:
+            grouped[_weakness_key(text)].append(WeaknessItem(
+                ref=line.ref, title=line.title, location=line.location, text=text))
+    weaknesses = [WeaknessGroup(key=key, title=title, items=grouped[key])
+                  for key, title in WEAKNESS_GROUPS if key != "other" or grouped[key]]
+    needed = [DecisionNeeded(ref=a.ref, title=a.line.title, location=a.line.location, what=w,
+                             who=_who_decides(a, w))
+              for a in actions for w in a.line.decisions_needed]
+    return GovernancePack(
+        meta=_meta(session, "governance", snapshot, name), counts=_counts(snapshot.lines),
+        matrix_svg=_matrix(session, snapshot.lines, name) if charts_for != "none" else None,
+        actions=actions, weaknesses=weaknesses, decisions_needed=needed)
+
+
+def commissioner_pack(session: Session, *, as_of: date, location: str | None = None,
+                      charts_for: str = "high") -> CommissionerPack:
+    snapshot, name = _snapshot(session, as_of, location)
+    settings = get_settings()
+    actions = _details(session, snapshot, freshness_days=settings.evidence_freshness_days,
+                       chart=charts_for)
+    domains = []
+    for domain in RiskDomain:
+        in_domain = [a for a in actions if a.line.risk_domain == domain.value]
+        if not in_domain:
+            continue
+        in_domain.sort(key=lambda a: (RiskLevel(a.line.risk_level).rank, -a.line.risk_score,
+                                      a.ref))
+        groups = [EvidenceGroup(title=title, items=sorted(
+            ((a.ref, e) for a in in_domain for e in a.evidence_of(sources)),
+            key=lambda pair: (pair[1].observed_on, pair[0]), reverse=True),
+            always="*" in shown or domain.value in shown)
+            for title, sources, shown in EVIDENCE_KINDS]
+        domains.append(DomainSection(
+            domain=domain.value, label=domain.label.capitalize(), actions=in_domain,
+            evidence_groups=groups,
+            assurance=[(a.ref, entry) for a in in_domain for entry in a.assurance]))
+    issues: dict[tuple[str, str], ImprovementIssue] = {}
+    for a in sorted(actions, key=lambda a: (a.line.location, a.line.risk_domain, a.ref)):
+        key = (a.line.location, a.baseline_issue)
+        if key not in issues:
+            issues[key] = ImprovementIssue(issue=a.baseline_issue, location=a.line.location,
+                                           domain=a.line.risk_domain.replace("_", " "),
+                                           statements=a.statements, rows=[])
+        issues[key].rows.append(ImprovementRow(
+            ref=a.ref, title=a.line.title, responsible=a.lead, reviewer=a.reviewer,
+            start=a.baseline_on, deadline=a.line.deadline, measure=a.target_measure,
+            target_wording=a.line.target_wording, baseline=a.line.baseline,
+            measured=a.line.measured, status=a.line.status.replace("_", " "),
+            rating=a.line.rating, rag=a.rag,
+            review_frequency=a.line.cadence))
+    return CommissionerPack(
+        meta=_meta(session, "commissioner", snapshot, name), counts=_counts(snapshot.lines),
+        matrix_svg=_matrix(session, snapshot.lines, name) if charts_for != "none" else None,
+        actions=actions, domains=domains, improvement_plan=list(issues.values()))
+
+
+def verify_chain(session: Session) -> ChainView:
+    result = audit_log.verify(session)
+    return ChainView(ok=result.ok, entries=result.entries, first_bad_seq=result.first_bad_seq,
+                     reason=result.reason, verified_at=get_settings().now())
+
+
+def inspector_pack(session: Session, *, as_of: date, location: str | None = None,
+                   charts_for: str = "high") -> InspectorPack:
+    snapshot, name = _snapshot(session, as_of, location)
+    settings = get_settings()
+    chain = verify_chain(session)
+    actions = _details(session, snapshot, freshness_days=settings.evidence_freshness_days,
+                       chart=charts_for, audit=chain)
+    return InspectorPack(
+        meta=_meta(session, "inspector", snapshot, name), counts=_counts(snapshot.lines),
+        chain=chain,
+        factor_scales=[FactorScale(key=k, label=FACTOR_LABELS[k], short=SHORT_FACTOR_LABELS[k],
+                                   scale=sorted(v.items()))
+                       for k, v in FACTOR_SCALES.items()],
+        high_threshold=HIGH_THRESHOLD, medium_threshold=MEDIUM_THRESHOLD,
+        high_daily_days=HIGH_RISK_DAILY_DAYS, actions=actions)
+
+
+BUILDERS = {"governance": governance_pack, "commissioner": commissioner_pack,
+            "inspector": inspector_pack}
+
+
+def build_pack(session: Session, kind: str, *, as_of: date, location: str | None = None,
+               charts_for: str = "high") -> Pack:
+    from models.errors import InvalidInput
+
+    if kind not in BUILDERS:
+        raise InvalidInput("pack", f"'{kind}' is not a pack ({', '.join(PACKS)})")
+    builder: Any = BUILDERS[kind]
+    pack: Pack = builder(session, as_of=as_of, location=location, charts_for=charts_for)
+    return pack
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def render_html(pack: Pack) -> str:
+    return mail.environment().get_template(f"reports/{pack.meta.kind}.html").render(
+        p=pack, provider_roles=[r.label for r in PROVIDER_LEVEL_ROLES])
+
+
+def render_markdown(pack: Pack) -> str:
+    return mail.environment().get_template(f"reports/{pack.meta.kind}.md").render(
+        p=pack, provider_roles=[r.label for r in PROVIDER_LEVEL_ROLES])
+
+
+_INLINE_SVG = re.compile(r"<svg\b.*?</svg>", re.S)
+
+
+def _svg_as_image(match: re.Match[str]) -> str:
+    svg = match.group(0)
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return f'<img class="chart" alt="chart" src="data:image/svg+xml;base64,{data}">'
+
+
+def print_document(html: str) -> Any:
+    """The print-ready HTML laid out by WeasyPrint (pages, with the ids on each). Its own
+    SVG renderer draws each chart (as an image in a data: URI, which is quicker than laying
+    inline SVG out as HTML); the HTML is self-contained, so nothing is fetched."""
+    from weasyprint import HTML
+
+    printable = _INLINE_SVG.sub(_svg_as_image, html)
+    return HTML(string=printable, base_url=str(mail.TEMPLATES)).render()
+
+
+def render_pdf(html: str) -> bytes:
+    return bytes(print_document(html).write_pdf())
+
+
+def render(pack: Pack, fmt: str) -> bytes:
+    from models.errors import InvalidInput
+
+    if fmt == "html":
+        return render_html(pack).encode("utf-8")
+    if fmt == "md":
+        return render_markdown(pack).encode("utf-8")
+    if fmt == "pdf":
+        return render_pdf(render_html(pack))
+    raise InvalidInput("format", f"'{fmt}' is not a report format ({', '.join(FORMATS)})")
+
+
+class ReportResult(BaseModel):
+    pack: str
+    format: str
+    out: str
+    as_of: date
+    location: str | None
+    actions: int
+    high: int
+    bytes: int
+
+
+def write_report(kind: str, fmt: str, out: Path, *, as_of: date,
+                 location: str | None = None) -> ReportResult:
+    """Build, render and write one pack (the CLI's `recovery report ...`)."""
+    from models.errors import InvalidInput
+    from recovery import db
+
+    if kind not in BUILDERS:
+        raise InvalidInput("pack", f"'{kind}' is not a pack ({', '.join(PACKS)})")
+    if fmt not in FORMATS:
+        raise InvalidInput("format", f"'{fmt}' is not a report format ({', '.join(FORMATS)})")
+    if out.exists() and out.is_dir():
+        raise InvalidInput("out", f"{out} is a directory; give a file name")
+    if not out.parent.exists():
+        raise InvalidInput("out", f"the folder {out.parent} does not exist")
+    with db.unit_of_work() as session:
+        pack = build_pack(session, kind, as_of=as_of, location=location,
+                          charts_for="none" if fmt == "md" else "high")
+    data = render(pack, fmt)
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        raise InvalidInput("out", f"cannot write {out}: {exc.strerror}") from None
+    return ReportResult(pack=kind, format=fmt, out=str(out), as_of=as_of,
+                        location=pack.meta.location, actions=pack.counts.actions,
+                        high=pack.counts.high, bytes=len(data))

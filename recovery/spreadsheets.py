@@ -1,0 +1,778 @@
+"""Action trackers in and out of spreadsheets (xlsx through openpyxl, or CSV).
+
+Import: one row per action. Every row goes through the same validation as a plan file
+(`models.planfile.plan_from_mapping`, then `services.open_action` and the sign-off
+readiness check) inside one transaction, each row in its own savepoint; a file with any
+bad row imports nothing and reports every bad row (row number, column, what is wrong).
+
+Export: the risk-rated tracker as a manager expects it in Excel (header row frozen, RAG
+fill colours, dates as dates, sensible column widths, filters), or as CSV. The export
+carries every column the import reads, so exporting and importing into an empty database
+reproduces the same actions.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from models.action import RiskDomain, check_plan_ready_for_signoff
+from models.errors import DomainError, InvalidInput, NotFound, RuleRefused
+from models.lifecycle import Status
+from models.people import Role
+from models.planfile import plan_from_mapping
+from models.risk import FACTOR_LABELS, RiskLevel
+from models.tables import ActionRow, LocationRow, PersonRow
+from models.templates import get_template
+from recovery import audit_log, charts, services
+from recovery import repository as repo
+from recovery.governance import build_snapshot
+
+MAX_FILE_BYTES = 10 * 1024 * 1024
+MAX_ROWS = 5000
+FACTORS = tuple(FACTOR_LABELS)  # potential_harm, people_affected, ...
+
+# ---------------------------------------------------------------- the layout
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    width: int
+    aliases: tuple[str, ...] = ()
+    imported: bool = True
+    required: bool = False
+    meaning: str = ""
+
+
+def _column_key(header: str) -> str:
+    """Headers match case- and space-insensitively (underscores and hyphens too)."""
+    return re.sub(r"[\s_\-]+", "", str(header)).lower()
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("ref", "Ref", 15, imported=False, meaning="Action reference (given on import)"),
+    Column("title", "Title", 44, ("action", "action title"),
+           meaning="What the action is (optional with a template)"),
+    Column("location", "Location", 16, ("home", "service"), required=True,
+           meaning="Location name or code, as in the staff directory"),
+    Column("domain", "Domain", 16, ("risk domain",),
+           meaning="safety, safeguarding, medicines, staffing, care planning or leadership "
+                   "control (optional with a template)"),
+    Column("statements", "Statements", 28, ("quality statements", "quality statement"),
+           meaning="Quality statement ids separated by ; or , (optional with a template)"),
+    Column("risk_level", "Risk level", 10, imported=False, meaning="high, medium or low"),
+    Column("risk_score", "Risk score", 10, imported=False, meaning="6 to 30"),
+    Column("potential_harm", "Potential harm", 10, ("harm",), required=True,
+           meaning="1-5"),
+    Column("people_affected", "People affected", 10, ("people",), required=True,
+           meaning="1-5"),
+    Column("likelihood_of_recurrence", "Likelihood of recurrence", 11,
+           ("likelihood", "recurrence"), required=True, meaning="1-5"),
+    Column("regulatory_impact", "Regulatory impact", 11, ("regulatory",), required=True,
+           meaning="1-5"),
+    Column("control_strength", "Control strength", 10,
+           ("strength of current controls", "controls strength"), required=True,
+           meaning="1 strong to 5 absent"),
+    Column("status", "Status", 16, imported=False, meaning="Where the action stands"),
+    Column("rating", "RAG", 11, ("rating",), imported=False,
+           meaning="Progress against the trajectory at the last review"),
+    Column("measured", "Measured", 10, imported=False,
+           meaning="Measured at the last review (%)"),
+    Column("trend", "Trend", 11, imported=False, meaning="Since a week earlier"),
+    Column("lead", "Lead", 28, ("accountable lead", "lead email"), required=True,
+           meaning="Accountable lead's email"),
+    Column("lead_name", "Lead name", 18, imported=False),
+    Column("reviewer", "Reviewer", 28, ("senior reviewer", "reviewer email"), required=True,
+           meaning="Senior reviewer's email"),
+    Column("reviewer_name", "Reviewer name", 18, imported=False),
+    Column("cadence", "Review frequency", 11, imported=False, meaning="daily, weekly, monthly"),
+    Column("next_review", "Next review due", 12, imported=False),
+    Column("escalated", "Escalated", 10, imported=False),
+    Column("baseline_issue", "Baseline issue", 44, ("issue",),
+           meaning="What is wrong now (optional with a template)"),
+    Column("baseline_value", "Baseline value", 10, ("baseline",), required=True,
+           meaning="% now"),
+    Column("baseline_date", "Baseline date", 12, ("baseline as of", "baseline on"),
+           required=True, meaning="DD/MM/YYYY"),
+    Column("target_measure", "Target measure", 40, ("measure",),
+           meaning="What is measured (optional with a template)"),
+    Column("direction", "Direction", 10, ("target direction",),
+           meaning="at least or at most (optional with a template)"),
+    Column("target_value", "Target value", 10, ("target",),
+           meaning="% to reach (optional with a template)"),
+    Column("deadline", "Deadline", 12, ("target deadline", "due", "due date"),
+           meaning="DD/MM/YYYY (optional with a template)"),
+    Column("interim_controls", "Interim controls", 48, ("controls",),
+           meaning="Separated by ; or one per line; at least one for a high-risk action"),
+    Column("template", "Template", 30, meaning="Optional: a built-in template id"),
+    Column("steps", "Steps", 48,
+           meaning="Optional with a template: 'role: action -> record', separated by ; or "
+                   "one per line"),
+    Column("framework", "Framework", 14, ("framework id",),
+           meaning="Optional: quality statement framework (default cqc-saf-2024)"),
+)
+BY_KEY = {c.key: c for c in COLUMNS}
+_LOOKUP = {_column_key(name): c for c in COLUMNS for name in (c.header, c.key, *c.aliases)}
+
+#: A plan field (as InvalidInput names it) -> the tracker column it came from.
+FIELD_COLUMNS = {
+    "location": "location", "title": "title", "risk_domain": "domain",
+    "quality_statements": "statements", "framework_id": "framework",
+    "accountable_lead": "lead", "senior_reviewer": "reviewer", "template": "template",
+    "baseline.issue": "baseline_issue", "baseline.value": "baseline_value",
+    "baseline.as_of": "baseline_date", "baseline": "baseline_value",
+    "target.measure": "target_measure", "target.direction": "direction",
+    "target.value": "target_value", "target.deadline": "deadline",
+    "interim_controls": "interim_controls", "steps": "steps",
+    **{f"risk.{k}": k for k in FACTORS},
+}
+RULE_COLUMNS = {"separation of duties": "reviewer", "interim controls": "interim_controls"}
+
+
+# ---------------------------------------------------------------- results
+
+
+class RowError(BaseModel):
+    row: int
+    column: str
+    error: str
+
+    def line(self) -> str:
+        return f"row {self.row}, column '{self.column}': {self.error}"
+
+
+class TrackerRejected(DomainError):
+    """The file has bad rows: nothing was imported. Carries every row's problems."""
+
+    def __init__(self, errors: list[RowError], *, rows: int) -> None:
+        bad = len({e.row for e in errors})
+        super().__init__(f"{bad} of {rows} rows have errors; nothing was imported")
+        self.errors = errors
+        self.rows = rows
+        self.bad_rows = bad
+
+
+class ImportResult(BaseModel):
+    file: str
+    rows: int
+    refs: list[str]
+    dry_run: bool
+    ignored_columns: list[str]
+    sha256: str
+
+
+# ---------------------------------------------------------------- reading files
+
+
+@dataclass
+class Table:
+    header_row: int
+    headers: list[str]
+    rows: list[tuple[int, list[Any]]] = field(default_factory=list)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _table(records: Iterable[tuple[int, list[Any]]]) -> Table:
+    header: tuple[int, list[Any]] | None = None
+    rows: list[tuple[int, list[Any]]] = []
+    for number, cells in records:
+        if all(_blank(c) for c in cells):
+            continue
+        if header is None:
+            header = (number, cells)
+            continue
+        rows.append((number, cells))
+        if len(rows) > MAX_ROWS:
+            raise InvalidInput("file", f"has more than {MAX_ROWS} rows")
+    if header is None:
+        raise InvalidInput("file", "is empty: the first row must name the columns")
+    return Table(header_row=header[0],
+                 headers=["" if _blank(h) else str(h).strip() for h in header[1]], rows=rows)
+
+
+def _read_xlsx(data: bytes) -> Table:
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable workbook is bad input
+        raise InvalidInput("file", f"is not a readable .xlsx workbook ({type(exc).__name__})"
+                           ) from None
+    try:
+        names = {name.lower(): name for name in book.sheetnames}
+        sheet = book[names["tracker"]] if "tracker" in names else book.worksheets[0]
+        return _table((number, list(cells)) for number, cells in enumerate(
+            sheet.iter_rows(values_only=True), start=1))
+    finally:
+        book.close()
+
+
+def _read_csv(data: bytes) -> Table:
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:  # pragma: no cover - cp1252 decodes almost anything
+        raise InvalidInput("file", "is not UTF-8 or Windows-1252 text")
+    sample = text[:4096]
+    try:
+        dialect: Any = csv.Sniffer().sniff(sample.splitlines()[0] if sample else ",",
+                                           delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    try:
+        return _table((number, list(cells)) for number, cells in enumerate(
+            csv.reader(io.StringIO(text, newline=""), dialect), start=1))
+    except csv.Error as exc:
+        raise InvalidInput("file", f"is not valid CSV: {exc}") from None
+
+
+def read_table(data: bytes, name: str) -> Table:
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidInput("file", f"is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+    suffix = Path(name).suffix.lower()
+    if data[:2] == b"PK" or suffix in {".xlsx", ".xlsm"}:
+        return _read_xlsx(data)
+    if suffix in {".csv", ".txt", ""}:
+        return _read_csv(data)
+    raise InvalidInput("file", f"'{Path(name).name}' is not a .xlsx or .csv tracker")
+
+
+# ---------------------------------------------------------------- cells to a plan mapping
+
+
+class _CellError(Exception):
+    pass
+
+
+def _text(value: Any) -> str | None:
+    if _blank(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    # an export protects text that Excel would run as a formula with a leading quote
+    if len(text) > 1 and text[0] == "'" and text[1] in "=+-@":
+        text = text[1:]
+    return text
+
+
+def _items(value: Any, *, commas: bool = False) -> list[str]:
+    text = _text(value)
+    if text is None:
+        return []
+    separator = r"[;,]" if commas else r";"
+    parts = text.splitlines() if "\n" in text else re.split(separator, text)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, bool):
+        raise _CellError("must be a whole number from 1 to 5")
+    if isinstance(value, int):
+        number = value
+    else:
+        try:
+            as_float = float(str(value).strip())
+        except ValueError:
+            raise _CellError(f"'{value}' is not a whole number from 1 to 5") from None
+        if not as_float.is_integer():
+            raise _CellError(f"'{value}' is not a whole number from 1 to 5")
+        number = int(as_float)
+    if not 1 <= number <= 5:
+        raise _CellError(f"{number} is not from 1 to 5")
+    return number
+
+
+def _percent(value: Any) -> float:
+    if isinstance(value, bool):
+        raise _CellError("must be a percentage from 0 to 100")
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        text = str(value).strip().rstrip("%").strip()
+        try:
+            number = float(text)
+        except ValueError:
+            raise _CellError(f"'{value}' is not a percentage (a number from 0 to 100)"
+                             ) from None
+    if number != number or not 0 <= number <= 100:
+        raise _CellError(f"{value} is not a percentage from 0 to 100")
+    return number
+
+
+def _day(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    for pattern in ("%d/%m/%Y", "%Y-%m-%d", "%d-%m-%Y", "%d.%m.%Y", "%d/%m/%y"):
+        try:
+            return datetime.strptime(text, pattern).date()
+        except ValueError:
+            continue
+    raise _CellError(f"'{value}' is not a date (use DD/MM/YYYY, e.g. 26/11/2026)")
+
+
+def _direction(value: Any) -> str:
+    text = re.sub(r"[\s_\-]+", " ", str(value).strip().lower())
+    if text in {"at least", ">=", "≥", "min", "minimum", "increase"}:
+        return "at_least"
+    if text in {"at most", "<=", "≤", "max", "maximum", "decrease", "reduce"}:
+        return "at_most"
+    raise _CellError(f"'{value}' is not 'at least' or 'at most'")
+
+
+def _domain(value: Any) -> str:
+    text = re.sub(r"[\s\-&]+", "_", str(value).strip().lower()).strip("_")
+    text = text.replace("_and_", "_")
+    if text in {d.value for d in RiskDomain}:
+        return text
+    allowed = ", ".join(d.label for d in RiskDomain)
+    raise _CellError(f"'{value}' is not a risk domain ({allowed})")
+
+
+_ROLES = {r.value: r for r in Role} | {r.label: r for r in Role}
+
+
+def _steps(value: Any) -> list[dict[str, str]]:
+    out = []
+    for item in _items(value):
+        match = re.fullmatch(r"\s*([^:]+?)\s*:\s*(.+?)\s*->\s*(.+?)\s*", item)
+        if not match:
+            raise _CellError(f"write each step as 'role: action -> record' (not '{item}')")
+        role = match.group(1).strip().lower().replace("_", " ")
+        if role not in _ROLES:
+            raise _CellError(f"'{match.group(1)}' is not a role")
+        out.append({"role": _ROLES[role].value, "action": match.group(2),
+                    "record": match.group(3)})
+    return out
+
+
+def _row_mapping(cells: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """A plan mapping (as a plan file would give it) from one row's cells by column key;
+    empty cells are left out so a template can fill them. Also every cell that cannot be
+    read, as (column key, what is wrong)."""
+    errors: list[tuple[str, str]] = []
+    plan: dict[str, Any] = {}
+
+    def read(key: str, convert: Any) -> Any:
+        value = cells.get(key)
+        if _blank(value):
+            return None
+        try:
+            return convert(value)
+        except _CellError as exc:
+            errors.append((key, str(exc)))
+            return None
+
+    for key, target in (("location", "location"), ("title", "title"),
+                        ("lead", "accountable_lead"), ("reviewer", "senior_reviewer"),
+                        ("template", "template"), ("framework", "framework_id")):
+        text = read(key, _text)
+        if text is not None:
+            plan[target] = text
+    domain = read("domain", _domain)
+    if domain:
+        plan["risk_domain"] = domain
+    statements = _items(cells.get("statements"), commas=True)
+    if statements:
+        plan["quality_statements"] = statements
+    risk = {}
+    for key in FACTORS:
+        value = read(key, _whole)
+        if value is None and _blank(cells.get(key)):
+            errors.append((key, "is required (a whole number from 1 to 5)"))
+        if value is not None:
+            risk[key] = value
+    plan["risk"] = risk
+    baseline: dict[str, Any] = {}
+    for key, target, convert in (("baseline_issue", "issue", _text),
+                                 ("baseline_value", "value", _percent),
+                                 ("baseline_date", "as_of", _day)):
+        value = read(key, convert)
+        if value is not None:
+            baseline[target] = value
+    plan["baseline"] = baseline
+    target: dict[str, Any] = {}
+    for key, name, convert in (("target_measure", "measure", _text),
+                               ("direction", "direction", _direction),
+                               ("target_value", "value", _percent),
+                               ("deadline", "deadline", _day)):
+        value = read(key, convert)
+        if value is not None:
+            target[name] = value
+    plan["target"] = target
+    plan["interim_controls"] = _items(cells.get("interim_controls"))
+    steps = read("steps", _steps)
+    if steps:
+        plan["steps"] = steps
+    elif "template" not in plan and _blank(cells.get("steps")):
+        errors.append(("steps", "give a template or the steps ('role: action -> record')"))
+    return plan, errors
+
+
+def _column_of(field_name: str, rule: str) -> str:
+    if field_name == "target" and "deadline" in rule:
+        return "deadline"
+    if field_name in FIELD_COLUMNS:
+        return FIELD_COLUMNS[field_name]
+    head = field_name.split(".")[0]
+    for key in (field_name.rsplit(".", 1)[0], head):
+        if key in FIELD_COLUMNS:
+            return FIELD_COLUMNS[key]
+    if field_name.startswith("risk"):
+        return "potential_harm"
+    return field_name
+
+
+def _problems(exc: DomainError) -> list[tuple[str, str]]:
+    if isinstance(exc, InvalidInput | NotFound):
+        return [(_column_of(exc.field, exc.rule), exc.rule)]
+    if isinstance(exc, RuleRefused):
+        return [(RULE_COLUMNS.get(exc.rule, exc.rule), reason) for reason in exc.reasons]
+    return [("row", str(exc))]
+
+
+# ---------------------------------------------------------------- import
+
+
+def _match_headers(table: Table) -> tuple[dict[int, Column], list[str], list[RowError]]:
+    matched: dict[int, Column] = {}
+    ignored: list[str] = []
+    errors: list[RowError] = []
+    seen: dict[str, str] = {}
+    for index, header in enumerate(table.headers):
+        if not header:
+            continue
+        column = _LOOKUP.get(_column_key(header))
+        if column is None or not column.imported:
+            ignored.append(header)
+            continue
+        if column.key in seen:
+            errors.append(RowError(row=table.header_row, column=header,
+                                   error=f"the same column as '{seen[column.key]}'"))
+            continue
+        seen[column.key] = header
+        matched[index] = column
+    for column in COLUMNS:
+        if column.required and column.key not in seen:
+            errors.append(RowError(row=table.header_row, column=column.header,
+                                   error="this column is missing"))
+    return matched, ignored, errors
+
+
+def import_tracker(
+    session: Session, data: bytes, *, name: str, dry_run: bool = False,
+    actor: str = "tracker-import",
+) -> ImportResult:
+    """Validate every row, then open every action, all or nothing (the caller's unit of
+    work commits). Raises TrackerRejected listing every bad row; with dry_run, validates
+    the same way and leaves the database as it was."""
+    table = read_table(data, name)
+    matched, ignored, header_errors = _match_headers(table)
+    if header_errors:
+        raise TrackerRejected(header_errors, rows=len(table.rows))
+    if not table.rows:
+        raise InvalidInput("file", "has a header row but no actions")
+    headers = {c.key: table.headers[i] for i, c in matched.items()}
+
+    def shown(key: str) -> str:
+        return headers.get(key) or (BY_KEY[key].header if key in BY_KEY else key)
+
+    errors: list[RowError] = []
+    refs: list[str] = []
+    for number, cells in table.rows:
+        by_key = {column.key: cells[i] if i < len(cells) else None
+                  for i, column in matched.items()}
+        mapping, cell_errors = _row_mapping(by_key)
+        if cell_errors:
+            errors += [RowError(row=number, column=shown(k), error=e) for k, e in cell_errors]
+            continue
+        try:
+            plan = plan_from_mapping(mapping)
+        except InvalidInput as exc:
+            errors += [RowError(row=number, column=shown(k), error=e) for k, e in _problems(exc)]
+            continue
+        savepoint = session.begin_nested()
+        try:
+            _refuse_duplicate(session, plan.location, plan.title)
+            row = services.open_action(session, plan, actor=actor)
+            check_plan_ready_for_signoff(plan, row.risk_level == RiskLevel.HIGH.value)
+        except DomainError as exc:
+            savepoint.rollback()
+            errors += [RowError(row=number, column=shown(k), error=e) for k, e in _problems(exc)]
+            continue
+        savepoint.commit()
+        refs.append(row.ref)
+    if errors:
+        raise TrackerRejected(errors, rows=len(table.rows))
+    digest = hashlib.sha256(data).hexdigest()
+    if dry_run:
+        session.rollback()
+    else:
+        audit_log.append(session, actor=actor, event="tracker.imported", action_ref=None,
+                         details={"file": Path(name).name, "sha256": digest,
+                                  "rows": len(table.rows), "actions": refs})
+    return ImportResult(file=Path(name).name, rows=len(table.rows), refs=refs, dry_run=dry_run,
+                        ignored_columns=ignored, sha256=digest)
+
+
+def _refuse_duplicate(session: Session, location: str, title: str) -> None:
+    place = repo.get_location(session, location)
+    existing = session.exec(select(ActionRow).where(
+        ActionRow.location_id == place.id, func.lower(ActionRow.title) == title.strip().lower(),
+        ActionRow.status != Status.CLOSED.value)).first()
+    if existing is not None:
+        raise InvalidInput("title", f"{place.name} already has this action: {existing.ref} "
+                                    f"({existing.status.replace('_', ' ')})")
+
+
+# ---------------------------------------------------------------- export
+
+
+def _joined(items: list[str]) -> str:
+    if any(";" in item for item in items):
+        return "\n".join(items)
+    return "; ".join(items)
+
+
+def _steps_text(plan: dict[str, Any]) -> str:
+    steps = plan.get("steps") or []
+    template = plan.get("template")
+    if template:
+        try:
+            default = [s.model_dump(mode="json") for s in get_template(template).steps]
+        except InvalidInput:
+            default = None
+        if default == steps:
+            return ""
+    items = [f"{Role(s['role']).label}: {s['action']} -> {s['record']}" for s in steps]
+    return "\n".join(items) if any(";" in i for i in items) else "; ".join(items)
+
+
+def tracker_records(session: Session, *, as_of: date,
+                    location: str | None = None) -> list[dict[str, Any]]:
+    """Every action (any status), highest risk first, as one record per row keyed by
+    column key, with dates as dates and numbers as numbers."""
+    place = repo.get_location(session, location) if location else None
+    query = select(ActionRow)
+    if place is not None:
+        query = query.where(ActionRow.location_id == place.id)
+    rows = list(session.exec(query))
+    rows.sort(key=lambda r: (RiskLevel(r.risk_level).rank, -r.risk_score, r.ref))
+    people = {p.id: p for p in session.exec(select(PersonRow))}
+    places = {loc.id: loc for loc in session.exec(select(LocationRow))}
+    lines = {line.ref: line for line in build_snapshot(
+        session, as_of=as_of, location=place.name if place else None).lines}
+    out = []
+    for row in rows:
+        plan = row.plan
+        line = lines.get(row.ref)
+        lead, reviewer = people[row.accountable_lead_id], people[row.senior_reviewer_id]
+        record: dict[str, Any] = {
+            "ref": row.ref, "title": row.title, "location": places[row.location_id].name,
+            "domain": RiskDomain(row.risk_domain).label,
+            "statements": "; ".join(plan["quality_statements"]),
+            "risk_level": row.risk_level, "risk_score": row.risk_score,
+            **{k: int(plan["risk"][k]) for k in FACTORS},
+            "status": row.status.replace("_", " "),
+            "rating": line.rating.replace("_", " ") if line else "",
+            "measured": line.measured if line else None,
+            "trend": line.trend if line else "",
+            "lead": lead.email, "lead_name": lead.name,
+            "reviewer": reviewer.email, "reviewer_name": reviewer.name,
+            "cadence": services.cadence_of(row, as_of).value,
+            "next_review": line.next_review_due if line else None,
+            "escalated": "yes" if row.escalated else "no",
+            "baseline_issue": plan["baseline"]["issue"],
+            "baseline_value": float(plan["baseline"]["value"]),
+            "baseline_date": row.baseline_on,
+            "target_measure": plan["target"]["measure"],
+            "direction": plan["target"]["direction"].replace("_", " "),
+            "target_value": float(plan["target"]["value"]),
+            "deadline": row.deadline,
+            "interim_controls": _joined(list(plan.get("interim_controls", []))),
+            "template": plan.get("template") or "",
+            "steps": _steps_text(plan),
+            "framework": plan.get("framework_id") or "",
+            "_rag": charts.rag_of(line.rating) if line else "grey",
+        }
+        out.append(record)
+    return out
+
+
+_FORMULA_START = tuple("=+-@\t\r")
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, date):
+        return value.strftime("%d/%m/%Y")
+    if isinstance(value, float):
+        return f"{value:g}"
+    text = str(value)
+    # a cell Excel would run as a formula is kept as text (the import strips the quote)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def export_csv(records: list[dict[str, Any]]) -> bytes:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([c.header for c in COLUMNS])
+    for record in records:
+        writer.writerow([_csv_cell(record.get(c.key)) for c in COLUMNS])
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+_FILLS = {
+    "red": ("D4351C", "FFFFFF"), "amber": ("F47738", "0B0C0C"),
+    "green": ("00703C", "FFFFFF"), "grey": ("B1B4B6", "0B0C0C"),
+}
+_LEVEL_FILLS = {"high": ("F6D7D2", "942514"), "medium": ("FDE2CF", "7A3A00"),
+                "low": ("CCE2D8", "005A30")}
+
+
+def export_xlsx(records: list[dict[str, Any]], *, provider: str, as_of: date) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Tracker"
+    thin = Side(style="thin", color="B1B4B6")
+    border = Border(left=thin, right=thin, top=thin, bottom=thin)
+    header_fill = PatternFill("solid", fgColor="1D70B8")
+    for index, column in enumerate(COLUMNS, start=1):
+        cell = sheet.cell(row=1, column=index, value=column.header)
+        cell.font = Font(bold=True, color="FFFFFF")
+        cell.fill = header_fill
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+        cell.border = border
+        sheet.column_dimensions[get_column_letter(index)].width = column.width
+    sheet.row_dimensions[1].height = 32
+    wrap = Alignment(wrap_text=True, vertical="top")
+    top = Alignment(vertical="top")
+    positions = {c.key: i for i, c in enumerate(COLUMNS, start=1)}
+    for r, record in enumerate(records, start=2):
+        for c, column in enumerate(COLUMNS, start=1):
+            value = record.get(column.key)
+            cell = sheet.cell(row=r, column=c)
+            cell.value = value if value != "" else None
+            if isinstance(value, str) and value.startswith("="):
+                cell.data_type = "s"  # people's text is never a formula
+            cell.border = border
+            cell.alignment = wrap if column.width >= 28 else top
+            if isinstance(value, date):
+                cell.number_format = "DD/MM/YYYY"
+            elif column.key in {"baseline_value", "target_value", "measured"}:
+                cell.number_format = 'General"%"'
+        level = _LEVEL_FILLS.get(record["risk_level"])
+        if level:
+            cell = sheet.cell(row=r, column=positions["risk_level"])
+            cell.fill = PatternFill("solid", fgColor=level[0])
+            cell.font = Font(bold=True, color=level[1])
+        fill, ink = _FILLS[record["_rag"]]
+        cell = sheet.cell(row=r, column=positions["rating"])
+        if cell.value is None:
+            cell.value = "not reviewed"
+        cell.fill = PatternFill("solid", fgColor=fill)
+        cell.font = Font(bold=True, color=ink)
+        if record.get("escalated") == "yes":
+            sheet.cell(row=r, column=positions["escalated"]).font = Font(bold=True,
+                                                                         color="D4351C")
+    last = max(2, len(records) + 1)
+    sheet.freeze_panes = "C2"  # the header row and the reference and title stay in view
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(COLUMNS))}{last}"
+    spare = last + 200
+    factors = DataValidation(type="whole", operator="between", formula1="1", formula2="5",
+                             allow_blank=True, showErrorMessage=True,
+                             error="A whole number from 1 to 5")
+    domains = DataValidation(type="list", allow_blank=True, formula1='"' + ",".join(
+        d.label for d in RiskDomain) + '"')
+    directions = DataValidation(type="list", allow_blank=True, formula1='"at least,at most"')
+    for validation in (factors, domains, directions):
+        sheet.add_data_validation(validation)
+    for key in FACTORS:
+        letter = get_column_letter(positions[key])
+        factors.add(f"{letter}2:{letter}{spare}")
+    domains.add(f"{get_column_letter(positions['domain'])}2:"
+                f"{get_column_letter(positions['domain'])}{spare}")
+    directions.add(f"{get_column_letter(positions['direction'])}2:"
+                   f"{get_column_letter(positions['direction'])}{spare}")
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.print_title_rows = "1:1"
+    sheet.oddFooter.left.text = f"{provider}: risk-rated tracker as of {as_of:%d/%m/%Y}"
+    sheet.oddFooter.right.text = "Page &P of &N"
+
+    notes = book.create_sheet("Read me")
+    notes.append(["Column", "What it holds", "Read on import"])
+    for cell in notes[1]:
+        cell.font = Font(bold=True)
+    for column in COLUMNS:
+        notes.append([column.header, column.meaning,
+                      "required" if column.required else ("yes" if column.imported
+                                                          else "no (shown only)")])
+    notes.column_dimensions["A"].width = 26
+    notes.column_dimensions["B"].width = 90
+    notes.column_dimensions["C"].width = 18
+    notes.append([])
+    notes.append([f"{provider}: exported {as_of:%d/%m/%Y}. Import reads the first sheet "
+                  f"(or the one named Tracker); column names match in any case and spacing."])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+class ExportResult(BaseModel):
+    format: str
+    out: str
+    actions: int
+    bytes: int
+
+
+def export_tracker(session: Session, *, fmt: str, as_of: date,
+                   location: str | None = None) -> tuple[bytes, int]:
+    if fmt not in {"xlsx", "csv"}:
+        raise InvalidInput("format", f"'{fmt}' is not xlsx or csv")
+    records = tracker_records(session, as_of=as_of, location=location)
+    if fmt == "csv":
+        return export_csv(records), len(records)
+    provider = build_snapshot(session, as_of=as_of).provider
+    return export_xlsx(records, provider=provider, as_of=as_of), len(records)
+
+
+def iter_errors(errors: list[RowError]) -> Iterator[str]:
+    """The row-by-row report, one line per problem, rows in order."""
+    for error in sorted(errors, key=lambda e: e.row):
+        yield error.line()
+
+
+__all__ = ["COLUMNS", "ImportResult", "RowError", "TrackerRejected", "export_tracker",
+           "import_tracker", "iter_errors", "read_table", "tracker_records"]

@@ -1,0 +1,115 @@
+"""A reviewer signs a plan off in the real Prefect UI.
+
+Debian's chromium (never a downloaded browser), driven by Playwright: open the waiting
+run's page, press Resume, fill the form with the code read from the SMTP sink, submit,
+and find the action in recovery through `recovery action show --json`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.prefect_server import wait_until
+from tests.support.recovery_stack import SEED, RecoveryStack
+
+pytestmark = [pytest.mark.browser, pytest.mark.prefect, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic"]
+REF = "ROSE-SG-001"
+REVIEWER = "ni@harbourcare.example"
+RATIONALE = "Interim controls cover every shift; the steps are clear and owned"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{CHROMIUM} is missing under CI=true: .ci/run installs Debian's "
+                        "chromium; the browser tests never download one", pytrace=False)
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium "
+                    "(apt-get install chromium); the browser tests never download one",
+                    pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                              args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def settle(page: Any, seconds: float = 1.5) -> None:
+    """The Prefect UI keeps polling, so `networkidle` never comes: wait for the document,
+    then give the single-page app a moment to render."""
+    page.wait_for_load_state("domcontentloaded")
+    page.wait_for_timeout(seconds * 1000)
+
+
+def form_field(dialog: Any, label: str) -> Any:
+    """The input area of the schema form property labelled `label`."""
+    title = dialog.page.locator(".schema-form-property__label",
+                                has_text=re.compile(f"^{label}$"))
+    return dialog.locator(".p-label.schema-form-property").filter(has=title)
+
+
+@pytest.mark.timeout(300)
+def test_reviewer_signs_off_in_the_prefect_ui(
+    stack: RecoveryStack, browser: Any, tmp_path: Path
+) -> None:
+    stack.cli_json("action", "open", SEED[REF], "--by", "rm@rose.example")
+    stack.wait_for_wait(REF, "plan-signoff-1-")
+    code = stack.signoff_code(REF, "plan")
+    run_url = stack.server.flow_run_url(stack.flow_run_id(REF))
+    [mail] = stack.signoff_mails(REF, "plan")
+    assert run_url in mail.get_body(preferencelist=("plain",)).get_content()
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(run_url, wait_until="domcontentloaded")
+        resume = page.get_by_role("button", name="Resume")
+        resume.wait_for(state="visible", timeout=60_000)
+        settle(page)
+        resume.click()
+
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text(f"Plan sign-off: {REF}").wait_for(timeout=30_000)
+        settle(page, 1.0)
+        form_field(dialog, "Your email").locator("textarea").fill(REVIEWER)
+        form_field(dialog, "One-time sign-off code").locator("textarea").fill(code)
+        form_field(dialog, "Decision").locator("button.p-select-button__control").click()
+        page.get_by_role("option", name="approve", exact=True).click()
+        form_field(dialog, "Rationale").locator("textarea").fill(RATIONALE)
+        settle(page, 0.5)
+        screenshot = tmp_path / "prefect-ui-signoff-form.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+        assert screenshot.stat().st_size > 0
+
+        dialog.get_by_role("button", name="Submit").click()
+        dialog.wait_for(state="hidden", timeout=30_000)
+    except Exception:
+        page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+        raise
+    finally:
+        page.close()
+
+    # the run takes the input, restarts, validates it in the domain and applies it once
+    stack.wait_for_wait(REF, "closure-request-1-", timeout=120)
+    wait_until(lambda: stack.status(REF) == "in_recovery", timeout=30,
+               message=f"{REF} in recovery")
+    shown = stack.action(REF)
+    assert shown["status"] == "in_recovery"
+    decisions = stack.query("SELECT d.reviewer_email, d.decision, d.rationale FROM decision d "
+                            "JOIN recovery_action a ON a.id = d.action_id WHERE a.ref = :r",
+                            r=REF)
+    assert decisions == [(REVIEWER, "approve", RATIONALE)]
+    assert stack.audit_events(REF).count("status.approve_plan") == 1

@@ -1,0 +1,394 @@
+"""The three packs rendered for the seed examples and for a provider of 20 locations, each
+section and figure checked against the stored rows (not the pack's own context)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+import time
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import col, select
+
+from models.errors import NotFound
+from models.tables import (
+    ActionRow,
+    AuditRow,
+    EvidenceRow,
+    LocationRow,
+    PersonRow,
+    ReviewRow,
+)
+from recovery import db, reports
+from recovery.governance import build_snapshot
+from tests.reports import html as H
+from tests.reports import scenario
+from tests.reports.conftest import Built, pack_and_html
+
+NOT_IN_PACKS = ("draft", "closed")
+
+
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:g}%"
+
+
+def uk(day: date) -> str:
+    return day.strftime("%d/%m/%Y")
+
+
+def stored(as_of: date) -> dict[str, dict[str, Any]]:
+    """What the database says about every action a pack covers."""
+    out: dict[str, dict[str, Any]] = {}
+    with db.unit_of_work() as session:
+        people = {p.id: p for p in session.exec(select(PersonRow))}
+        places = {loc.id: loc.name for loc in session.exec(select(LocationRow))}
+        for row in session.exec(select(ActionRow).where(
+                col(ActionRow.status).not_in(NOT_IN_PACKS))):
+            reviews = list(session.exec(select(ReviewRow).where(
+                ReviewRow.action_id == row.id, ReviewRow.as_of <= as_of)
+                .order_by(col(ReviewRow.as_of))))
+            evidence = list(session.exec(select(EvidenceRow).where(
+                EvidenceRow.action_id == row.id, EvidenceRow.observed_on <= as_of)))
+            out[row.ref] = {
+                "row": row, "plan": row.plan, "location": places[row.location_id],
+                "lead": people[row.accountable_lead_id],
+                "reviewer": people[row.senior_reviewer_id],
+                "latest": reviews[-1] if reviews else None,
+                "evidence": evidence,
+                "audit": list(session.exec(select(AuditRow).where(
+                    AuditRow.action_ref == row.ref).order_by(col(AuditRow.seq)))),
+            }
+    return out
+
+
+def latest_rating(item: dict[str, Any]) -> str:
+    return item["latest"].rating.replace("_", " ") if item["latest"] else "not reviewed"
+
+
+# ---------------------------------------------------------------- governance
+
+
+def test_governance_pack(dataset: Built) -> None:
+    pack, doc = pack_and_html(dataset, "governance")
+    truth = stored(dataset.as_of)
+    assert truth, "the scenario has open actions"
+    for section in ("summary", "high-risk", "weaknesses", "decisions-needed"):
+        H.element(doc, section)
+
+    # the tracker lists every open action, high risk first and highest score first
+    tracker = H.element(doc, "summary")
+    refs = H.attribute_values(tracker, "tr", "data-ref")
+    assert sorted(refs) == sorted(truth)
+    rank = {"high": 0, "medium": 1, "low": 2}
+    expected = sorted(truth, key=lambda r: (rank[truth[r]["row"].risk_level],
+                                            -truth[r]["row"].risk_score, r))
+    assert refs == expected
+
+    high = [r for r in expected if truth[r]["row"].risk_level == "high"]
+    assert high, "the scenario has high-risk actions"
+    section = H.element(doc, "high-risk")
+    assert H.attribute_values(section, "article", "data-ref") == high
+    for ref in high:
+        item, card = truth[ref], H.element(doc, f"action-{ref}")
+        words = H.text(card)
+        row = item["row"]
+        assert f"score {row.risk_score} of 30" in words
+        for reason in row.risk_reasons:
+            assert reason in words
+        assert f"{item['lead'].name} ({item['lead'].role.replace('_', ' ')}" in words
+        assert f"{item['reviewer'].name} ({item['reviewer'].role.replace('_', ' ')}" in words
+        assert H.text(H.elements(card, "td", "data-field", "status")[0]) == \
+            row.status.replace("_", " ")
+        assert H.text(H.elements(card, "span", "data-field", "rag")[0]) == latest_rating(item)
+        measured = item["latest"].measured_value if item["latest"] else None
+        assert H.text(H.elements(card, "strong", "data-field", "measured")[0]) == pct(measured)
+        for control in item["plan"]["interim_controls"]:
+            assert control in words
+        # evidence per pillar: the number of items matches the stored evidence
+        counts = Counter(e.pillar for e in item["evidence"])
+        for pillar in ("care_records", "audits", "feedback", "staff_practice", "supporting"):
+            cells = H.elements(card, "tr", "data-pillar", pillar)
+            assert cells, pillar
+            assert H.text(cells[0]).endswith(str(counts.get(pillar, 0))), (ref, pillar)
+        # the measure chart, drawn from the stored reviews, target and trajectory
+        chart = H.elements(card, "svg", "class", "chart")
+        assert len(chart) == 1 and "target at least" in chart[0] \
+            and "trajectory: baseline to target" in chart[0]
+        if row.escalated:
+            assert "escalated" in words.lower()
+
+    # governance weaknesses: every weakness the stored data shows, under its heading
+    weak = H.element(doc, "weaknesses")
+    with db.unit_of_work() as session:
+        snapshot = build_snapshot(session, as_of=dataset.as_of)
+    expected_weaknesses = [(line.ref, w) for line in snapshot.lines for w in line.weaknesses]
+    assert expected_weaknesses
+    listed = [(H.attribute_values(row_html, "tr", "data-ref")[0], H.text(row_html))
+              for row_html in H.elements(weak, "tr", "data-ref")]
+    assert len(listed) == len(expected_weaknesses)
+    for ref, text in expected_weaknesses:
+        assert any(r == ref and text in t for r, t in listed), (ref, text)
+
+    # decisions needed: every escalated action and every one waiting on a sign-off
+    decisions = H.text(H.element(doc, "decisions-needed"))
+    for ref, item in truth.items():
+        if item["row"].escalated or item["row"].status.startswith("awaiting"):
+            assert ref in decisions
+
+    # the matrix: every location, coloured by worst status
+    matrix = H.elements(H.element(doc, "summary"), "svg", "class", "chart")[0]
+    with db.unit_of_work() as session:
+        for place in session.exec(select(LocationRow)):
+            assert f">{place.name}<" in matrix
+
+
+def test_seed_governance_weaknesses_by_kind(seed: Built) -> None:
+    _, doc = pack_and_html(seed, "governance")
+    local = H.text(H.element(doc, "weakness-local"))
+    stale = H.text(H.element(doc, "weakness-stale"))
+    # Quay House's action is reviewed only by its registered manager
+    assert "QUAY-MED-001" in local and "ROSE-SG-001" not in local
+    # Elm Court has no feedback evidence at all
+    assert "ELM-STF-001" in stale and "feedback" in stale
+
+
+def test_provider_pack_overdue_reviews_and_scope(provider: Built) -> None:
+    pack, doc = pack_and_html(provider, "governance")
+    overdue = H.element(doc, "weakness-overdue")
+    assert H.attribute_values(overdue, "tr", "data-ref"), "daily reviews stopped 3 days early"
+    assert pack.counts.actions == len(provider.info["refs"])
+    waiting = H.text(H.element(doc, "decisions-needed"))
+    for ref in provider.info["waiting"]:
+        assert ref in waiting and "plan sign-off" in waiting
+    # with 60 actions only the high-risk ones get a chart
+    high = [a for a in pack.actions if a.is_high]
+    charts = [a for a in pack.actions if a.chart_svg]
+    assert len(high) < len(pack.actions) and {a.ref for a in charts} == {a.ref for a in high}
+    for a in pack.actions:
+        card = H.element(doc, f"action-{a.ref}")
+        assert bool(H.elements(card, "svg", "class", "chart")) == a.is_high
+
+
+# ---------------------------------------------------------------- commissioner
+
+
+def test_commissioner_pack(dataset: Built) -> None:
+    pack, doc = pack_and_html(dataset, "commissioner")
+    truth = stored(dataset.as_of)
+    for section in ("summary", "tracker", "improvement-plan"):
+        H.element(doc, section)
+    domains = sorted({item["row"].risk_domain for item in truth.values()})
+    assert sorted(d.domain for d in pack.domains) == domains
+    for domain in domains:
+        section = H.element(doc, f"domain-{domain}")
+        in_domain = [r for r, item in truth.items() if item["row"].risk_domain == domain]
+        assert sorted(H.attribute_values(section, "article", "data-ref")) == sorted(in_domain)
+        words = H.text(section)
+        for heading in ("Audit summaries", "Governance minutes"):
+            assert heading in words
+        own = {"staffing": ("Staffing evidence", "rota_evidence"),
+               "safeguarding": ("Safeguarding updates", "safeguarding_logs"),
+               "medicines": ("Medicines reports", "medicines_records")}.get(domain)
+        if own:
+            count = sum(1 for r in in_domain for e in truth[r]["evidence"] if e.source == own[1])
+            assert f"{own[0]} ({count})" in words
+        audits = sum(1 for r in in_domain for e in truth[r]["evidence"] if e.source == "audits")
+        assert f"Audit summaries ({audits})" in words
+        for ref in in_domain:
+            item = truth[ref]
+            card = H.element(section, f"action-{ref}")
+            card_words = H.text(card)
+            for control in item["plan"]["interim_controls"]:
+                assert control in card_words
+            assert H.text(H.elements(card, "strong", "data-field", "lead")[0]) == \
+                item["lead"].name
+            assert H.text(H.elements(card, "strong", "data-field", "reviewer")[0]) == \
+                item["reviewer"].name
+            measured = item["latest"].measured_value if item["latest"] else None
+            assert H.text(H.elements(card, "strong", "data-field", "measured")[0]) == \
+                pct(measured)
+            assert f"baseline {pct(item['row'].baseline_value)} on " \
+                   f"{uk(item['row'].baseline_on)}" in card_words
+
+    # the improvement plan: one row per action, with its responsible person and timeline
+    plan = H.element(doc, "improvement-plan")
+    rows = H.elements(plan, "tr", "data-ref")
+    assert sorted(H.attribute_values(plan, "tr", "data-ref")) == sorted(truth)
+    assert pack.improvement_rows == len(truth)
+    for row_html in rows:
+        ref = H.attribute_values(row_html, "tr", "data-ref")[0]
+        item = truth[ref]
+        responsible = H.text(H.elements(row_html, "td", "data-field", "responsible")[0])
+        assert responsible.startswith(item["lead"].name)
+        timeline = H.text(H.elements(row_html, "td", "data-field", "timeline")[0])
+        assert uk(item["row"].baseline_on) in timeline and uk(item["row"].deadline) in timeline
+    issues = {item["plan"]["baseline"]["issue"] for item in truth.values()}
+    for issue in issues:
+        assert issue in H.text(plan)
+
+
+# ---------------------------------------------------------------- inspector
+
+
+def test_inspector_pack(dataset: Built) -> None:
+    pack, doc = pack_and_html(dataset, "inspector")
+    truth = stored(dataset.as_of)
+    with db.unit_of_work() as session:
+        entries = len(session.exec(select(AuditRow.seq)).all())
+    notice = H.element(doc, "chain-verification")
+    assert 'data-ok="true"' in notice
+    assert f"the hash chain of all {entries:,} entries is intact" in H.text(notice)
+    for section in ("prioritisation", "who-reviews", "claims"):
+        H.element(doc, section)
+
+    ratings = H.element(doc, "prioritisation")
+    reviewers = H.element(doc, "who-reviews")
+    for ref, item in truth.items():
+        rating_row = H.elements(ratings, "tr", "data-ref", ref)[0]
+        factors = dict(re.findall(r'data-factor="(\w+)">(\d+)<', rating_row))
+        assert {k: int(v) for k, v in factors.items()} == item["plan"]["risk"]
+        assert f">{item['row'].risk_score}<" in rating_row
+        who = H.text(H.elements(reviewers, "tr", "data-ref", ref)[0])
+        assert item["lead"].name in who and item["reviewer"].name in who
+
+        card = H.element(doc, f"action-{ref}")
+        claims = H.attribute_values(card, "tr", "data-claim")
+        assert claims == ["Risk rating", "Named accountability", "Status", "Interim controls",
+                          "Progress against trajectory", "Escalation",
+                          "Provider-level oversight"]
+        # the decision log is the audit trail's entries for this action, with their hashes
+        seqs = [int(s) for s in H.attribute_values(card, "tr", "data-seq")]
+        assert seqs == [a.seq for a in item["audit"]]
+        for audit in item["audit"]:
+            row_html = H.elements(card, "tr", "data-seq", str(audit.seq))[0]
+            assert audit.hash[:16] in row_html and audit.event in row_html
+        # every evidence reference behind the tracker entry is listed
+        words = H.text(card)
+        for e in item["evidence"]:
+            assert e.reference in words
+        # the claims point only at entries of this action's log
+        for linked in re.findall(r'href="#log-(\d+)"', card):
+            assert int(linked) in seqs
+
+
+def test_inspector_pack_states_a_broken_chain(seed_built: Built, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "tampered.db"
+    shutil.copyfile(seed_built.url.removeprefix("sqlite:///"), path)
+    with sqlite3.connect(path) as conn:
+        seq = conn.execute("SELECT seq FROM audit_log WHERE action_ref = 'ROSE-SG-001' AND "
+                           "event = 'status.approve_plan'").fetchone()[0]
+        conn.execute("UPDATE audit_log SET details = json_set(details, '$.rationale', "
+                     "'edited afterwards') WHERE seq = ?", (seq,))
+    from tests.reports.conftest import _point
+
+    _point(monkeypatch, f"sqlite:///{path}", tmp_path / "home")
+    with db.unit_of_work() as session:
+        pack = reports.build_pack(session, "inspector", as_of=seed_built.as_of)
+    doc = reports.render_html(pack)
+    notice = H.element(doc, "chain-verification")
+    assert 'data-ok="false"' in notice
+    assert "FAILED" in H.text(notice) and f"entry {seq} was altered" in H.text(notice)
+    row = H.elements(doc, "tr", "data-seq", str(seq))[0]
+    assert "not verified" in H.text(row)
+    db.engine_for(f"sqlite:///{path}").dispose()
+
+
+# ---------------------------------------------------------------- escaping, formats
+
+
+def test_free_text_is_escaped_in_every_format(seed: Built) -> None:
+    for kind in reports.PACKS:
+        _, doc = pack_and_html(seed, kind)
+        lowered = doc.lower()
+        assert "<script" not in lowered, kind
+        assert "<img src=x" not in lowered and "<b>every day</b>" not in lowered, kind
+        assert "&lt;script&gt;alert(" in doc, kind
+        with db.unit_of_work() as session:
+            md = reports.render_markdown(reports.build_pack(session, kind, as_of=seed.as_of,
+                                                            charts_for="none"))
+        assert "<script" not in md.lower() and "<img" not in md.lower(), kind
+        assert "&lt;script&gt;alert(" in md, kind
+    _, governance = pack_and_html(seed, "governance")
+    assert H.text(governance).count(scenario.SCRIPT_RATIONALE) == 1
+    _, commissioner = pack_and_html(seed, "commissioner")
+    assert scenario.SCRIPT_REFERENCE in H.text(commissioner)
+    assert scenario.SCRIPT_CONTROL in H.text(commissioner)
+
+
+def test_markdown_packs(dataset: Built) -> None:
+    truth = stored(dataset.as_of)
+    headings = {"governance": ["## Summary", "## High-risk actions", "## Governance weaknesses",
+                               "## Decisions needed"],
+                "commissioner": ["## Risk-rated tracker", "## Improvement plan"],
+                "inspector": ["## Audit trail verification", "## How actions were prioritised",
+                              "## Who reviews them",
+                              "## Tracker claims and the records behind them"]}
+    for kind in reports.PACKS:
+        with db.unit_of_work() as session:
+            md = reports.render_markdown(reports.build_pack(
+                session, kind, as_of=dataset.as_of, charts_for="none"))
+        for heading in headings[kind]:
+            assert heading in md, (kind, heading)
+        for ref in truth:
+            assert ref in md, (kind, ref)
+        assert "<svg" not in md
+        assert "10 December 2026" in md  # UK long date for the position
+
+
+def test_uk_conventions(seed: Built) -> None:
+    _, doc = pack_and_html(seed, "governance")
+    words = H.text(doc)
+    assert "Position as of 10 December 2026" in words
+    assert re.search(r"Generated \d{1,2} \w+ 20\d\d at \d\d:\d\d (GMT|BST) \(Europe/London\)",
+                     words)
+    assert "30/12/2026" in words  # QUAY-MED-001's deadline, day first
+    assert "2026-12-30" not in words
+    assert "prioritized" not in H.text(pack_and_html(seed, "inspector")[1])
+    assert "How actions were prioritised" in H.text(pack_and_html(seed, "inspector")[1])
+
+
+@pytest.mark.parametrize("kind", reports.PACKS)
+def test_pdf(seed: Built, kind: str) -> None:
+    _, doc = pack_and_html(seed, kind)
+    started = time.perf_counter()
+    document = reports.print_document(doc)
+    pdf = document.write_pdf()
+    took = time.perf_counter() - started
+    assert pdf.startswith(b"%PDF-")
+    for page in document.pages:  # A4 portrait: 210 x 297 mm at 96 CSS px per inch
+        assert round(page.width * 25.4 / 96) == 210 and round(page.height * 25.4 / 96) == 297
+    # every section starts a new page, in order
+    sections = re.findall(r'<section class="pack-section[^"]*" id="([^"]+)"', doc)
+    first_page = {}
+    for number, page in enumerate(document.pages):
+        for anchor in page.anchors:
+            first_page.setdefault(anchor, number)
+    starts = [first_page[s] for s in sections]
+    assert starts == sorted(set(starts)), starts
+    print(f"{kind} PDF: {len(document.pages)} pages, {len(pdf) // 1024} KiB in {took:.1f}s")
+
+
+def test_location_filter(seed: Built) -> None:
+    with db.unit_of_work() as session:
+        pack = reports.build_pack(session, "governance", as_of=seed.as_of, location="rose")
+        assert [a.ref for a in pack.actions] == ["ROSE-SG-001"]
+        assert pack.meta.location == "Rose House"
+        with pytest.raises(NotFound):
+            reports.build_pack(session, "governance", as_of=seed.as_of, location="Nowhere")
+
+
+def test_provider_packs_render_in_reasonable_time(provider: Built) -> None:
+    started = time.perf_counter()
+    sizes = {}
+    for kind in reports.PACKS:
+        _, doc = pack_and_html(provider, kind)
+        sizes[kind] = len(doc)
+    took = time.perf_counter() - started
+    print(f"20-location packs: {sizes} in {took:.1f}s")
+    assert took < 120

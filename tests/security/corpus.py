@@ -1,0 +1,492 @@
+"""The bad-input corpus: one row per way a person (or a file) can get it wrong.
+
+Every row is run against the security "world" (catalogue, staff directory, ROSE-SG-001 as
+a draft with its baseline ten days ago) and must give exactly one clear error: exit 2 and
+one stderr line `error <field>: <rule>` (with --json, `{"error", "field"}`), or exit 3 and
+`refused by <rule>:` with every reason, and leave the database byte-for-byte as it was.
+
+`CLI` holds the rows driven through the `recovery` command line (plan, people and
+framework files, and arguments). `SIGNOFF_FORM` and `CLOSURE_FORM` hold what a person can
+type into the sign-off and closure-request forms; the Prefect server refuses them against
+the form's schema when the run is resumed (tests/security/test_prefect_stack.py).
+`SIGNOFF_DOMAIN` holds form answers that pass the schema and are refused by the domain.
+
+Rows marked `postgres=True` also run on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.integration.helpers import relative_plan
+from tests.security.conftest import LEAD, MANAGER, PWNED, REF, REVIEWER
+
+Args = Callable[[Path, date], list[str]]
+
+MEGABYTE = 1024 * 1024
+HUGE = "x" * MEGABYTE
+HTML = "<script>alert('pwned')</script><img src=x onerror=alert(1)>"
+SQL = "Rose'); DROP TABLE recovery_action; --"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    args: Args
+    exit_code: int
+    field: str
+    says: str = ""  # a fragment of the message (exit 2) or of one of the reasons (exit 3)
+    postgres: bool = False
+
+
+# ---------------------------------------------------------------- builders
+
+
+def _plan(today: date, overrides: dict[str, Any]) -> dict[str, Any]:
+    return relative_plan(today, **overrides)
+
+
+def plan(**overrides: Any) -> Args:
+    """`action open` of the world's valid plan with some keys replaced (None drops one)."""
+
+    def build(tmp: Path, today: date) -> list[str]:
+        path = tmp / "plan.yaml"
+        path.write_text(yaml.safe_dump(_plan(today, overrides), sort_keys=False),
+                        encoding="utf-8")
+        return ["action", "open", str(path), "--no-flow"]
+
+    return build
+
+
+def risk(**factors: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"potential_harm": 5, "people_affected": 3,
+                            "likelihood_of_recurrence": 4, "regulatory_impact": 4,
+                            "control_strength": 4}
+    for key, value in factors.items():
+        if value is None:
+            base.pop(key)
+        else:
+            base[key] = value
+    return base
+
+
+def baseline(today: date, **fields: Any) -> dict[str, Any]:
+    return {"issue": "Delayed escalation decisions", "value": 60,
+            "as_of": today - timedelta(days=10), **fields}
+
+
+def dated_plan(**build: Callable[[date], Any]) -> Args:
+    """Like `plan`, for overrides that depend on today."""
+
+    def make(tmp: Path, today: date) -> list[str]:
+        return plan(**{key: fn(today) for key, fn in build.items()})(tmp, today)
+
+    return make
+
+
+def plan_text(edit: Callable[[str], str]) -> Args:
+    """`action open` of the valid plan's YAML text after a textual edit (for what a dict
+    cannot hold: duplicate keys, tags, raw YAML values)."""
+
+    def build(tmp: Path, today: date) -> list[str]:
+        text = yaml.safe_dump(_plan(today, {}), sort_keys=False)
+        path = tmp / "plan.yaml"
+        path.write_text(edit(text), encoding="utf-8")
+        return ["action", "open", str(path), "--no-flow"]
+
+    return build
+
+
+def plan_bytes(data: bytes) -> Args:
+    def build(tmp: Path, today: date) -> list[str]:
+        path = tmp / "plan.yaml"
+        path.write_bytes(data)
+        return ["action", "open", str(path), "--no-flow"]
+
+    return build
+
+
+def after(line: str, insert: str) -> Callable[[str], str]:
+    """Insert `insert` right after the first line equal to `line`."""
+
+    def edit(text: str) -> str:
+        assert f"\n{line}\n" in f"\n{text}", (line, text)
+        return text.replace(f"{line}\n", f"{line}\n{insert}\n", 1)
+
+    return edit
+
+
+def replace(old: str, new: str) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        assert old in text, (old, text)
+        return text.replace(old, new, 1)
+
+    return edit
+
+
+def evidence(*, ref: str = REF, source: str = "audits", value: str | None = "90",
+             sample: str | None = "20", observed: Callable[[date], str] = lambda d: str(d),
+             reference: str = "Safeguarding audit file, week 3", by: str = MANAGER) -> Args:
+    def build(tmp: Path, today: date) -> list[str]:
+        args = ["evidence", "add", ref, "--source", source, "--observed-on", observed(today),
+                "--reference", reference, "--by", by]
+        if value is not None:
+            args += ["--value", value]
+        if sample is not None:
+            args += ["--sample", sample]
+        return args
+
+    return build
+
+
+def extend(*, deadline: Callable[[date], str] = lambda d: str(d + timedelta(days=90)),
+           control_change: str = "A second senior carer on every morning shift",
+           by: str = REVIEWER) -> Args:
+    return lambda tmp, today: ["action", "extend", REF, "--deadline", deadline(today),
+                               "--control-change", control_change, "--by", by]
+
+
+def fixed(*args: str) -> Args:
+    return lambda tmp, today: list(args)
+
+
+def a_file(name: str, text: str, *command: str) -> Args:
+    def build(tmp: Path, today: date) -> list[str]:
+        path = tmp / name
+        path.write_text(text, encoding="utf-8")
+        return [*command, str(path)]
+
+    return build
+
+
+def people_file(text: str) -> Args:
+    return a_file("people.yaml", "provider: Harbour Care Group\n" + text, "people", "import")
+
+
+def framework_file(text: str) -> Args:
+    return a_file("framework.yaml", text, "catalogue", "load")
+
+
+ALIAS_BOMB = b"""\
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+"""
+PYTHON_APPLY = f"""\
+location: !!python/object/apply:os.system ["touch {PWNED}"]
+title: x
+""".encode()
+PYTHON_NEW = f"""\
+location: !!python/object/new:subprocess.Popen [["touch", "{PWNED}"]]
+""".encode()
+PYTHON_NAME = b"title: !!python/name:os.system\n"
+FRAMEWORK_HEAD = ("framework_id: cqc-sector-2026\nname: Draft\nversion: '2026'\n"
+                  "evidence_categories: []\n")
+FRAMEWORK_OK = FRAMEWORK_HEAD + ("quality_statements:\n"
+                                 "  - {id: safe.a, key_question: Safe, title: A}\n")
+
+
+# ---------------------------------------------------------------- the command line
+
+CLI: list[Case] = [
+    # ---- plan files: risk factors
+    Case("factor above 5", plan(risk=risk(potential_harm=6)), 2, "risk.potential_harm",
+         postgres=True),
+    Case("factor 0", plan(risk=risk(people_affected=0)), 2, "risk.people_affected"),
+    Case("factor negative", plan(risk=risk(likelihood_of_recurrence=-1)), 2,
+         "risk.likelihood_of_recurrence"),
+    Case("factor not a number", plan(risk=risk(regulatory_impact="high")), 2,
+         "risk.regulatory_impact", "integer"),
+    Case("factor with a fraction", plan(risk=risk(control_strength=4.5)), 2,
+         "risk.control_strength", "integer"),
+    Case("factor yes (a YAML boolean)",
+         plan_text(replace("potential_harm: 5", "potential_harm: yes")), 2,
+         "risk.potential_harm", "integer"),
+    Case("factor NaN", plan_text(replace("potential_harm: 5", "potential_harm: .nan")), 2,
+         "risk.potential_harm"),
+    Case("factor infinite", plan_text(replace("control_strength: 4", "control_strength: .inf")),
+         2, "risk.control_strength"),
+    Case("factor missing", plan(risk=risk(control_strength=None)), 2, "risk.control_strength",
+         "is required", postgres=True),
+    Case("risk not a mapping", plan(risk="very high"), 2, "risk"),
+    # ---- plan files: missing, duplicated and unknown fields
+    Case("location missing", plan(location=None), 2, "location", "is required"),
+    Case("accountable lead missing", plan(accountable_lead=None), 2, "accountable_lead",
+         "is required"),
+    Case("target missing", plan(target=None), 2, "target", "is required"),
+    Case("title empty", plan(title="   "), 2, "title", "must not be empty"),
+    Case("duplicate top-level key",
+         plan_text(lambda t: t + "title: A second title that would silently win\n"), 2,
+         "title", "given twice", postgres=True),
+    Case("duplicate risk factor",
+         plan_text(after("risk:", "  potential_harm: 1")), 2, "risk.potential_harm",
+         "given twice"),
+    Case("duplicate baseline value",
+         plan_text(after("baseline:", "  value: 99")), 2, "baseline.value", "given twice"),
+    Case("duplicate senior reviewer (the lead, second)",
+         plan_text(lambda t: t + f"senior_reviewer: {LEAD}\n"), 2, "senior_reviewer",
+         "given twice", postgres=True),
+    Case("unknown key", plan(colour="red"), 2, "colour", "not a known key"),
+    Case("unknown nested key", dated_plan(baseline=lambda d: baseline(d, colour="red")), 2,
+         "baseline.colour", "not a known key"),
+    # ---- plan files: unknown statements, people and references
+    Case("unknown quality statement",
+         plan(quality_statements=["safe.safeguarding", "safe.teleportation"]), 2,
+         "quality_statements", "safe.teleportation", postgres=True),
+    Case("quality statement twice",
+         plan(quality_statements=["safe.safeguarding", "safe.safeguarding"]), 2,
+         "quality_statements", "twice"),
+    Case("no quality statement", plan(quality_statements=[]), 2, "quality_statements"),
+    Case("unknown framework", plan(framework_id="cqc-1999"), 2, "framework_id", "cqc-1999"),
+    Case("unknown location", plan(location="Nowhere House"), 2, "location", "Nowhere House"),
+    Case("unknown accountable lead", plan(accountable_lead="Nobody@Rose.example"), 2,
+         "accountable_lead", "nobody@rose.example", postgres=True),
+    Case("unknown senior reviewer", plan(senior_reviewer="ghost@harbourcare.example"), 2,
+         "senior_reviewer", "ghost@harbourcare.example"),
+    Case("reviewer with a space inside the email",
+         plan(senior_reviewer="ni @harbourcare.example"), 2, "senior_reviewer"),
+    Case("unknown template", plan(template="make-it-better"), 2, "template"),
+    Case("unknown risk domain", plan(risk_domain="astrology"), 2, "risk_domain"),
+    # ---- plan files: separation of duties
+    Case("lead is the reviewer", plan(senior_reviewer=LEAD), 3, "separation of duties",
+         "different person"),
+    Case("lead is the reviewer, other letter case",
+         plan(accountable_lead=MANAGER, senior_reviewer="RM@Rose.EXAMPLE"), 3,
+         "separation of duties", "different person", postgres=True),
+    Case("lead is the reviewer, spaces and case",
+         plan(accountable_lead=f"  {MANAGER.upper()}\t", senior_reviewer=f" {MANAGER} "), 3,
+         "separation of duties", "different person"),
+    Case("junior reviewer", plan(senior_reviewer="team.leader@rose.example"), 3,
+         "separation of duties", "team leader"),
+    # ---- plan files: percentages and dates
+    Case("baseline over 100%", dated_plan(baseline=lambda d: baseline(d, value=101)), 2,
+         "baseline.value", postgres=True),
+    Case("baseline negative", dated_plan(baseline=lambda d: baseline(d, value=-5)), 2,
+         "baseline.value"),
+    Case("baseline NaN", plan_text(replace("value: 60", "value: .nan")), 2, "baseline.value"),
+    Case("baseline not a number", dated_plan(baseline=lambda d: baseline(d, value="sixty")),
+         2, "baseline.value"),
+    Case("target infinite", plan_text(replace("value: 95", "value: .inf")), 2,
+         "target.value"),
+    Case("target over 100%", plan_text(replace("value: 95", "value: 150")), 2,
+         "target.value"),
+    Case("target no better than the baseline", plan_text(replace("value: 95", "value: 50")),
+         2, "target", "no improvement"),
+    Case("deadline before the baseline",
+         dated_plan(target=lambda d: {"measure": "m", "direction": "at_least", "value": 95,
+                                      "deadline": d - timedelta(days=30)}),
+         2, "target", "after the baseline"),
+    Case("baseline in the future",
+         dated_plan(baseline=lambda d: baseline(d, as_of=d + timedelta(days=1))), 2,
+         "baseline.as_of", "in the future", postgres=True),
+    Case("impossible date", dated_plan(baseline=lambda d: baseline(d, as_of="2026-02-30")),
+         2, "baseline.as_of"),
+    Case("impossible unquoted date", plan_text(
+        lambda t: t.replace("as_of: ", "as_of: 2026-11-31 #", 1)), 2, "file",
+        "day is out of range"),
+    Case("date in words", dated_plan(baseline=lambda d: baseline(d, as_of="last Tuesday")),
+         2, "baseline.as_of"),
+    # ---- plan files: size, encoding and YAML itself
+    Case("plan file of 1 MB", plan(title=HUGE), 2, "file", "larger than 256 KiB"),
+    Case("title of 200 KB", plan(title="t" * 200_000), 2, "title", "at most 200"),
+    Case("baseline issue of 100 KB",
+         dated_plan(baseline=lambda d: baseline(d, issue="i" * 100_000)), 2,
+         "baseline.issue", "at most 2000"),
+    Case("non-UTF-8 bytes", plan_bytes(b"location: Ros\xe9 House\ntitle: x\n"), 2, "file",
+         "UTF-8", postgres=True),
+    Case("UTF-16 file", plan_bytes("location: Rose House\n".encode("utf-16")), 2, "file",
+         "UTF-8"),
+    Case("NUL byte", plan_bytes(b"location: Rose\x00House\n"), 2, "file", "not valid YAML"),
+    Case("YAML alias bomb", plan_bytes(ALIAS_BOMB), 2, "file", "aliases", postgres=True),
+    Case("deeply nested YAML", plan_bytes(b"steps: " + b"[" * 100_000), 2, "file",
+         "nested more than"),
+    Case("python/object/apply tag", plan_bytes(PYTHON_APPLY), 2, "file", "tag",
+         postgres=True),
+    Case("python/object/new tag", plan_bytes(PYTHON_NEW), 2, "file", "tag"),
+    Case("python/name tag", plan_bytes(PYTHON_NAME), 2, "file", "tag"),
+    Case("set tag as a title", plan_text(
+        lambda t: "\n".join("title: !!set {a: null, b: null}" if line.startswith("title:")
+                            else line for line in t.splitlines()) + "\n"),
+        2, "title"),
+    Case("plan file is a list", plan_bytes(b"- a\n- b\n"), 2, "file", "mapping"),
+    Case("plan file is empty", plan_bytes(b""), 2, "file", "mapping"),
+    Case("plan file missing", fixed("action", "open", "/nonexistent/plan.yaml", "--no-flow"),
+         2, "file", "cannot read"),
+    Case("plan path is a directory", lambda tmp, today: ["action", "open", str(tmp),
+                                                         "--no-flow"], 2, "file"),
+    # ---- people and framework files
+    Case("person listed twice by letter case",
+         people_file("people:\n  - {name: A, email: a@p.example, role: provider_lead}\n"
+                     "  - {name: B, email: ' A@P.example', role: provider_lead}\n"),
+         2, "people.1.email", "listed twice", postgres=True),
+    Case("person with a duplicate YAML key",
+         people_file("people:\n  - name: A\n    email: a@p.example\n    email: b@p.example\n"
+                     "    role: provider_lead\n"), 2, "people.0.email", "given twice"),
+    Case("person with an unknown role",
+         people_file("people:\n  - {name: A, email: a@p.example, role: wizard}\n"), 2,
+         "people.0.role"),
+    Case("person with a bad email",
+         people_file("people:\n  - {name: A, email: not-an-email, role: provider_lead}\n"),
+         2, "people.0.email", "email address"),
+    Case("person with a name of 300 characters",
+         people_file("people:\n  - {name: " + "n" * 300
+                     + ", email: a@p.example, role: provider_lead}\n"), 2, "people.0.name"),
+    Case("people file alias bomb",
+         a_file("people.yaml", ALIAS_BOMB.decode(), "people", "import"), 2, "file",
+         "aliases"),
+    Case("framework with a statement twice",
+         framework_file(FRAMEWORK_HEAD + "quality_statements:\n"
+                        "  - {id: safe.a, key_question: Safe, title: A}\n"
+                        "  - {id: safe.a, key_question: Safe, title: A again}\n"),
+         2, "quality_statements", "listed twice"),
+    Case("framework with a duplicate key",
+         framework_file(FRAMEWORK_OK + "framework_id: cqc-saf-2024\n"), 2, "framework_id",
+         "given twice"),
+    Case("framework python tag",
+         framework_file(PYTHON_APPLY.decode()), 2, "file", "tag"),
+    # ---- evidence arguments
+    Case("value over 100%", evidence(value="100.5"), 2, "value", "between 0 and 100",
+         postgres=True),
+    Case("value negative", evidence(value="-0.1"), 2, "value", "between 0 and 100"),
+    Case("value NaN", evidence(value="nan"), 2, "value", "between 0 and 100",
+         postgres=True),
+    Case("value infinite", evidence(value="inf"), 2, "value", "between 0 and 100"),
+    Case("value not a number", evidence(value="ninety"), 2, "value", "valid number"),
+    Case("sample size 0", evidence(sample="0"), 2, "sample", "at least 1", postgres=True),
+    Case("sample size negative", evidence(sample="-3"), 2, "sample", "at least 1"),
+    Case("sample size with a fraction", evidence(sample="1.5"), 2, "sample", "integer"),
+    Case("value without a sample size", evidence(sample=None), 2, "sample"),
+    Case("evidence dated tomorrow", evidence(observed=lambda d: str(d + timedelta(days=1))),
+         2, "observed_on", "future", postgres=True),
+    Case("evidence before the baseline",
+         evidence(observed=lambda d: str(d - timedelta(days=11))), 2, "observed_on",
+         "before the baseline"),
+    Case("evidence on an impossible date", evidence(observed=lambda d: "2026-02-30"), 2,
+         "observed_on", "not a date"),
+    Case("evidence date in words", evidence(observed=lambda d: "yesterday"), 2,
+         "observed_on", "not a date"),
+    Case("unknown evidence source", evidence(source="gossip"), 2, "source", "gossip"),
+    Case("evidence source in HTML", evidence(source="<b>audits</b>"), 2, "source"),
+    Case("empty reference", evidence(reference="   "), 2, "reference", "where the record"),
+    Case("reference of 1 MB", evidence(reference=HUGE), 2, "reference", "at most 300",
+         postgres=True),
+    Case("evidence by an unknown person", evidence(by="stranger@rose.example"), 2, "by"),
+    Case("evidence by 1 MB of email", evidence(by=HUGE), 2, "by", "characters)"),
+    Case("evidence by an email with a newline", evidence(by="rm@rose.example\nsecond line"),
+         2, "by", "\\n"),
+    Case("evidence by rich markup", evidence(by="[/red][bold]rm@rose.example"), 2, "by",
+         "[/red][bold]"),
+    Case("evidence for an unknown action", evidence(ref="NOPE-SG-001"), 2, "action"),
+    Case("action reference with SQL", evidence(ref="ROSE-SG-001' OR '1'='1"), 2, "action",
+         postgres=True),
+    Case("evidence without --by",
+         fixed("evidence", "add", REF, "--source", "audits", "--observed-on", "2026-11-20",
+               "--reference", "r"), 2, "by", "Missing option"),
+    Case("unknown option", fixed("evidence", "add", REF, "--colour", "red"), 2, "colour",
+         "not an option"),
+    # ---- other commands
+    Case("extension deadline impossible", extend(deadline=lambda d: "2027-02-29"), 2,
+         "deadline", "not a date"),
+    Case("extension into the past", extend(deadline=lambda d: str(d - timedelta(days=1))), 3,
+         "deadline extension", "must be after"),
+    Case("extension without a control change", extend(control_change=""), 3,
+         "deadline extension", "control-change"),
+    Case("extension with 1 MB of control change", extend(control_change=HUGE), 2,
+         "control_change", "at most 2000", postgres=True),
+    Case("extension by a junior", extend(by="team.leader@rose.example"), 3,
+         "deadline extension", "team leader"),
+    Case("control change of 1 MB",
+         fixed("action", "control-change", REF, "--what", HUGE, "--by", MANAGER), 2, "what",
+         "at most 2000", postgres=True),
+    Case("control change too short",
+         fixed("action", "control-change", REF, "--what", "more staff", "--by", MANAGER), 2,
+         "what", "at least 20"),
+    Case("gate as of an impossible date", fixed("gate", REF, "--as-of", "2026-13-01"), 2,
+         "as_of", "not a date"),
+    Case("unknown review cycle", fixed("review", "run", "hourly"), 2, "cycle", "hourly"),
+    Case("unknown status filter", fixed("action", "list", "--status", "done';--"), 2,
+         "status"),
+    Case("unknown risk level filter", fixed("action", "list", "--level", "extreme"), 2,
+         "level"),
+    Case("show an unknown action with rich markup", fixed("action", "show", "[/x]"), 2,
+         "action", "[/x]"),
+    Case("sign-off for an unknown action",
+         fixed("signoff", "NOPE-SG-001", "--by", REVIEWER, "--code", "123456", "--decision",
+               "approve", "--rationale", "All four pillars agree on the improvement"), 2,
+         "action"),
+    Case("sign-off with an unknown decision flag",
+         fixed("signoff", REF, "--by", REVIEWER, "--code", "123456", "--verdict", "yes"), 2,
+         "verdict", "not an option"),
+]
+
+
+# ---------------------------------------------------------------- sign-off forms
+
+@dataclass(frozen=True)
+class FormCase:
+    """What a person types into a form: `args` completes `recovery signoff REF` or
+    `recovery closure request REF`."""
+
+    name: str
+    answer: dict[str, str]
+    exit_code: int
+    field: str
+    says: str = ""
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+
+GOOD_RATIONALE = "Interim controls are proportionate and the steps are clear"
+
+
+def signoff(**changes: str) -> dict[str, str]:
+    answer = {"by": REVIEWER, "code": "<code>", "decision": "approve",
+              "rationale": GOOD_RATIONALE}
+    answer.update(changes)
+    return answer
+
+
+#: Refused by the Prefect server against the form's schema: the run never wakes.
+SIGNOFF_FORM: list[FormCase] = [
+    FormCase("code of five digits", signoff(code="12345"), 2, "code"),
+    FormCase("code of seven digits", signoff(code="1234567"), 2, "code"),
+    FormCase("code in letters", signoff(code="abcdef"), 2, "code"),
+    FormCase("code with SQL", signoff(code="1' OR '1'='1"), 2, "code"),
+    FormCase("empty code", signoff(code=""), 2, "code"),
+    FormCase("unknown decision", signoff(decision="maybe"), 2, "decision"),
+    FormCase("decision in capitals", signoff(decision="APPROVE"), 2, "decision"),
+    FormCase("rationale too short", signoff(rationale="fine"), 2, "rationale"),
+    FormCase("rationale of 1 MB", signoff(rationale=HUGE), 2, "rationale"),
+    FormCase("email of 300 characters", signoff(by="r" * 290 + "@x.example"), 2,
+             "reviewer_email"),
+]
+
+#: Pass the schema, refused by the domain: the run records the refusal and asks again.
+SIGNOFF_DOMAIN: list[FormCase] = [
+    FormCase("wrong code", signoff(code="<wrong>"), 3, "sign-off",
+             reasons=("the sign-off code is wrong",)),
+    FormCase("the lead signs, in capitals with spaces",
+             signoff(by=f"  {LEAD.upper()} "), 3, "sign-off",
+             reasons=("the accountable lead may not sign off their own action",
+                      "only the named senior reviewer")),
+    FormCase("rationale of twenty spaces", signoff(rationale=" " * 25), 3, "sign-off",
+             reasons=("the rationale must be at least 20 characters",)),
+]
+
+#: The lead's closure request form, refused by the server's schema.
+CLOSURE_FORM: list[FormCase] = [
+    FormCase("summary too short", {"by": LEAD, "summary": "done"}, 2, "summary"),
+    FormCase("summary of 1 MB", {"by": LEAD, "summary": HUGE}, 2, "summary"),
+    FormCase("requester of 300 characters",
+             {"by": "l" * 290 + "@x.example", "summary": "All four pillars at 100%"}, 2,
+             "requested_by"),
+]
