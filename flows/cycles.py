@@ -81,10 +81,20 @@ def monthly_assurance(as_of: date | None = None) -> dict[str, object]:
 
 
 def monthly_assurance_start(as_of: date) -> dict[str, object]:
-    """From the CLI: start the month's assurance run on the served deployment."""
+    """From the CLI: start the month's assurance run on the served deployment, once: asked
+    again for the same month it returns the run already waiting (or completed) instead of
+    starting a second one; only a run that crashed, failed or was cancelled is replaced."""
+    from prefect.client.schemas.objects import StateType
     from prefect.deployments import run_deployment
 
-    run = run_deployment("monthly-assurance/monthly-assurance",
-                         parameters={"as_of": as_of.isoformat()}, timeout=0)
-    return {"month": as_of.strftime("%Y-%m"), "flow_run_id": str(run.id),
+    month = as_of.strftime("%Y-%m")
+    dead = {StateType.CRASHED, StateType.FAILED, StateType.CANCELLED, StateType.CANCELLING}
+    for attempt in range(50):
+        key = f"monthly-assurance:{month}" + (f":{attempt}" if attempt else "")
+        run = run_deployment("monthly-assurance/monthly-assurance",
+                             parameters={"as_of": as_of.isoformat()}, timeout=0,
+                             idempotency_key=key)
+        if run.state is None or run.state.type not in dead:
+            break
+    return {"month": month, "flow_run_id": str(run.id),
             "url": get_settings().run_url(str(run.id))}

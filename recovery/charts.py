@@ -21,6 +21,7 @@ import re
 import threading
 from collections.abc import Sequence
 from datetime import date, timedelta
+from typing import Any
 
 import matplotlib
 
@@ -59,7 +60,7 @@ PILLAR_STYLE = {
 }
 RATING_RAG = {"on_track": "green", "at_risk": "amber", "off_track": "red", "overdue": "red"}
 
-_RC = {
+_RC: dict[str, Any] = {
     "svg.fonttype": "none",
     "font.family": "DejaVu Sans",
     "font.size": 8,

@@ -633,7 +633,10 @@ def signoff(
     by: Annotated[str, typer.Option(help="Your email (the named senior reviewer).")],
     code: Annotated[str, typer.Option(help="The one-time code from your sign-off email.")],
     decision: Annotated[str, typer.Option(help="approve or reject")],
-    rationale: Annotated[str, typer.Option(help="Why (at least 20 characters).")],
+    rationale: Annotated[str, typer.Option(help=(
+        "Why (at least 20 characters). It is stored in Prefect as the form's answer: "
+        "never a person's name or details, only the action and the evidence in service "
+        "terms."))],
     as_json: JsonOpt = False,
 ) -> None:
     """Sign off a plan or a closure: resumes the waiting run, as the UI form does."""
@@ -654,7 +657,9 @@ def signoff(
 def closure_request(
     ref: str,
     by: Annotated[str, typer.Option(help="The accountable lead's email.")],
-    summary: Annotated[str, typer.Option(help="What improved and where the evidence is.")],
+    summary: Annotated[str, typer.Option(help=(
+        "What improved and where the evidence is. It is stored in Prefect as the form's "
+        "answer: never a person's name or details."))],
     as_json: JsonOpt = False,
 ) -> None:
     """Ask for closure; the triangulation gate decides whether it reaches sign-off."""
@@ -786,6 +791,15 @@ def serve() -> None:
     from deployments.serve import main as serve_main
 
     serve_main()
+
+
+# Reports, tracker import and export live in recovery/cli_reports.py; imported here, at the
+# end, because that module imports the helpers above.
+from recovery.cli_reports import export_app, import_app, report_app  # noqa: E402
+
+app.add_typer(report_app, name="report")
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
 
 
 def main() -> None:

@@ -61,12 +61,20 @@ def _export_group() -> None:
     """The risk-rated tracker out to Excel or CSV."""
 
 
+def _check_out(path: Path) -> None:
+    if path.is_dir():
+        raise InvalidInput("out", f"{path} is a directory; give a file name")
+    if not path.parent.exists():
+        raise InvalidInput("out", f"the folder {path.parent} does not exist")
+
+
 # ---------------------------------------------------------------- report packs
 
 
 def _report(kind: str, location: str | None, as_of: str | None, fmt: str | None, out_path: Path,
             as_json: bool) -> None:
     def work() -> reports.ReportResult:
+        _check_out(out_path)
         day = parse_day(as_of, "as_of") if as_of else get_settings().today()
         chosen = _format(fmt, out_path, _REPORT_SUFFIXES)
         return reports.write_report(kind, chosen, out_path, as_of=day, location=location)
@@ -75,7 +83,7 @@ def _report(kind: str, location: str | None, as_of: str | None, fmt: str | None,
     emit(result.model_dump(mode="json"), as_json, lambda: out.print(
         f"{reports.TITLES[kind]} ({result.format}, {result.actions} open actions, "
         f"{result.high} high risk, as of {result.as_of:%d/%m/%Y}) written to {result.out}",
-        highlight=False))
+        highlight=False, markup=False))
 
 
 FormatOpt = Annotated[str | None, typer.Option("--format", help="html, pdf or md "
@@ -159,12 +167,13 @@ def import_tracker(
     def human() -> None:
         verb = "would import" if dry_run else "imported"
         out.print(f"{result.file}: {result.rows} rows valid; {verb} "
-                  f"{len(result.refs)} actions: {', '.join(result.refs)}", highlight=False)
+                  f"{len(result.refs)} actions: {', '.join(result.refs)}", highlight=False,
+                  markup=False)
         if result.ignored_columns:
             out.print(f"columns not read: {', '.join(result.ignored_columns)}",
                       highlight=False, markup=False)
         if message:
-            err.print(f"[yellow]{message}[/yellow]", highlight=False)
+            err.print(message, style="yellow", highlight=False, markup=False)
 
     emit(data, as_json, human)
 
@@ -182,12 +191,9 @@ def export_tracker(
     or as CSV; the same layout imports back."""
 
     def work() -> spreadsheets.ExportResult:
+        _check_out(out_path)
         chosen = _format(fmt, out_path, _EXPORT_SUFFIXES)
         day = parse_day(as_of, "as_of") if as_of else get_settings().today()
-        if out_path.is_dir():
-            raise InvalidInput("out", f"{out_path} is a directory; give a file name")
-        if not out_path.parent.exists():
-            raise InvalidInput("out", f"the folder {out_path.parent} does not exist")
         with db.unit_of_work() as session:
             data, count = spreadsheets.export_tracker(session, fmt=chosen, as_of=day,
                                                       location=location)
@@ -200,4 +206,5 @@ def export_tracker(
 
     result = run(work, as_json)
     emit(result.model_dump(mode="json"), as_json, lambda: out.print(
-        f"{result.actions} actions written to {result.out} ({result.format})", highlight=False))
+        f"{result.actions} actions written to {result.out} ({result.format})", highlight=False,
+        markup=False))

@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
@@ -53,7 +54,6 @@ from recovery.runtime import (
     start_prefect_server,
     terminate_tree,
     wait_for_idle,
-    wait_until,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,19 +241,19 @@ class Opened:
     plan: Path
     ref: str
     new: bool
+    has_run: bool
     started: bool = False
     note: str | None = None
 
 
 def open_examples() -> list[Opened]:
-    """`recovery action open` for each example plan not open yet; `recovery action start`
-    for one left as a draft without a run. An action is the plan's when it has the same
-    location and title."""
+    """`recovery action open --no-flow` for each example plan not open yet. An action is
+    the plan's when it has the same location and title."""
     from sqlmodel import select
 
     from models.planfile import parse_plan
     from models.tables import ActionRow
-    from recovery import db, orchestration, services
+    from recovery import db, services
     from recovery import repository as repo
 
     results = []
@@ -265,17 +265,30 @@ def open_examples() -> list[Opened]:
             rows = session.exec(select(ActionRow).where(ActionRow.location_id == location.id))
             existing = next((row for row in rows
                              if " ".join(row.title.split()).casefold() == title), None)
+            new = existing is None
             if existing is None:
                 existing = services.open_action(session, plan, actor="demo")
-                opened = Opened(path, existing.ref, new=True)
-            else:
-                opened = Opened(path, existing.ref, new=False)
-            has_run = bool(existing.flow_run_id)
-        if not has_run:
-            opened.note = orchestration.start_or_explain(opened.ref)
-            opened.started = opened.note is None
-        results.append(opened)
+            results.append(Opened(path, existing.ref, new=new,
+                                  has_run=bool(existing.flow_run_id)))
     return results
+
+
+def prepare_data() -> list[Opened]:
+    """Everything that needs only the application database (no Prefect server)."""
+    prepare_database()
+    return open_examples()
+
+
+def start_runs(opened: list[Opened]) -> None:
+    """`recovery action start` for each action without a lifecycle run (started once: the
+    product keys the start, so even a start cut short before its id was stored is not
+    repeated)."""
+    from recovery import orchestration
+
+    for item in opened:
+        if not item.has_run:
+            item.note = orchestration.start_or_explain(item.ref)
+            item.started = item.note is None
 
 
 # ---------------------------------------------------------------- readiness
@@ -288,6 +301,7 @@ class ActionView:
     location: str
     status: str
     reviewer: str
+    lead: str
     flow_run_id: str | None
     run_url: str
     run_state: str = "-"
@@ -299,6 +313,22 @@ class ActionView:
         """The run waits for a person (its form is ready) or has finished."""
         return self.waiting_on is not None or self.run_state in (
             "Completed", "Failed", "Cancelled", "Crashed")
+
+    @property
+    def waiting_for(self) -> str:
+        """What the run waits on and from whom: "plan sign-off: ni@...", "-" if nothing."""
+        if not self.waiting_on:
+            return "-"
+        what = self.waiting_on.rstrip("-0123456789").replace("-", " ")  # the key's base
+        who = self.reviewer if "signoff" in self.waiting_on else self.lead
+        return f"{what.replace('signoff', 'sign-off')}: {who}"
+
+    @property
+    def code_mail(self) -> Path | None:
+        """The newest sign-off request email, while the run waits for a sign-off."""
+        if self.waiting_on and "signoff" in self.waiting_on and self.mails:
+            return self.mails[-1]
+        return None
 
     @property
     def awaiting_plan_signoff(self) -> bool:
@@ -341,7 +371,7 @@ def survey(layout: Layout, refs: list[str]) -> list[ActionView]:
             s = services.summary(session, repo.get_action(session, ref), as_of=settings.today())
             views.append(ActionView(
                 ref=s.ref, title=s.title, location=s.location, status=s.status,
-                reviewer=s.senior_reviewer, flow_run_id=s.flow_run_id,
+                reviewer=s.senior_reviewer, lead=s.accountable_lead, flow_run_id=s.flow_run_id,
                 run_url=settings.run_url(s.flow_run_id),
                 mails=mails.get((s.ref, s.senior_reviewer.lower()), [])))
     with get_client(sync_client=True) as client:
@@ -355,25 +385,46 @@ def survey(layout: Layout, refs: list[str]) -> list[ActionView]:
     return views
 
 
+class NotReady(Exception):
+    """The examples did not get where they should; ``views`` is the last survey."""
+
+    def __init__(self, message: str, views: list[ActionView]) -> None:
+        super().__init__(message)
+        self.views = views
+
+
 def wait_until_settled(layout: Layout, refs: list[str], *, strict: bool) -> list[ActionView]:
-    """Wait until every run waits for a person (with ``strict``: for plan sign-off, its
-    email delivered). Returns the last survey; raises TimeoutError if it never got there."""
-    last: list[ActionView] = []
-
-    def done() -> bool:
-        nonlocal last
-        last = survey(layout, refs)
-        if strict:
-            return all(view.awaiting_plan_signoff for view in last)
-        return all(view.settled for view in last)
-
-    try:
-        wait_until(done, timeout=READY_TIMEOUT, interval=0.5, message="the example runs")
-    except TimeoutError:
-        if not last:
-            raise
-        raise TimeoutError(last) from None
-    return last
+    """Wait until every run waits for a person or has finished; with ``strict``, until each
+    waits for plan sign-off with its sign-off email delivered (and fail at once when one
+    settled anywhere else). Returns the last survey."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    views: list[ActionView] = []
+    while True:
+        try:
+            views = survey(layout, refs)
+        except Exception as exc:  # noqa: BLE001 - the server may be briefly busy
+            if time.monotonic() >= deadline:
+                raise NotReady(f"could not read the example runs: {exc}", views) from exc
+        else:
+            settled = all(view.settled for view in views)
+            if not strict and settled:
+                return views
+            if strict and all(view.awaiting_plan_signoff for view in views):
+                return views
+            elsewhere = [view for view in views if view.settled and not (
+                view.status == "awaiting_plan_signoff"
+                and (view.waiting_on or "").startswith(PLAN_KEY_PREFIX))]
+            if strict and settled and elsewhere:
+                raise NotReady("not waiting for plan sign-off: " + ", ".join(
+                    f"{view.ref} ({view.status.replace('_', ' ')}, run {view.run_state})"
+                    for view in elsewhere), views)
+        if time.monotonic() >= deadline:
+            unmailed = [view.ref for view in views if view.settled and not view.mails]
+            why = (f"no sign-off email in {_rel(layout.mail_dir)}/ for {', '.join(unmailed)}"
+                   if strict and unmailed and all(view.settled for view in views) else
+                   "the example runs did not all reach a wait")
+            raise NotReady(f"{why} within {READY_TIMEOUT:.0f}s", views)
+        time.sleep(0.5)
 
 
 # ---------------------------------------------------------------- output
@@ -393,10 +444,9 @@ def cli_command() -> str:
 def print_views(views: list[ActionView]) -> None:
     table = Table("action", "location", "status", "run", "waiting for", "code in")
     for view in views:
-        waiting = view.reviewer if view.waiting_on else "-"
-        mail = view.mails[-1].name if view.mails else "-"
+        mail = view.code_mail.name if view.code_mail else "-"
         table.add_row(f"[link={view.run_url}]{view.ref}[/link]", view.location,
-                      view.status.replace("_", " "), view.run_state, waiting, mail)
+                      view.status.replace("_", " "), view.run_state, view.waiting_for, mail)
     out.print(table)
 
 
@@ -418,8 +468,8 @@ def print_guide(layout: Layout, views: list[ActionView]) -> None:
             "   (or Runs in the UI: the examples are Suspended, waiting for plan sign-off).",
             f"2. Press [bold]Resume[/bold]. The form shows the plan. Sign as the senior "
             f"reviewer, {view.reviewer}, with the one-time code in their email "
-            f"({_rel(view.mails[-1])}: the file under 'code in' above), decide, give a "
-            "rationale of 20 characters or more, and submit.",
+            f"({_rel(view.code_mail or layout.mail_dir)}: the file under 'code in' above), "
+            "decide, give a rationale of 20 characters or more, and submit.",
             f"3. Or from another terminal in this directory: [cyan]{cli} approvals[/cyan] "
             f"lists what waits on whom; [cyan]{cli} signoff {view.ref} --by {view.reviewer} "
             f'--code CODE --decision approve --rationale "..."[/cyan] signs it off.',
@@ -484,28 +534,33 @@ class Demo:
         layout = self.layout
         layout.home.mkdir(parents=True, exist_ok=True)
         self.save_state()
-        with _step("App database and staff directory"):
-            prepare_database()
-        with _step(f"Prefect server and UI on {layout.ui_url}"):
-            self.server = start_prefect_server(
-                host=HOST, port=layout.port, home=layout.prefect_home, timeout=SERVER_TIMEOUT)
-            self.save_state()
-        with _step(f"Mail sink on {HOST}:{layout.smtp_port} -> {_rel(layout.mail_dir)}/"):
-            from recovery import mail
-            from recovery.mailsink import MailSink
+        # The application database is prepared while the Prefect server boots.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-data") as pool:
+            data = pool.submit(prepare_data)
+            with _step(f"Prefect server and UI on {layout.ui_url}"):
+                self.server = start_prefect_server(
+                    host=HOST, port=layout.port, home=layout.prefect_home,
+                    timeout=SERVER_TIMEOUT)
+                self.save_state()
+            with _step(f"Mail sink on {HOST}:{layout.smtp_port} -> {_rel(layout.mail_dir)}/"):
+                from recovery.mailsink import MailSink
 
-            self.sink = MailSink(layout.mail_dir, host=HOST, port=layout.smtp_port).start()
-            mail.flush()  # anything a previous run queued while no sink was listening
-        with _step("recovery serve (deployments, polling every second)"):
-            self.serve = ServeProcess(
-                [sys.executable, "-m", "recovery.cli", "serve"],
-                env={**os.environ, "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
-                cwd=ROOT, log_path=layout.serve_log,
-            ).start()
-            self.save_state()
-            self.serve.wait_for_output(SERVED_MESSAGE, timeout=SERVE_TIMEOUT)
-        with _step("Example plans"):
-            opened = open_examples()
+                self.sink = MailSink(layout.mail_dir, host=HOST, port=layout.smtp_port).start()
+            with _step("recovery serve (deployments, polling every second)"):
+                self.serve = ServeProcess(
+                    [sys.executable, "-m", "recovery.cli", "serve"],
+                    env={**os.environ, "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
+                    cwd=ROOT, log_path=layout.serve_log,
+                ).start()
+                self.save_state()
+                self.serve.wait_for_output(SERVED_MESSAGE, timeout=SERVE_TIMEOUT)
+            with _step("App database, staff directory and example plans"):
+                opened = data.result()
+        with _step("Lifecycle runs"):
+            from recovery import mail
+
+            mail.flush()  # anything a previous demo queued while no sink was listening
+            start_runs(opened)
         for item in opened:
             what = ("opened" if item.new else "already open") + (
                 ", run started" if item.started else "")
@@ -589,14 +644,16 @@ def main(argv: list[str] | None = None) -> int:
         refs = demo.start()
         try:
             views = wait_until_settled(layout, refs, strict=args.check)
-        except TimeoutError as exc:
-            views = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
-            if views:
-                print_views(views)
-            raise DemoError(f"the example runs did not reach their waits within "
-                            f"{READY_TIMEOUT:.0f}s (log: {_rel(layout.serve_log)})") from None
+        except NotReady as exc:
+            print_views(exc.views)
+            if args.check:
+                raise DemoError(f"{exc} (log: {_rel(layout.serve_log)})") from None
+            out.print(f"[yellow]{exc}: see {_rel(layout.serve_log)} and the runs in the UI."
+                      "[/yellow]")
+            views = exc.views
+        else:
+            print_views(views)
         elapsed = time.monotonic() - started
-        print_views(views)
         if args.check:
             out.print(f"ready in {elapsed:.1f}s")
         else:

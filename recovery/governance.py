@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, timedelta
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -28,6 +29,10 @@ from models.tables import (
 from recovery import services
 
 PROVIDER_REVIEW_DAYS = 31
+#: Reviews older than this do not show in the snapshot (rating, trend, stale pillars).
+HISTORY_DAYS = 60
+#: Ids per IN list: far below SQLite's and PostgreSQL's bind-parameter limits at any size.
+ID_CHUNK = 2000
 LOCAL_ONLY = "serious risk managed only at local team level"
 
 DECISIONS_NEEDED = {
@@ -73,13 +78,23 @@ class GovernanceSnapshot(BaseModel):
     as_of: date
     provider: str
     lines: list[ActionLine]
+    _by_location: dict[str, list[ActionLine]] | None = PrivateAttr(default=None)
+    _indexed: tuple[int, int] = PrivateAttr(default=(0, -1))
 
     @property
     def high(self) -> list[ActionLine]:
         return [line for line in self.lines if line.risk_level == RiskLevel.HIGH.value]
 
     def for_location(self, location: str) -> list[ActionLine]:
-        return [line for line in self.lines if line.location == location]
+        # indexed once (the weekly cycle asks for every location of a large provider);
+        # rebuilt if the list of lines is replaced or grows
+        key = (id(self.lines), len(self.lines))
+        if self._by_location is None or self._indexed != key:
+            index: dict[str, list[ActionLine]] = defaultdict(list)
+            for line in self.lines:
+                index[line.location].append(line)
+            self._by_location, self._indexed = index, key
+        return list(self._by_location.get(location, []))
 
     @property
     def weaknesses(self) -> list[tuple[str, str]]:
@@ -97,6 +112,34 @@ def _trend(now: float | None, before: float | None, direction: str) -> str:
     return "improving" if better else "declining"
 
 
+def _chunks(ids: list[int]) -> list[list[int]]:
+    return [ids[i:i + ID_CHUNK] for i in range(0, len(ids), ID_CHUNK)]
+
+
+def _last_review_rows(
+    session: Session, ids: list[int], *, after: date, until: date, pillars: bool
+) -> dict[int, Any]:
+    """Per action, the last review held in (after, until]: only the columns the snapshot
+    shows, read in one query per chunk of actions (not every review of the window as ORM
+    objects)."""
+    out: dict[int, Any] = {}
+    columns = [ReviewRow.action_id, ReviewRow.as_of, ReviewRow.rating, ReviewRow.measured_value]
+    if pillars:
+        columns.append(ReviewRow.pillars)
+    for chunk in _chunks(ids):
+        last = (
+            select(ReviewRow.action_id, func.max(ReviewRow.as_of).label("last"))
+            .where(col(ReviewRow.action_id).in_(chunk), ReviewRow.as_of <= until,
+                   ReviewRow.as_of > after)
+            .group_by(col(ReviewRow.action_id)).subquery()
+        )
+        for row in session.connection().execute(
+                select(*columns).join(last, (ReviewRow.action_id == last.c.action_id)
+                                      & (ReviewRow.as_of == last.c.last))):
+            out[row.action_id] = row
+    return out
+
+
 def build_snapshot(
     session: Session, *, as_of: date, location: str | None = None
 ) -> GovernanceSnapshot:
@@ -109,25 +152,26 @@ def build_snapshot(
                   or loc.code.lower() == location.lower()]
         query = query.where(col(ActionRow.location_id).in_(wanted))
     actions = list(session.exec(query))
-    ids = [a.id for a in actions]
+    ids = [a.id for a in actions if a.id is not None]
     people = {p.id: p for p in session.exec(select(PersonRow))}
     senior_emails = {p.email for p in people.values() if p.role in
                      {r.value for r in PROVIDER_LEVEL_ROLES}}
 
-    reviews: dict[int, list[ReviewRow]] = defaultdict(list)
-    if ids:
-        for r in session.exec(select(ReviewRow).where(
-                col(ReviewRow.action_id).in_(ids), ReviewRow.as_of <= as_of,
-                ReviewRow.as_of > as_of - timedelta(days=60)).order_by(col(ReviewRow.as_of))):
-            reviews[r.action_id].append(r)
-    last_review_on: dict[int, date] = dict(session.exec(
-        select(ReviewRow.action_id, func.max(ReviewRow.as_of))
-        .where(col(ReviewRow.action_id).in_(ids), ReviewRow.as_of <= as_of)
-        .group_by(col(ReviewRow.action_id))).all()) if ids else {}
+    # the latest review of the last 60 days, and the latest one a week or more before
+    window = as_of - timedelta(days=HISTORY_DAYS)
+    latest_review = _last_review_rows(session, ids, after=window, until=as_of, pillars=True)
+    review_before = _last_review_rows(session, ids, after=window,
+                                      until=as_of - timedelta(days=7), pillars=False)
+    last_review_on: dict[int, date] = {}
     escalations: dict[int, list[str]] = defaultdict(list)
-    if ids:
+    for chunk in _chunks(ids):
+        last_review_on.update(session.exec(
+            select(ReviewRow.action_id, func.max(ReviewRow.as_of))
+            .where(col(ReviewRow.action_id).in_(chunk), ReviewRow.as_of <= as_of)
+            .group_by(col(ReviewRow.action_id))).all())
         for e in session.exec(select(EscalationRow).where(
-                col(EscalationRow.action_id).in_(ids), col(EscalationRow.resolved_on).is_(None))):
+                col(EscalationRow.action_id).in_(chunk),
+                col(EscalationRow.resolved_on).is_(None))):
             escalations[e.action_id].extend(e.reasons)
 
     provider_review: dict[int, date] = {}
@@ -136,19 +180,19 @@ def build_snapshot(
         if day <= as_of and (action_id not in provider_review or day > provider_review[action_id]):
             provider_review[action_id] = day
 
-    if ids:
+    for chunk in _chunks(ids):
         for action_id, email, at in session.exec(select(
                 DecisionRow.action_id, DecisionRow.reviewer_email, DecisionRow.decided_at)
-                .where(col(DecisionRow.action_id).in_(ids))):
+                .where(col(DecisionRow.action_id).in_(chunk))):
             if email in senior_emails:
                 seen(action_id, at.date())
         for action_id, day in session.exec(select(
                 AssuranceEntryRow.action_id, AssuranceEntryRow.recorded_on)
-                .where(col(AssuranceEntryRow.action_id).in_(ids))):
+                .where(col(AssuranceEntryRow.action_id).in_(chunk))):
             seen(action_id, day)
         for action_id, email, day in session.exec(select(
                 EvidenceRow.action_id, EvidenceRow.recorded_by, EvidenceRow.observed_on)
-                .where(col(EvidenceRow.action_id).in_(ids),
+                .where(col(EvidenceRow.action_id).in_(chunk),
                        EvidenceRow.source == "governance_minutes")):
             if email in senior_emails:
                 seen(action_id, day)
@@ -158,10 +202,8 @@ def build_snapshot(
     for row in sorted(actions, key=lambda a: (RiskLevel(a.risk_level).rank, -a.risk_score,
                                               a.ref)):
         assert row.id is not None
-        history = reviews.get(row.id, [])
-        latest = history[-1] if history else None
-        week_before = [r for r in history if r.as_of <= as_of - timedelta(days=7)]
-        before = week_before[-1] if week_before else None
+        latest = latest_review.get(row.id)
+        before = review_before.get(row.id)
         cadence = services.cadence_of(row, as_of)
         start = row.recovery_started_on or row.baseline_on
         due = next_review_due(cadence, last_review_on.get(row.id), start)

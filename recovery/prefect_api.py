@@ -28,10 +28,35 @@ def api_url() -> str:
     return url
 
 
+def auth_headers() -> dict[str, str]:
+    """The header Prefect's own client sends when PREFECT_API_AUTH_STRING ("user:password")
+    is set (the server compares the decoded string with PREFECT_SERVER_API_AUTH_STRING)."""
+    import base64
+
+    value = os.environ.get("PREFECT_API_AUTH_STRING")
+    if value is None:  # a Prefect profile or temporary setting may carry it
+        from prefect.settings import get_current_settings
+
+        secret = get_current_settings().api.auth_string
+        value = secret.get_secret_value() if secret is not None else None
+    if not value:
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(value.encode()).decode()}
+
+
 def check_server() -> None:
-    url = api_url()
+    """The server answers and accepts our credentials. `/health` answers anyone, even with
+    API auth on, so an authenticated call follows it: a missing or wrong
+    PREFECT_API_AUTH_STRING is reported here, not as a 401 in the middle of a command."""
+    url = api_url().rstrip("/")
     try:
-        response = httpx.get(f"{url.rstrip('/')}/health", timeout=3)
+        response = httpx.get(f"{url}/health", timeout=3)
+        response.raise_for_status()
+        response = httpx.get(f"{url}/admin/version", headers=auth_headers(), timeout=3)
+        if response.status_code == 401:
+            raise ConnectionError(
+                f"{url}: 401 Unauthorized: the server has API auth on; set "
+                f"PREFECT_API_AUTH_STRING (user:password) to its auth string")
         response.raise_for_status()
     except httpx.HTTPError as exc:
         raise ConnectionError(f"{url}: {type(exc).__name__}") from None
@@ -77,8 +102,8 @@ def _client() -> Any:
     return get_client(sync_client=True)
 
 
-def waiting_key(flow_run_id: str, *, timeout: float = 30.0) -> str | None:
-    """The pause key a suspended run waits under, once its input schema is stored."""
+def _waiting(flow_run_id: str, *, timeout: float) -> tuple[str, dict[str, str]] | None:
+    """(pause key, input keyset) of a suspended run, once its input schema is stored."""
     from prefect.input import read_flow_run_input
 
     deadline = time.monotonic() + timeout
@@ -89,12 +114,18 @@ def waiting_key(flow_run_id: str, *, timeout: float = 30.0) -> str | None:
             if state is not None and state.is_paused() and state.state_details.pause_key:
                 keyset = state.state_details.run_input_keyset or {}
                 if keyset and read_flow_run_input(keyset["schema"], UUID(flow_run_id)):
-                    return str(state.state_details.pause_key)
+                    return str(state.state_details.pause_key), dict(keyset)
             if state is not None and state.is_final():
                 return None
             if time.monotonic() > deadline:
                 return None
             time.sleep(0.3)
+
+
+def waiting_key(flow_run_id: str, *, timeout: float = 30.0) -> str | None:
+    """The pause key a suspended run waits under, once its input schema is stored."""
+    found = _waiting(flow_run_id, timeout=timeout)
+    return found[0] if found else None
 
 
 def resume_wait(ref: str, expected_prefix: str, run_input: dict[str, Any]) -> str:
@@ -109,8 +140,9 @@ def resume_wait(ref: str, expected_prefix: str, run_input: dict[str, Any]) -> st
     if not row.flow_run_id:
         raise RuleRefused("sign-off", [f"{row.ref} has no lifecycle run; run "
                                        f"`recovery action start {row.ref}`"])
-    key = waiting_key(row.flow_run_id)
-    if key is None or not key.startswith(expected_prefix):
+    waiting = _waiting(row.flow_run_id, timeout=30.0)
+    key = waiting[0] if waiting else None
+    if waiting is None or key is None or not key.startswith(expected_prefix):
         raise RuleRefused("sign-off", [
             f"{row.ref} is not waiting for {expected_prefix.rstrip('-').replace('-', ' ')} "
             f"(status {row.status}; run waiting on: {key or 'nothing'})"])
@@ -133,6 +165,17 @@ def resume_wait(ref: str, expected_prefix: str, run_input: dict[str, Any]) -> st
                 field = name
                 break
         raise InvalidInput(field, message) from None
+    # At the same moment as another submission, the server may have aborted this resume
+    # without an error (the run was no longer paused) and stored the other answer: report
+    # success only when the answer the run takes is this one.
+    from prefect.input import read_flow_run_input
+
+    try:
+        stored = read_flow_run_input(waiting[1]["response"], UUID(row.flow_run_id))
+    except Exception:  # noqa: BLE001 - nothing stored for this wait: not this one either
+        stored = None
+    if stored != run_input:
+        raise taken
     return key
 
 

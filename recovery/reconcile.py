@@ -77,7 +77,7 @@ def _alive(client: Any, run_ids: list[str], since: datetime, until: datetime) ->
                 event=EventNameFilter(name=[HEARTBEAT_EVENT]),
                 resource=EventResourceFilter(id=ids),
             ),
-            limit=200,
+            limit=50,  # the most the API returns per page
         )
         while True:
             seen.update(e.resource.id.removeprefix("prefect.flow-run.") for e in page.events)

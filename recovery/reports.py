@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
+from sqlalchemy import and_
 from sqlmodel import Session, col, select
 
 from models.action import RiskDomain
@@ -299,7 +300,6 @@ class DomainSection(BaseModel):
     label: str
     actions: list[ActionDetail]
     evidence_groups: list[EvidenceGroup]
-    assurance: list[tuple[str, AssuranceView]]
 
 
 class ImprovementRow(BaseModel):
@@ -477,8 +477,8 @@ def _details(
     statements: dict[int, list[StatementView]] = defaultdict(list)
     for link, statement in session.exec(
             select(ActionStatementRow, StatementRow).join(
-                StatementRow, (StatementRow.framework_id == ActionStatementRow.framework_id)
-                & (StatementRow.statement_id == ActionStatementRow.statement_id))
+                StatementRow, and_(StatementRow.framework_id == ActionStatementRow.framework_id,
+                                   StatementRow.statement_id == ActionStatementRow.statement_id))
             .where(col(ActionStatementRow.action_id).in_(ids))):
         statements[link.action_id].append(StatementView(
             id=statement.statement_id, title=statement.title,
@@ -606,8 +606,8 @@ def _claims(detail: ActionDetail, entries: list[AuditEntry], items: list[Evidenc
     return [
         ClaimView(claim="Risk rating",
                   stated=f"{line.risk_level} risk, score {line.risk_score} of 30",
-                  evidence=[], log_seqs=seqs("action.opened", "action.imported",
-                                             "stage.risk_rated", "status.revise_plan")),
+                  evidence=[], log_seqs=seqs("action.opened", "stage.risk_rated",
+                                             "status.revise_plan")),
         ClaimView(claim="Named accountability",
                   stated=f"lead {detail.lead.described}; senior reviewer "
                          f"{detail.reviewer.described}",
@@ -668,8 +668,7 @@ def _matrix(session: Session, lines: list[ActionLine], location: str | None) -> 
     return charts.matrix_chart(names, domains, cells)
 
 
-def _meta(session: Session, kind: PackKind, snapshot: GovernanceSnapshot,
-          location: str | None) -> PackMeta:
+def _meta(kind: PackKind, snapshot: GovernanceSnapshot, location: str | None) -> PackMeta:
     settings = get_settings()
     return PackMeta(kind=kind, title=TITLES[kind], provider=snapshot.provider,
                     as_of=snapshot.as_of, generated_at=settings.now(), location=location,
@@ -722,7 +721,7 @@ def governance_pack(session: Session, *, as_of: date, location: str | None = Non
                              who=_who_decides(a, w))
               for a in actions for w in a.line.decisions_needed]
     return GovernancePack(
-        meta=_meta(session, "governance", snapshot, name), counts=_counts(snapshot.lines),
+        meta=_meta("governance", snapshot, name), counts=_counts(snapshot.lines),
         matrix_svg=_matrix(session, snapshot.lines, name) if charts_for != "none" else None,
         actions=actions, weaknesses=weaknesses, decisions_needed=needed)
 
@@ -747,8 +746,7 @@ def commissioner_pack(session: Session, *, as_of: date, location: str | None = N
             for title, sources, shown in EVIDENCE_KINDS]
         domains.append(DomainSection(
             domain=domain.value, label=domain.label.capitalize(), actions=in_domain,
-            evidence_groups=groups,
-            assurance=[(a.ref, entry) for a in in_domain for entry in a.assurance]))
+            evidence_groups=groups))
     issues: dict[tuple[str, str], ImprovementIssue] = {}
     for a in sorted(actions, key=lambda a: (a.line.location, a.line.risk_domain, a.ref)):
         key = (a.line.location, a.baseline_issue)
@@ -764,7 +762,7 @@ def commissioner_pack(session: Session, *, as_of: date, location: str | None = N
             rating=a.line.rating, rag=a.rag,
             review_frequency=a.line.cadence))
     return CommissionerPack(
-        meta=_meta(session, "commissioner", snapshot, name), counts=_counts(snapshot.lines),
+        meta=_meta("commissioner", snapshot, name), counts=_counts(snapshot.lines),
         matrix_svg=_matrix(session, snapshot.lines, name) if charts_for != "none" else None,
         actions=actions, domains=domains, improvement_plan=list(issues.values()))
 
@@ -783,7 +781,7 @@ def inspector_pack(session: Session, *, as_of: date, location: str | None = None
     actions = _details(session, snapshot, freshness_days=settings.evidence_freshness_days,
                        chart=charts_for, audit=chain)
     return InspectorPack(
-        meta=_meta(session, "inspector", snapshot, name), counts=_counts(snapshot.lines),
+        meta=_meta("inspector", snapshot, name), counts=_counts(snapshot.lines),
         chain=chain,
         factor_scales=[FactorScale(key=k, label=FACTOR_LABELS[k], short=SHORT_FACTOR_LABELS[k],
                                    scale=sorted(v.items()))

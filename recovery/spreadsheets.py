@@ -23,7 +23,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 from sqlalchemy import func
 from sqlmodel import Session, select
 
@@ -150,6 +150,12 @@ class RowError(BaseModel):
     column: str
     error: str
 
+    @field_validator("column", "error")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        # messages can echo what a person typed into a cell or a header
+        return _quote(value, 300)[1:-1]
+
     def line(self) -> str:
         return f"row {self.row}, column '{self.column}': {self.error}"
 
@@ -263,6 +269,12 @@ class _CellError(Exception):
     pass
 
 
+def _quote(value: Any, limit: int = 60) -> str:
+    """A cell's value inside a message: one line, control characters shown, capped."""
+    flat = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
+    return "'" + (flat if len(flat) <= limit else flat[:limit] + "...") + "'"
+
+
 def _text(value: Any) -> str | None:
     if _blank(value):
         return None
@@ -293,9 +305,9 @@ def _whole(value: Any) -> int:
         try:
             as_float = float(str(value).strip())
         except ValueError:
-            raise _CellError(f"'{value}' is not a whole number from 1 to 5") from None
+            raise _CellError(f"{_quote(value)} is not a whole number from 1 to 5") from None
         if not as_float.is_integer():
-            raise _CellError(f"'{value}' is not a whole number from 1 to 5")
+            raise _CellError(f"{_quote(value)} is not a whole number from 1 to 5")
         number = int(as_float)
     if not 1 <= number <= 5:
         raise _CellError(f"{number} is not from 1 to 5")
@@ -312,10 +324,10 @@ def _percent(value: Any) -> float:
         try:
             number = float(text)
         except ValueError:
-            raise _CellError(f"'{value}' is not a percentage (a number from 0 to 100)"
+            raise _CellError(f"{_quote(value)} is not a percentage (a number from 0 to 100)"
                              ) from None
     if number != number or not 0 <= number <= 100:
-        raise _CellError(f"{value} is not a percentage from 0 to 100")
+        raise _CellError(f"{_quote(value)} is not a percentage from 0 to 100")
     return number
 
 
@@ -330,7 +342,7 @@ def _day(value: Any) -> date:
             return datetime.strptime(text, pattern).date()
         except ValueError:
             continue
-    raise _CellError(f"'{value}' is not a date (use DD/MM/YYYY, e.g. 26/11/2026)")
+    raise _CellError(f"{_quote(value)} is not a date (use DD/MM/YYYY, e.g. 26/11/2026)")
 
 
 def _direction(value: Any) -> str:
@@ -339,7 +351,7 @@ def _direction(value: Any) -> str:
         return "at_least"
     if text in {"at most", "<=", "≤", "max", "maximum", "decrease", "reduce"}:
         return "at_most"
-    raise _CellError(f"'{value}' is not 'at least' or 'at most'")
+    raise _CellError(f"{_quote(value)} is not 'at least' or 'at most'")
 
 
 def _domain(value: Any) -> str:
@@ -348,7 +360,7 @@ def _domain(value: Any) -> str:
     if text in {d.value for d in RiskDomain}:
         return text
     allowed = ", ".join(d.label for d in RiskDomain)
-    raise _CellError(f"'{value}' is not a risk domain ({allowed})")
+    raise _CellError(f"{_quote(value)} is not a risk domain ({allowed})")
 
 
 _ROLES = {r.value: r for r in Role} | {r.label: r for r in Role}
@@ -359,10 +371,10 @@ def _steps(value: Any) -> list[dict[str, str]]:
     for item in _items(value):
         match = re.fullmatch(r"\s*([^:]+?)\s*:\s*(.+?)\s*->\s*(.+?)\s*", item)
         if not match:
-            raise _CellError(f"write each step as 'role: action -> record' (not '{item}')")
+            raise _CellError(f"write each step as 'role: action -> record' (not {_quote(item)})")
         role = match.group(1).strip().lower().replace("_", " ")
         if role not in _ROLES:
-            raise _CellError(f"'{match.group(1)}' is not a role")
+            raise _CellError(f"{_quote(match.group(1))} is not a role")
         out.append({"role": _ROLES[role].value, "action": match.group(2),
                     "record": match.group(3)})
     return out
@@ -385,12 +397,12 @@ def _row_mapping(cells: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str,
             errors.append((key, str(exc)))
             return None
 
-    for key, target in (("location", "location"), ("title", "title"),
-                        ("lead", "accountable_lead"), ("reviewer", "senior_reviewer"),
-                        ("template", "template"), ("framework", "framework_id")):
+    for key, name in (("location", "location"), ("title", "title"),
+                      ("lead", "accountable_lead"), ("reviewer", "senior_reviewer"),
+                      ("template", "template"), ("framework", "framework_id")):
         text = read(key, _text)
         if text is not None:
-            plan[target] = text
+            plan[name] = text
     domain = read("domain", _domain)
     if domain:
         plan["risk_domain"] = domain
@@ -406,12 +418,12 @@ def _row_mapping(cells: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str,
             risk[key] = value
     plan["risk"] = risk
     baseline: dict[str, Any] = {}
-    for key, target, convert in (("baseline_issue", "issue", _text),
-                                 ("baseline_value", "value", _percent),
-                                 ("baseline_date", "as_of", _day)):
+    for key, name, convert in (("baseline_issue", "issue", _text),
+                               ("baseline_value", "value", _percent),
+                               ("baseline_date", "as_of", _day)):
         value = read(key, convert)
         if value is not None:
-            baseline[target] = value
+            baseline[name] = value
     plan["baseline"] = baseline
     target: dict[str, Any] = {}
     for key, name, convert in (("target_measure", "measure", _text),

@@ -86,8 +86,11 @@ def test_reviewer_signs_off_in_the_prefect_ui(
         settle(page, 1.0)
         form_field(dialog, "Your email").locator("textarea").fill(REVIEWER)
         form_field(dialog, "One-time sign-off code").locator("textarea").fill(code)
-        form_field(dialog, "Decision").locator("button.p-select-button__control").click()
+        decision = form_field(dialog, "Decision").locator("button.p-select-button__control")
+        decision.focus()
+        decision.press("ArrowDown")  # opens the options (a plain click only focuses it)
         page.get_by_role("option", name="approve", exact=True).click()
+        assert decision.inner_text().strip() == "approve"
         form_field(dialog, "Rationale").locator("textarea").fill(RATIONALE)
         settle(page, 0.5)
         screenshot = tmp_path / "prefect-ui-signoff-form.png"

@@ -374,6 +374,9 @@ def test_monthly_assurance_form_records_provider_oversight(stack: CycleStack) ->
     with stack.client() as client:
         wait_for_pause(client, run_id, key=f"assurance-{month}-1", timeout=120)
 
+    # asked again while it waits: the same run, not a second form
+    assert stack.cycle("monthly", FIRST_OF_MONTH)["flow_run_id"] == str(run_id)
+
     [request] = stack.wait_for_mails(1, subject=f"Monthly provider assurance {month}")
     assert str(request["X-Envelope-To"]) == NOMINATED
     code = code_in(request)
@@ -416,6 +419,11 @@ def test_monthly_assurance_form_records_provider_oversight(stack: CycleStack) ->
         assert minutes.reference == (f"Provider assurance minutes {month}: "
                                      f"{outcomes[ref].replace('_', ' ')}")
         assert stack.audit_events(ref).count("assurance.recorded") == 1
+
+    # the month again: the same (completed) run, no second request or code
+    assert stack.cycle("monthly", FIRST_OF_MONTH)["flow_run_id"] == str(run_id)
+    assert len(stack.mails(subject=f"Monthly provider assurance {month}")) == 1
+    assert len(stack.select(select(AssuranceRequestRow))) == 1
 
     # provider-level oversight now on record: QUAY-MED-001 is no longer local only
     weaknesses = snapshot_weaknesses(date(2026, 12, 7))

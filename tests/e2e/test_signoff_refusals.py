@@ -137,7 +137,7 @@ def test_expired_code_is_refused_and_a_new_one_is_issued(
         "UPDATE signoff_request SET expires_at = :t, issued_at = :i WHERE id = "
         "(SELECT MAX(s.id) FROM signoff_request s JOIN recovery_action a "
         " ON a.id = s.action_id WHERE a.ref = :r AND s.kind = 'plan')",
-        t=datetime(2000, 1, 4), i=datetime(2000, 1, 1), r=REF)
+        t="2000-01-04 00:00:00.000000", i="2000-01-01 00:00:00.000000", r=REF)
 
     result = sign(stack, REVIEWER, code)
 

@@ -83,9 +83,11 @@ def people_file(sites: int) -> dict[str, Any]:
 
 
 def plan_file(site: int, number: int, *, baseline_on: date | None = None,
-              deadline: date | None = None) -> dict[str, Any]:
-    """A high-risk safeguarding plan at a site. With a baseline more than 14 days back and
-    no evidence, the first daily review rates it off track and escalates it."""
+              deadline: date | None = None, risk: dict[str, int] | None = None
+              ) -> dict[str, Any]:
+    """A safeguarding plan at a site (high risk unless `risk` says otherwise). With a
+    baseline more than 14 days back and no evidence, the first daily review rates it off
+    track and escalates it."""
     baseline_on = baseline_on or TODAY - timedelta(days=3)
     return {
         "location": f"Site {site:02d}",
@@ -93,8 +95,9 @@ def plan_file(site: int, number: int, *, baseline_on: date | None = None,
         "template": "safeguarding-same-day-review",
         "risk_domain": "safeguarding",
         "quality_statements": ["safe.safeguarding"],
-        "risk": {"potential_harm": 5, "people_affected": 3, "likelihood_of_recurrence": 4,
-                 "regulatory_impact": 4, "control_strength": 4},
+        "risk": risk or {"potential_harm": 5, "people_affected": 3,
+                         "likelihood_of_recurrence": 4, "regulatory_impact": 4,
+                         "control_strength": 4},
         "accountable_lead": lead_of(site),
         "senior_reviewer": reviewer_of(site),
         "baseline": {"issue": "Safeguarding records show delayed escalation decisions",
@@ -505,3 +508,20 @@ class Tarpit:
                 conn.close()
         with contextlib.suppress(OSError):
             self._sock.close()
+
+
+def escalation_events(client: Any, since: datetime, refs: Sequence[str]) -> list[str]:
+    """Resource ids of `recovery.action.escalated` events for `refs` since `since` (every
+    page: the events API returns at most 50 at a time)."""
+    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter
+
+    page = client.read_events(filter=EventFilter(
+        occurred=EventOccurredFilter(since=since),
+        event=EventNameFilter(name=["recovery.action.escalated"])), limit=50)
+    found = []
+    while True:
+        found += [e.resource.id for e in page.events
+                  if e.resource.id.removeprefix("recovery.action.") in refs]
+        if not page.next_page:
+            return found
+        page = client.read_events_page(page.next_page)

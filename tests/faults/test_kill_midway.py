@@ -38,6 +38,7 @@ from tests.faults.helpers import (
     App,
     Tarpit,
     approve_plans,
+    escalation_events,
     new_sqlite_app,
     open_actions,
     people_file,
@@ -275,19 +276,10 @@ def test_serve_killed_in_a_daily_review(cycle_app: App, tmp_path: Path) -> None:
         assert again.exit_code == 0, str(again)
         assert again.json()["reviewed"] == 0 and again.json()["escalated"] == [], str(again)
 
-        from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter
-
-        def escalation_events() -> list[Any]:
-            page = client.read_events(filter=EventFilter(
-                occurred=EventOccurredFilter(since=started),
-                event=EventNameFilter(name=["recovery.action.escalated"])), limit=200)
-            return [e for e in page.events
-                    if e.resource.id.removeprefix("recovery.action.") in refs]
-
-        wait_until(lambda: len(escalation_events()) >= CYCLE_ACTIONS, timeout=60,
-                   message="escalation events")
+        wait_until(lambda: len(escalation_events(client, started, refs)) >= CYCLE_ACTIONS,
+                   timeout=60, message="escalation events")
         time.sleep(1.5)
-        emitted = [e.resource.id for e in escalation_events()]
+        emitted = escalation_events(client, started, refs)
     assert sorted(emitted) == sorted(f"recovery.action.{r}" for r in refs)
 
     # ---- exactly once: one review per action for the day, one escalation, one email

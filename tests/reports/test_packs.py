@@ -392,3 +392,38 @@ def test_provider_packs_render_in_reasonable_time(provider: Built) -> None:
     took = time.perf_counter() - started
     print(f"20-location packs: {sizes} in {took:.1f}s")
     assert took < 120
+
+
+def test_assurance_notes_are_escaped(seed_built: Built, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The nominated individual's monthly assurance minutes, recorded through the real
+    assurance service (code from the outbox), with HTML in a note."""
+    from models.tables import OutboxRow
+    from recovery import assurance
+    from recovery.settings import get_settings
+    from tests.reports.conftest import _point
+
+    path = tmp_path / "assured.db"
+    shutil.copyfile(seed_built.url.removeprefix("sqlite:///"), path)
+    _point(monkeypatch, f"sqlite:///{path}", tmp_path / "home")
+    today = get_settings().today()
+    note = "Minutes checked <script>alert('note')</script> & logs sampled"
+    with db.unit_of_work() as session:
+        wait = assurance.open_request(session, as_of=today, flow_run_id=None)
+        mail = session.exec(select(OutboxRow).where(
+            OutboxRow.dedupe_key == f"assurance:{wait.month}")).one()
+        code = re.search(r"\b(\d{6})\b", mail.text_body)
+        assert code, mail.text_body
+        answer = {"reviewer_email": wait.reviewer_email, "code": code.group(1)}
+        for ref in wait.refs:
+            answer[f"{assurance.field_name(ref)}_outcome"] = "challenge"
+            answer[f"{assurance.field_name(ref)}_note"] = note
+        assert assurance.apply(session, month=wait.month, answer=answer) == []
+    as_of = max(seed_built.as_of, today)
+    for kind in ("governance", "commissioner"):
+        with db.unit_of_work() as session:
+            doc = reports.render_html(reports.build_pack(session, kind, as_of=as_of,
+                                                         charts_for="none"))
+        assert "<script" not in doc.lower()
+        assert H.text(doc).count(note) == len(wait.refs), kind
+    db.engine_for(f"sqlite:///{path}").dispose()

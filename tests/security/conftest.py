@@ -37,6 +37,8 @@ LEAD = "sg.lead@rose.example"
 REVIEWER = "ni@harbourcare.example"
 MANAGER = "rm@rose.example"
 PWNED = Path("/tmp/recovery-gates-security-pwned")
+#: The production profile's Prefect API credentials (user:password).
+AUTH = "recovery-admin:correct horse battery staple"
 
 
 def seed_world(today: date) -> None:
@@ -142,3 +144,16 @@ def no_pwned_file() -> Iterator[None]:
         os.unlink(PWNED)
     yield
     assert not PWNED.exists(), "a YAML tag constructed an object and ran code"
+
+
+@pytest.fixture(scope="session")
+def auth_server() -> Iterator[Any]:
+    """A real Prefect server (SQLite in its own PREFECT_HOME) with API auth on, as the
+    production profile runs it; every client must send PREFECT_API_AUTH_STRING."""
+    from tests.support.prefect_server import start_prefect_server
+
+    server = start_prefect_server(extra_env={"PREFECT_SERVER_API_AUTH_STRING": AUTH})
+    try:
+        yield server
+    finally:
+        server.stop()

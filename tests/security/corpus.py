@@ -448,8 +448,11 @@ class FormCase:
 GOOD_RATIONALE = "Interim controls are proportionate and the steps are clear"
 
 
+#: Placeholders filled in for the action the form belongs to: <code> (the emailed code),
+#: <wrong> (another code), <reviewer> (its senior reviewer), <lead>, <LEAD> (its lead in
+#: capitals with spaces around).
 def signoff(**changes: str) -> dict[str, str]:
-    answer = {"by": REVIEWER, "code": "<code>", "decision": "approve",
+    answer = {"by": "<reviewer>", "code": "<code>", "decision": "approve",
               "rationale": GOOD_RATIONALE}
     answer.update(changes)
     return answer
@@ -475,7 +478,7 @@ SIGNOFF_DOMAIN: list[FormCase] = [
     FormCase("wrong code", signoff(code="<wrong>"), 3, "sign-off",
              reasons=("the sign-off code is wrong",)),
     FormCase("the lead signs, in capitals with spaces",
-             signoff(by=f"  {LEAD.upper()} "), 3, "sign-off",
+             signoff(by="<LEAD>"), 3, "sign-off",
              reasons=("the accountable lead may not sign off their own action",
                       "only the named senior reviewer")),
     FormCase("rationale of twenty spaces", signoff(rationale=" " * 25), 3, "sign-off",
@@ -484,8 +487,8 @@ SIGNOFF_DOMAIN: list[FormCase] = [
 
 #: The lead's closure request form, refused by the server's schema.
 CLOSURE_FORM: list[FormCase] = [
-    FormCase("summary too short", {"by": LEAD, "summary": "done"}, 2, "summary"),
-    FormCase("summary of 1 MB", {"by": LEAD, "summary": HUGE}, 2, "summary"),
+    FormCase("summary too short", {"by": "<lead>", "summary": "done"}, 2, "summary"),
+    FormCase("summary of 1 MB", {"by": "<lead>", "summary": HUGE}, 2, "summary"),
     FormCase("requester of 300 characters",
              {"by": "l" * 290 + "@x.example", "summary": "All four pillars at 100%"}, 2,
              "requested_by"),

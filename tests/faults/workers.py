@@ -1,0 +1,100 @@
+"""Functions run in separate processes by tests/faults/test_concurrency.py (forked). Each
+points the product code at the test's database with its own connections, waits at a
+barrier so that all start together, and returns what it saw through a queue."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any
+
+
+def _run(env: Mapping[str, str], barrier: Any, results: Any, name: str,
+         work: Callable[[], Any]) -> None:
+    try:
+        for key in [k for k in os.environ if k.startswith("RECOVERY_")]:
+            del os.environ[key]
+        os.environ.update(env)
+        from recovery import db
+        from recovery.settings import get_settings
+
+        get_settings.cache_clear()
+        # forked: drop the parent's pooled connections without closing them (they are the
+        # parent's sockets), then connect afresh
+        db.engine_for(get_settings().db_url).dispose(close=False)
+        with db.unit_of_work() as session:  # connect before the barrier
+            session.connection()
+        barrier.wait(timeout=120)
+        results.put((name, "ok", work()))
+    except BaseException as exc:  # noqa: BLE001 - reported to the test
+        results.put((name, "error", f"{exc!r}\n{traceback.format_exc()}"))
+
+
+def add_evidence(env: Mapping[str, str], barrier: Any, results: Any, name: str, ref: str,
+                 items: list[dict[str, Any]], today: date) -> None:
+    """Record the items one after another, each in its own unit of work."""
+
+    def work() -> list[int]:
+        from recovery import db, services
+
+        ids = []
+        for item in items:
+            with db.unit_of_work() as session:
+                row = services.add_evidence(session, ref, today=today, **item)
+                ids.append(int(row.id or 0))
+        return ids
+
+    _run(env, barrier, results, name, work)
+
+
+def evaluate_gate(env: Mapping[str, str], barrier: Any, results: Any, name: str, ref: str,
+                  as_of: date, times: int) -> None:
+    """Evaluate the triangulation gate `times` times; every verdict seen."""
+
+    def work() -> list[tuple[bool, tuple[str, ...]]]:
+        from recovery import db, services
+
+        seen = []
+        for _ in range(times):
+            with db.unit_of_work() as session:
+                verdict = services.gate_verdict(session, ref, as_of=as_of)
+            seen.append((verdict.passed, tuple(verdict.reasons)))
+        return seen
+
+    _run(env, barrier, results, name, work)
+
+
+def closure_gate(env: Mapping[str, str], barrier: Any, results: Any, name: str, ref: str,
+                 delay: float) -> None:
+    """The lifecycle's gate task on the pending closure request, once, after `delay`."""
+
+    def work() -> tuple[bool, tuple[str, ...]]:
+        import time
+
+        from recovery import db, signoffs
+
+        time.sleep(delay)
+        with db.unit_of_work() as session:
+            outcome = signoffs.evaluate_closure_gate(session, ref)
+        return outcome.applied, tuple(outcome.reasons)
+
+    _run(env, barrier, results, name, work)
+
+
+def apply_signoff(env: Mapping[str, str], barrier: Any, results: Any, name: str, ref: str,
+                  pause_key: str, submission: dict[str, str]) -> None:
+    """The lifecycle's apply-sign-off task for one answer."""
+
+    def work() -> dict[str, Any]:
+        from models.signoff import SignoffKind, Submission
+        from recovery import db, signoffs
+
+        with db.unit_of_work() as session:
+            outcome = signoffs.apply_signoff(session, ref, SignoffKind.PLAN,
+                                             pause_key=pause_key,
+                                             submission=Submission(**submission))
+        return outcome.model_dump()
+
+    _run(env, barrier, results, name, work)

@@ -1,0 +1,323 @@
+"""Who signed: one-time sign-off codes through the real `recovery.signoffs` calls, a real
+SQLite database and a real SMTP server (the mail sink) on loopback.
+
+Codes are hashed at rest (the reviewer's email is the only place a sent code exists),
+single use, expire after 72 hours, are bound to the named senior reviewer and to the one
+request they were issued for, and five wrong codes lock the request and alert the
+location's registered manager and the nominated individual.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, select
+
+from models.planfile import plan_from_mapping
+from models.signoff import CODE_TTL, MAX_WRONG_CODES, SignoffKind, Submission, hash_code
+from models.tables import AuditRow, DecisionRow, OutboxRow, SignoffRequestRow, as_utc
+from recovery import db, mail, services, signoffs
+from recovery.mailsink import MailSink
+from recovery.settings import get_settings
+from tests.integration.helpers import dump_tables, relative_plan
+from tests.security.conftest import LEAD, MANAGER, REF, REVIEWER, World
+from tests.security.driver import CODE_RE, GOOD_RATIONALE, Driver, other_code
+from tests.security.test_properties import happy
+
+SECOND = "ROSE-SG-002"  # a second Rose House action with the same senior reviewer
+CODE_IN_MAIL = re.compile(r"sign-off code: (\d{6})")
+
+
+@pytest.fixture
+def sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MailSink]:
+    with MailSink(tmp_path / "mail", port=None) as running:
+        monkeypatch.setenv("RECOVERY_SMTP_HOST", running.host)
+        monkeypatch.setenv("RECOVERY_SMTP_PORT", str(running.port))
+        get_settings.cache_clear()
+        yield running
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def world(sqlite_world: World, sink: MailSink) -> World:
+    """The world plus ROSE-SG-002 (same reviewer), both plans submitted for sign-off."""
+    today = get_settings().today()
+    with db.unit_of_work() as session:
+        plan = plan_from_mapping(relative_plan(
+            today, title="Safeguarding concerns escalated out of hours"))
+        assert services.open_action(session, plan, actor="test").ref == SECOND
+        for ref in (REF, SECOND):
+            services.submit_plan(session, ref, actor="lifecycle")
+    return sqlite_world
+
+
+def open_plan_signoff(ref: str, when: object = None) -> signoffs.WaitInfo:
+    with db.unit_of_work() as session:
+        return signoffs.open_signoff(session, ref, SignoffKind.PLAN, flow_run_id=None,
+                                     now=when)  # type: ignore[arg-type]
+
+
+def queued_code(ref: str, attempt: int = 1) -> str:
+    with db.unit_of_work() as session:
+        row = session.exec(select(OutboxRow).where(
+            OutboxRow.dedupe_key == f"signoff:{ref}:plan:{attempt}")).one()
+    found = CODE_RE.search(row.text_body)
+    assert found, row.text_body
+    return found.group(1)
+
+
+def sign(ref: str, *, code: str, by: str = REVIEWER, decision: str = "approve",
+         when: object = None) -> signoffs.SignoffOutcome:
+    """One answer to the live plan sign-off, under a fresh pause key as the flow asks."""
+    wait = open_plan_signoff(ref, when)
+    with db.unit_of_work() as session:
+        return signoffs.apply_signoff(
+            session, ref, SignoffKind.PLAN, pause_key=wait.pause_key,
+            submission=Submission(reviewer_email=by, code=code, decision=decision,
+                                  rationale=GOOD_RATIONALE),
+            now=when)  # type: ignore[arg-type]
+
+
+def delivered(sink: MailSink, subject: str) -> list[EmailMessage]:
+    return [m for m in sink.messages() if subject in str(m["Subject"])]
+
+
+def code_of(message: EmailMessage) -> str:
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    found = CODE_IN_MAIL.search(body.get_content())
+    assert found, body.get_content()
+    return found.group(1)
+
+
+def status(ref: str) -> str:
+    from recovery import repository as repo
+
+    with db.unit_of_work() as session:
+        return repo.get_action(session, ref).status
+
+
+# ---------------------------------------------------------------- at rest
+
+
+def test_codes_are_hashed_at_rest_and_a_sent_code_exists_only_in_the_email(
+    world: World, sink: MailSink
+) -> None:
+    for ref in (REF, SECOND):
+        open_plan_signoff(ref)
+    codes = {ref: queued_code(ref) for ref in (REF, SECOND)}
+    assert codes[REF] != codes[SECOND]
+
+    # queued (SMTP not reached yet): the outbox holds the one copy that can be delivered
+    tables = dump_tables(world.url)
+    for code in codes.values():
+        assert [t for t, rows in tables.items() if code in repr(rows)] == ["outbox"]
+
+    # the requests store a salted PBKDF2 hash, never the code
+    with db.unit_of_work() as session:
+        requests = list(session.exec(select(SignoffRequestRow)))
+    assert len(requests) == 2 and len({r.code_salt for r in requests}) == 2
+    by_id = {r.action_id: r for r in requests}
+    for request, code in zip(sorted(by_id.values(), key=lambda r: r.action_id),
+                             (codes[REF], codes[SECOND]), strict=True):
+        assert request.code_hash == hash_code(code, request.code_salt) != code
+        assert re.fullmatch(r"[0-9a-f]{64}", request.code_hash)
+
+    # sent: each reviewer's email carries its code, and the database no longer does
+    assert mail.flush() == {"sent": 2, "failed": 0, "queued": 0}
+    emails = delivered(sink, "sign-off is needed")
+    assert {code_of(m) for m in emails} == set(codes.values())
+    assert all(m["X-Envelope-To"] == REVIEWER for m in emails)
+    dump, tables = world.dump(), dump_tables(world.url)
+    for code in codes.values():
+        assert code not in dump, [t for t, rows in tables.items() if code in repr(rows)]
+
+    # and the code from the email still works (the hash, not the stored email, decides)
+    assert sign(REF, code=codes[REF]).applied
+
+
+# ---------------------------------------------------------------- single use
+
+
+def test_a_code_is_used_once(world: World) -> None:
+    open_plan_signoff(SECOND)
+    first = queued_code(SECOND)
+    rejected = sign(SECOND, code=first, decision="reject")
+    assert rejected.applied and status(SECOND) == "plan_rejected"
+
+    with db.unit_of_work() as session:
+        plan = plan_from_mapping(relative_plan(
+            get_settings().today(), title="Safeguarding concerns escalated out of hours",
+            interim_controls=["Registered manager reviews every open concern daily",
+                              "On-call manager reviews concerns raised overnight"]))
+        services.revise_plan(session, SECOND, plan, actor=LEAD)
+    assert status(SECOND) == "awaiting_plan_signoff"
+
+    # the revision is signed under a new request with a new code; the old one is spent
+    wait = open_plan_signoff(SECOND)
+    assert wait.attempt == 2
+    second = queued_code(SECOND, attempt=2)
+    refused = sign(SECOND, code=first)
+    if first != second:  # one chance in a million that the new code equals the old
+        assert not refused.applied
+        assert refused.reasons == ["the sign-off code is wrong"], refused.reasons
+    assert sign(SECOND, code=second).applied
+    assert status(SECOND) == "in_recovery"
+    with db.unit_of_work() as session:
+        decisions = list(session.exec(select(DecisionRow).order_by(col(DecisionRow.id))))
+        used = [r.used_at is not None for r in session.exec(
+            select(SignoffRequestRow).order_by(col(SignoffRequestRow.attempt)))]
+    assert [(d.attempt, d.decision) for d in decisions] == [(1, "reject"), (2, "approve")]
+    assert used == [True, True]
+
+
+def test_a_resubmitted_answer_is_applied_once(world: World) -> None:
+    wait = open_plan_signoff(REF)
+    code = queued_code(REF)
+    submission = Submission(reviewer_email=REVIEWER, code=code, decision="approve",
+                            rationale=GOOD_RATIONALE)
+    outcomes = []
+    for _ in range(2):
+        with db.unit_of_work() as session:
+            outcomes.append(signoffs.apply_signoff(session, REF, SignoffKind.PLAN,
+                                                   pause_key=wait.pause_key,
+                                                   submission=submission))
+    assert [o.applied for o in outcomes] == [True, True]
+    with db.unit_of_work() as session:
+        assert len(list(session.exec(select(DecisionRow)))) == 1
+
+
+# ---------------------------------------------------------------- expiry
+
+
+def test_codes_expire_and_a_new_one_is_issued(world: World, sink: MailSink) -> None:
+    issued = open_plan_signoff(REF)
+    with db.unit_of_work() as session:
+        request = session.exec(select(SignoffRequestRow)).one()
+    start = as_utc(request.issued_at)
+    code = queued_code(REF)
+    late = start + CODE_TTL + timedelta(minutes=1)
+
+    # the run waits under the key it had; the answer comes three days and a minute late
+    with db.unit_of_work() as session:
+        refused = signoffs.apply_signoff(
+            session, REF, SignoffKind.PLAN, pause_key=issued.pause_key,
+            submission=Submission(reviewer_email=REVIEWER, code=code, decision="approve",
+                                  rationale=GOOD_RATIONALE), now=late)
+    assert not refused.applied
+    assert any(r.startswith("the sign-off code expired at") for r in refused.reasons)
+    # asking again after expiry issued a new request and a new email
+    renewed = open_plan_signoff(REF, late)
+    assert renewed.attempt == issued.attempt + 1
+    fresh = queued_code(REF, attempt=2)
+    if fresh != code:
+        assert sign(REF, code=code, when=late).reasons == ["the sign-off code is wrong"]
+    assert sign(REF, code=fresh, when=late).applied
+    mail.flush()
+    assert len(delivered(sink, f"{REF}: your plan sign-off is needed")) == 2
+
+
+# ---------------------------------------------------------------- bound to a person
+
+
+@pytest.mark.parametrize("by, reasons", [
+    (MANAGER, ["only the named senior reviewer"]),
+    ("stranger@elsewhere.example", ["only the named senior reviewer"]),
+    (LEAD, ["the accountable lead may not", "only the named senior reviewer"]),
+    (f" {LEAD.upper()}  ", ["the accountable lead may not", "only the named senior reviewer"]),
+])
+def test_a_code_is_bound_to_the_named_reviewer(world: World, by: str,
+                                               reasons: list[str]) -> None:
+    open_plan_signoff(REF)
+    outcome = sign(REF, code=queued_code(REF), by=by)
+    assert not outcome.applied
+    for reason in reasons:
+        assert any(r.startswith(reason) for r in outcome.reasons), outcome.reasons
+    assert status(REF) == "awaiting_plan_signoff"
+    # the named reviewer, however they type their email, still can
+    assert sign(REF, code=queued_code(REF), by=f"\t{REVIEWER.upper()} ").applied
+
+
+# ---------------------------------------------------------------- bound to a request
+
+
+def test_a_code_is_bound_to_the_one_request(world: World) -> None:
+    for ref in (REF, SECOND):
+        open_plan_signoff(ref)
+    code_rose_1, code_rose_2 = queued_code(REF), queued_code(SECOND)
+    if code_rose_1 != code_rose_2:
+        # the same reviewer, the same stage, another action: refused
+        outcome = sign(SECOND, code=code_rose_1)
+        assert outcome.reasons == ["the sign-off code is wrong"], outcome.reasons
+    assert status(SECOND) == "awaiting_plan_signoff"
+    assert sign(SECOND, code=code_rose_2).applied
+
+
+def test_a_plan_code_does_not_sign_off_closure(world_template: Path) -> None:
+    from tests.security.driver import fresh_world, outbox_code
+
+    with fresh_world(world_template):
+        driver = Driver()
+        for op in happy[:-1]:
+            op.apply(driver)
+        assert driver.status().value == "awaiting_closure_signoff", driver.log
+        pause_key, closure_code, _ = driver.open(SignoffKind.CLOSURE)
+        with db.unit_of_work() as session:
+            plan_code = outbox_code(session, REF, SignoffKind.PLAN, 1)
+        if plan_code != closure_code:
+            with db.unit_of_work() as session:
+                outcome = signoffs.apply_signoff(
+                    session, REF, SignoffKind.CLOSURE, pause_key=pause_key,
+                    submission=Submission(reviewer_email=REVIEWER, code=plan_code,
+                                          decision="approve", rationale=GOOD_RATIONALE),
+                    now=driver.now())
+            assert outcome.reasons == ["the sign-off code is wrong"], outcome.reasons
+        assert driver.status().value == "awaiting_closure_signoff"
+
+
+# ---------------------------------------------------------------- lockout
+
+
+def test_five_wrong_codes_lock_the_request_and_alert_manager_and_ni(
+    world: World, sink: MailSink
+) -> None:
+    open_plan_signoff(REF)
+    code = queued_code(REF)
+    wrong = other_code(code)
+    for attempt in range(1, MAX_WRONG_CODES + 1):
+        outcome = sign(REF, code=wrong)
+        assert "the sign-off code is wrong" in outcome.reasons
+        with db.unit_of_work() as session:
+            request = session.exec(select(SignoffRequestRow)).one()
+            alerts = list(session.exec(select(OutboxRow).where(
+                col(OutboxRow.dedupe_key).startswith("signoff.locked:"))))
+        assert request.wrong_attempts == attempt
+        assert request.locked is (attempt == MAX_WRONG_CODES)
+        assert len(alerts) == (1 if attempt == MAX_WRONG_CODES else 0)
+
+    # locked: even the right code from the named reviewer is refused now
+    outcome = sign(REF, code=code)
+    assert not outcome.applied
+    assert "this sign-off request is locked after too many wrong codes" in outcome.reasons
+    # more wrong codes do not alert again; expiry does not unlock it
+    sign(REF, code=wrong)
+    later = open_plan_signoff(REF, as_utc(request.issued_at) + CODE_TTL + timedelta(hours=1))
+    assert later.locked and later.attempt == 1
+    assert status(REF) == "awaiting_plan_signoff"
+
+    mail.flush()
+    [alert] = [m for m in sink.messages() if "locked" in str(m["Subject"]).lower()]
+    recipients = {a.strip() for a in str(alert["X-Envelope-To"]).split(",")}
+    assert recipients == {MANAGER, REVIEWER}  # Rose House's registered manager and the NI
+    body = alert.get_body(preferencelist=("plain",))
+    assert body is not None and REF in body.get_content()
+    with db.unit_of_work() as session:
+        events = [a.event for a in session.exec(select(AuditRow).where(
+            AuditRow.action_ref == REF))]
+    assert events.count("signoff.locked") == 1
+    assert events.count("signoff.refused") == MAX_WRONG_CODES + 2

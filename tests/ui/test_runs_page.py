@@ -1,0 +1,153 @@
+"""The Prefect UI as operations staff use it, in Debian's chromium (Playwright, never a
+downloaded browser): the Runs page finds the high-risk runs of one location by tag, a run
+opens with its recovery tags, and its Artifacts tab shows the triangulation gate's verdict.
+
+Three example actions are opened at three locations; Rose House's plan is signed off and
+its lead asks for closure too early, so the gate refuses and publishes its artifact.
+Screenshots go to the test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.recovery_stack import SEED, RecoveryStack
+
+pytestmark = [pytest.mark.prefect, pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-quic"]
+SETTLE = 5.0  # the UI polls for ever: wait a few seconds, never for "networkidle"
+RUN_LINK = "a.flow-run-bread-crumbs__flow-run-link"
+
+
+def settle(seconds: float = SETTLE) -> None:
+    time.sleep(seconds)
+
+
+@pytest.fixture(scope="module")
+def opened(stack: RecoveryStack) -> RecoveryStack:
+    for plan in SEED.values():
+        stack.cli_ok("action", "open", plan)
+    for ref in SEED:
+        stack.wait_for_wait(ref, "plan-signoff-")
+    code = stack.signoff_code("ROSE-SG-001", "plan")
+    stack.cli_ok("signoff", "ROSE-SG-001", "--by", "ni@harbourcare.example", "--code", code,
+                 "--decision", "approve", "--rationale",
+                 "Interim controls are proportionate and the steps are clear")
+    stack.wait_for_wait("ROSE-SG-001", "closure-request-")
+    refused = stack.cli("closure", "request", "ROSE-SG-001", "--by", "sg.lead@rose.example",
+                        "--summary", "All concerns reviewed the same day for four weeks")
+    assert refused.exit_code == 3, refused
+    assert stack.artifacts("gate-rose-sg-001"), "the gate published no artifact"
+    stack.wait_for_wait("ROSE-SG-001", "closure-request-")
+    return stack
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "Debian's chromium is required: apt-get install -y chromium"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(30_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def run_names(page: Any) -> list[str]:
+    links = page.locator(RUN_LINK)
+    return [links.nth(i).inner_text().strip() for i in range(links.count())]
+
+
+def choose_tag(page: Any, tag: str) -> None:
+    """Pick a tag in the Runs page's Tags filter, as a person would."""
+    search = page.get_by_placeholder("Search or enter new tag")
+    if not search.is_visible():
+        page.locator(".flow-run-tags-input button").first.click()
+        settle(1)
+        if not search.is_visible():
+            page.keyboard.press("ArrowDown")
+    search.wait_for(state="visible")
+    search.fill(tag)
+    page.get_by_role("option", name=tag, exact=True).click()
+    settle(1)
+
+
+def test_runs_page_finds_the_high_risk_runs_of_one_location_by_tag(
+    opened: RecoveryStack, page: Any, tmp_path: Path,
+) -> None:
+    ui = opened.server.ui_url
+    page.goto(f"{ui}/runs")
+    settle()
+    assert sorted(n.split(" · ")[0] for n in run_names(page)) == sorted(SEED)
+    page.screenshot(path=str(tmp_path / "01-runs-all.png"), full_page=True)
+
+    choose_tag(page, "location:rose-house")
+    choose_tag(page, "risk:high")
+    page.keyboard.press("Escape")
+    settle()
+    page.screenshot(path=str(tmp_path / "02-runs-rose-house-high-risk.png"), full_page=True)
+    assert re.search(r"tag=location(%3A|:)rose-house", page.url), page.url
+    assert re.search(r"tag=risk(%3A|:)high", page.url), page.url
+    [name] = run_names(page)
+    assert name.startswith("ROSE-SG-001 · ")
+
+    # The same question as a link (the URL a manager can bookmark): the tags are ANDed.
+    page.goto(f"{ui}/runs?tag=location:quay-house&tag=risk:high")
+    settle()
+    assert [n.split(" · ")[0] for n in run_names(page)] == ["QUAY-MED-001"]
+    page.goto(f"{ui}/runs?tag=location:rose-house&tag=location:quay-house")
+    settle()
+    assert run_names(page) == []
+
+
+def test_a_run_opens_with_its_tags_and_its_gate_artifact(
+    opened: RecoveryStack, page: Any, tmp_path: Path,
+) -> None:
+    ui = opened.server.ui_url
+    run_id = opened.flow_run_id("ROSE-SG-001")
+    page.goto(f"{ui}/runs?tag=location:rose-house&tag=risk:high")
+    settle()
+    page.locator(RUN_LINK).first.click()
+    page.wait_for_url(re.compile(rf".*/runs/flow-run/{run_id}"))
+    settle()
+    for tag in ("location:rose-house", "risk:high", "domain:safeguarding",
+                "status:in_recovery", "action:rose-sg-001"):
+        assert page.get_by_text(tag, exact=True).first.is_visible(), tag
+    assert page.get_by_role("button", name="Resume").is_visible()  # waiting for the lead
+    page.screenshot(path=str(tmp_path / "03-run.png"), full_page=True)
+
+    page.get_by_text("Artifacts", exact=True).first.click()
+    settle()
+    card = page.get_by_text("gate-rose-sg-001", exact=True).first
+    assert card.is_visible()
+    assert page.get_by_text("Triangulation gate verdict for ROSE-SG-001").first.is_visible()
+    page.screenshot(path=str(tmp_path / "04-run-artifacts.png"), full_page=True)
+
+    card.click()
+    settle()
+    body = page.inner_text("body")
+    assert "Triangulation gate for ROSE-SG-001: closure refused" in body, body[:3000]
+    assert "no care records evidence since" in body
+    page.screenshot(path=str(tmp_path / "05-gate-artifact.png"), full_page=True)
+    print(f"screenshots in {tmp_path}")
