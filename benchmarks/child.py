@@ -1,15 +1,21 @@
 """One measurement in its own process, so peak RSS (ru_maxrss) belongs to it alone.
 
-    python -m benchmarks.child TASK URL AS_OF [--commit]
+    python -m benchmarks.child TASK URL AS_OF [--commit] [--pack=high|none|skip]
 
 Prints one JSON object on the last line of stdout. Times exclude interpreter start and
-imports (reported separately as `rss_after_import_mb`); the CLI figure is timed from
+imports (the RSS after imports is reported separately); the CLI figure is timed from
 outside by benchmarks.run, start-up included.
+
+Every timing is given as wall time and as CPU time. CPU time is this process's user +
+system time plus, on PostgreSQL, the CPU time of the server backend serving its
+connection (read from /proc: the server runs on this machine). On a machine shared with
+other work, wall time includes waiting for a core; CPU time is what the work costs.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import resource
 import statistics
@@ -23,6 +29,7 @@ from typing import Any
 OPEN = ("in_recovery", "reopened", "closure_requested", "awaiting_closure_signoff",
         "routine_monitoring")
 DECISIONS = ("awaiting_plan_signoff", "awaiting_closure_signoff", "plan_rejected")
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb() -> float:
@@ -36,17 +43,44 @@ def current_rss_mb() -> float:
     return 0.0
 
 
-def cpu_s() -> float:
-    """CPU time of this process so far (user + system): steadier than wall time on a
-    machine shared with other work; a SQLite query's CPU is in it, a PostgreSQL one's not."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+def _own_cpu() -> float:
+    return time.process_time()  # CLOCK_PROCESS_CPUTIME_ID: fine-grained, unlike getrusage
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
+def _backend_cpu(pid: int | None) -> float:
+    if not pid:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def backend_pid(conn: Any) -> int | None:
+    """The PostgreSQL backend serving a SQLAlchemy connection (None on SQLite)."""
+    if conn.dialect.name != "postgresql":
+        return None
+    return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+
+class Clock:
+    """Wall time, this process's CPU and the database backend's CPU, from start(). The
+    backend's is counted in clock ticks (10 ms): meaningful for a cycle, not for one gate."""
+
+    def __init__(self, pid: int | None = None) -> None:
+        self.pid = pid
+        self.start()
+
+    def start(self) -> None:
+        self.t0, self.c0, self.b0 = time.perf_counter(), _own_cpu(), _backend_cpu(self.pid)
+
+    def read(self) -> dict[str, float]:
+        wall = time.perf_counter() - self.t0
+        own = _own_cpu() - self.c0
+        server = _backend_cpu(self.pid) - self.b0
+        return {"wall_s": round(wall, 3), "cpu_s": round(own + server, 3),
+                "client_cpu_s": round(own, 3), "server_cpu_s": round(server, 3)}
 
 
 def _in(values: tuple[str, ...]) -> str:
@@ -56,23 +90,23 @@ def _in(values: tuple[str, ...]) -> str:
 # ------------------------------------------------------------------ daily
 
 
-def daily(url: str, as_of: date, commit: bool) -> dict[str, Any]:
+def daily(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     from sqlmodel import Session
 
     from recovery import cycles, db
 
     engine = db.engine_for(url)
     rss0 = current_rss_mb()
-    c0, t0 = cpu_s(), time.perf_counter()
     with Session(engine, expire_on_commit=False) as session:
+        clock = Clock(backend_pid(session.connection()))
         result = cycles.run_daily(session, as_of=as_of)
-        if commit:
+        if "commit" in opts:
             session.commit()
         else:
             session.rollback()
-    wall, cpu = time.perf_counter() - t0, cpu_s() - c0
-    return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "peak_rss_mb": peak_rss_mb(),
-            "rss_after_import_mb": rss0, "committed": commit,
+        times = clock.read()
+    return {**times, "peak_rss_mb": peak_rss_mb(), "rss_after_import_mb": rss0,
+            "committed": "commit" in opts,
             "open_actions": result.open_actions, "reviewed": result.reviewed,
             "already_reviewed": result.already_reviewed, "not_due": result.not_due,
             "ratings": result.ratings, "escalated": len(result.escalated),
@@ -80,10 +114,10 @@ def daily(url: str, as_of: date, commit: bool) -> dict[str, Any]:
             "closed_sustained": len(result.closed_sustained)}
 
 
-def daily_floor(url: str, as_of: date, commit: bool) -> dict[str, Any]:
+def daily_floor(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     """Plain SQL reading what the daily cycle reads, aggregated in the database: the open
-    actions (whole rows, plan JSON included), every review of them before the date, and
-    the evidence of them up to the date (every column the cycle loads)."""
+    actions (whole rows, plan JSON included), every review of them up to the date, and
+    their evidence up to the date (every column the cycle loads)."""
     from recovery import db
 
     engine = db.engine_for(url)
@@ -111,20 +145,21 @@ def daily_floor(url: str, as_of: date, commit: bool) -> dict[str, Any]:
     """
     rss0 = current_rss_mb()
     with engine.connect() as conn:
-        conn.exec_driver_sql("SELECT 1").all()  # connect and begin outside the timing
-        c0 = cpu_s()
-        row, wall = _timed(lambda: conn.exec_driver_sql(sql).one())
-        cpu = cpu_s() - c0
+        clock = Clock(backend_pid(conn))  # connected and begun outside the timing
+        clock.start()
+        row = conn.exec_driver_sql(sql).one()
+        times = clock.read()
         conn.rollback()
-    return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "peak_rss_mb": peak_rss_mb(),
-            "rss_after_import_mb": rss0, "actions": row[0], "reviews": row[2],
-            "evidence": row[4]}
+    return {**times, "peak_rss_mb": peak_rss_mb(), "rss_after_import_mb": rss0,
+            "actions": row[0], "reviews": row[2], "evidence": row[4]}
 
 
-def daily_check(url: str, as_of: date, commit: bool) -> dict[str, Any]:
-    """Correctness guard for the cycle's evidence query: for every open action, the review
-    assessed from the evidence the cycle loads equals the one assessed from the action's
-    whole evidence history (read with the repository's plain per-action query)."""
+def daily_check(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
+    """Correctness guard for the cycle's set-based reads and writes, over every open action
+    of the generated provider: the review assessed from the evidence the cycle loads
+    equals the one assessed from the action's whole evidence history (the repository's
+    plain per-action query), and the columns the cycle inserts equal those
+    `services.review_row` sets."""
     from sqlmodel import Session, col, select
 
     from models.lifecycle import OPEN as OPEN_STATUSES
@@ -134,6 +169,7 @@ def daily_check(url: str, as_of: date, commit: bool) -> dict[str, Any]:
     from recovery import repository as repo
 
     engine = db.engine_for(url)
+    differ, rows_differ = [], []
     with Session(engine) as session:
         actions = list(session.exec(select(ActionRow).where(
             col(ActionRow.status).in_([s.value for s in OPEN_STATUSES]),
@@ -141,7 +177,6 @@ def daily_check(url: str, as_of: date, commit: bool) -> dict[str, Any]:
         ids = [a.id for a in actions if a.id is not None]
         loaded = cycles._review_evidence(session, ids, as_of)
         last = cycles._last_reviews(session, ids, as_of)
-        differ = []
         for row in actions:
             assert row.id is not None
             previous = last.get(row.id)
@@ -150,74 +185,90 @@ def daily_check(url: str, as_of: date, commit: bool) -> dict[str, Any]:
                 "as_of": as_of, "cadence": cadence,
                 "last_review": repo.to_review(previous) if previous else None,
                 "previous_below_trajectory": bool(previous)
-                and "below_trajectory" in previous.triggers}
+                and "below_trajectory" in previous.triggers,
+                "reviews_start": row.recovery_started_on}
             full = [e for e in repo.evidence_of(session, row.id) if e.observed_on <= as_of]
             plan = repo.plan_of(row)
-            if assess_progress(plan, full, **kwargs) != assess_progress(
-                    plan, loaded.get(row.id, []), **kwargs):
+            assessment = assess_progress(plan, loaded.get(row.id, []), **kwargs)
+            if assess_progress(plan, full, **kwargs) != assessment:
                 differ.append(row.ref)
+            orm = services.review_row(row.id, assessment, cadence, "check").model_dump(
+                exclude={"id", "created_at"})
+            bulk = cycles._review_values(row.id, assessment, cadence, "check", None)  # type: ignore[arg-type]
+            bulk.pop("created_at")
+            if orm != bulk:
+                rows_differ.append(row.ref)
         session.rollback()
-    return {"checked": len(actions), "differ": differ[:20], "differ_count": len(differ)}
+    return {"checked": len(actions), "assessments_differ": differ[:20],
+            "review_rows_differ": rows_differ[:20], "ok": not differ and not rows_differ}
 
 
 # ------------------------------------------------------------------ weekly
 
 
-def weekly(url: str, as_of: date, commit: bool) -> dict[str, Any]:
-    """What the weekly-governance flow does besides Prefect artifacts: the snapshot, the
-    tracker rows, the markdown report, the weekly emails; then the governance pack (HTML)
-    for the whole provider when recovery.reports is there."""
+def _stage(stages: dict[str, Any], name: str, clock: Clock, fn: Callable[[], Any]) -> Any:
+    clock.start()
+    out = fn()
+    stages[name] = clock.read()
+    return out
+
+
+def weekly(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
+    """What the weekly-governance flow does besides publishing Prefect artifacts: the
+    snapshot, the tracker rows, the markdown report and the weekly emails; then the
+    governance pack (HTML) for the whole provider (`--pack=high`: with the charts the CLI
+    draws, one per high-risk action; `none`: without charts; `skip`)."""
     from sqlmodel import Session
 
     from recovery import db, governance, weekly
 
     engine = db.engine_for(url)
     rss0 = current_rss_mb()
-    stages: dict[str, float] = {}
+    stages: dict[str, Any] = {}
     out: dict[str, Any] = {}
-    t0 = time.perf_counter()
     with Session(engine, expire_on_commit=False) as session:
-        snapshot, stages["snapshot_s"] = _timed(
-            lambda: governance.build_snapshot(session, as_of=as_of))
-        _, stages["tracker_rows_s"] = _timed(lambda: weekly.tracker_rows(snapshot))
-        md, stages["report_markdown_s"] = _timed(lambda: weekly.report_markdown(snapshot))
-        queued, stages["weekly_emails_s"] = _timed(
-            lambda: weekly.queue_weekly_emails(session, snapshot))
+        clock = Clock(backend_pid(session.connection()))
+        total = Clock(clock.pid)
+        snapshot = _stage(stages, "snapshot", clock,
+                          lambda: governance.build_snapshot(session, as_of=as_of))
+        _stage(stages, "tracker_rows", clock, lambda: weekly.tracker_rows(snapshot))
+        md = _stage(stages, "report_markdown", clock, lambda: weekly.report_markdown(snapshot))
+        queued = _stage(stages, "weekly_emails", clock,
+                        lambda: weekly.queue_weekly_emails(session, snapshot))
+        stages["weekly_cycle"] = total.read()
         out.update(actions=len(snapshot.lines), high=len(snapshot.high),
                    weaknesses=len(snapshot.weaknesses), emails=queued,
                    report_markdown_kb=round(len(md) / 1024, 1))
         session.rollback()
-    stages["weekly_cycle_s"] = round(time.perf_counter() - t0, 3)
-    _, stages["snapshot_json_s"] = _timed(snapshot.model_dump_json)
+    _stage(stages, "snapshot_json", Clock(), snapshot.model_dump_json)
+    pack_mode = opts.get("pack", "high")
     pack_error = None
-    try:
-        from recovery import reports
-    except ImportError as exc:
-        reports = None  # type: ignore[assignment]
-        pack_error = f"recovery.reports not importable: {exc}"
-    if reports is not None:
+    if pack_mode != "skip":
         try:
+            from recovery import reports
+
             with Session(engine, expire_on_commit=False) as session:
-                t1 = time.perf_counter()
-                pack, stages["pack_build_s"] = _timed(
-                    lambda: reports.governance_pack(session, as_of=as_of))
-                html, stages["pack_render_html_s"] = _timed(lambda: reports.render_html(pack))
-                stages["pack_s"] = round(time.perf_counter() - t1, 3)
-                _, stages["pack_json_s"] = _timed(pack.model_dump_json)
-                out["pack_html_mb"] = round(len(html) / 1024 / 1024, 2)
+                clock = Clock(backend_pid(session.connection()))
+                pack_total = Clock(clock.pid)
+                pack = _stage(stages, "pack_build", clock, lambda: reports.governance_pack(
+                    session, as_of=as_of, charts_for=pack_mode))
+                html = _stage(stages, "pack_render_html", clock,
+                              lambda: reports.render_html(pack))
+                stages["pack"] = pack_total.read()
                 session.rollback()
+            _stage(stages, "pack_json", Clock(), pack.model_dump_json)
+            out["pack_html_mb"] = round(len(html) / 1024 / 1024, 2)
+            out["pack_charts"] = pack_mode
         except Exception as exc:  # noqa: BLE001 - reported, the rest still counts
             pack_error = f"{type(exc).__name__}: {exc}"[:300]
-    stages["total_s"] = round(time.perf_counter() - t0, 3)
-    return {"stages": {k: round(v, 3) for k, v in stages.items()},
-            "peak_rss_mb": peak_rss_mb(), "rss_after_import_mb": rss0,
+    return {"stages": stages, "peak_rss_mb": peak_rss_mb(), "rss_after_import_mb": rss0,
             "pack_error": pack_error, **out}
 
 
-def weekly_floor(url: str, as_of: date, commit: bool) -> dict[str, Any]:
+def weekly_floor(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     """The same data, read with plain SQL and serialised to JSON: the actions the snapshot
-    lists, their reviews of the last 60 days, open escalations, decisions, governance
-    minutes, people and locations."""
+    lists, their reviews of the last 60 days, open escalations, decisions, assurance
+    entries, governance minutes, people and locations."""
     from recovery import db
 
     engine = db.engine_for(url)
@@ -240,19 +291,18 @@ def weekly_floor(url: str, as_of: date, commit: bool) -> dict[str, Any]:
     }
     rss0 = current_rss_mb()
     with engine.connect() as conn:
-        conn.exec_driver_sql("SELECT 1").all()
-        t0 = time.perf_counter()
+        clock = Clock(backend_pid(conn))
+        clock.start()
         data = {}
         for name, sql in queries.items():
             result = conn.exec_driver_sql(sql)
             keys = list(result.keys())
             data[name] = [dict(zip(keys, r, strict=True)) for r in result.all()]
-        read = time.perf_counter() - t0
+        read = clock.read()
         text = json.dumps(data, default=str)
-        wall = time.perf_counter() - t0
+        times = clock.read()
         conn.rollback()
-    return {"wall_s": round(wall, 3), "read_s": round(read, 3),
-            "json_s": round(wall - read, 3), "json_mb": round(len(text) / 1024 / 1024, 2),
+    return {**times, "read_s": read["wall_s"], "json_mb": round(len(text) / 1024 / 1024, 2),
             "peak_rss_mb": peak_rss_mb(), "rss_after_import_mb": rss0,
             "rows": {k: len(v) for k, v in data.items()}}
 
@@ -281,51 +331,57 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
             "mean_ms": round(statistics.fmean(ordered) * 1000, 2)}
 
 
-def gate(url: str, as_of: date, commit: bool) -> dict[str, Any]:
+def gate(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     """services.gate_verdict for 200 sampled open actions, each in its own session as the
-    CLI and the closure request do; floor: the same rows read with plain SQL."""
+    CLI and a closure request do; floor: the same rows read with plain SQL."""
     from sqlmodel import Session
 
     from recovery import db, services
 
     engine = db.engine_for(url)
     refs = _sample_refs(url)
-    with Session(engine) as session:  # warm: connection pool, templates, first query
+    with Session(engine) as session:  # warm: connection pool, compiled-query cache
         services.gate_verdict(session, refs[0], as_of=as_of)
         session.rollback()
-    times, passed = [], 0
+    walls, cpus, passed = [], [], 0
     for ref in refs:
-        t0 = time.perf_counter()
         with Session(engine) as session:
+            clock = Clock(backend_pid(session.connection()))
+            clock.start()
             verdict = services.gate_verdict(session, ref, as_of=as_of)
             session.rollback()
-        times.append(time.perf_counter() - t0)
+            times = clock.read()
+        walls.append(times["wall_s"])
+        cpus.append(times["cpu_s"])
         passed += verdict.passed
-    floor = []
+    floor_walls, floor_cpus = [], []
     with engine.connect() as conn:
-        conn.exec_driver_sql("SELECT 1").all()
+        clock = Clock(backend_pid(conn))
+        mark = "?" if engine.dialect.name == "sqlite" else "%s"
         for ref in refs:
-            t0 = time.perf_counter()
+            clock.start()
             aid, _plan = conn.exec_driver_sql(
-                "SELECT id, plan FROM recovery_action WHERE ref = ?"
-                if engine.dialect.name == "sqlite" else
-                "SELECT id, plan FROM recovery_action WHERE ref = %s", (ref,)).one()
+                f"SELECT id, plan FROM recovery_action WHERE ref = {mark}", (ref,)).one()
             for sql in ("SELECT * FROM evidence WHERE action_id = {} ORDER BY observed_on, id",
                         "SELECT * FROM review WHERE action_id = {} ORDER BY as_of",
                         "SELECT * FROM escalation WHERE action_id = {} AND resolved_on IS NULL",
                         "SELECT * FROM raised_trigger WHERE action_id = {} "
                         "AND closed_on IS NULL"):
                 conn.exec_driver_sql(sql.format(int(aid))).all()
-            floor.append(time.perf_counter() - t0)
+            times = clock.read()
+            floor_walls.append(times["wall_s"])
+            floor_cpus.append(times["cpu_s"])
         conn.rollback()
-    return {**_percentiles(times), "passed": passed, "floor": _percentiles(floor),
+    return {**_percentiles(walls), "cpu": _percentiles(cpus), "passed": passed,
+            "note": "cpu per call: client process plus PostgreSQL backend in 10 ms ticks",
+            "floor": _percentiles(floor_walls), "floor_cpu": _percentiles(floor_cpus),
             "peak_rss_mb": peak_rss_mb()}
 
 
 # ------------------------------------------------------------------ action list floor
 
 
-def list_floor(url: str, as_of: date, commit: bool) -> dict[str, Any]:
+def list_floor(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     """What `recovery action list --json` prints, read with one plain SQL join and dumped
     as JSON; run as its own process like the CLI (start-up included by the caller)."""
     if url.startswith("sqlite"):
@@ -355,12 +411,12 @@ def list_floor(url: str, as_of: date, commit: bool) -> dict[str, Any]:
                     "quality_statements": plan["quality_statements"],
                     "interim_controls": plan["interim_controls"], "escalated": bool(r[11]),
                     "flow_run_id": r[12]})
-    text = json.dumps(out, indent=2)
+    text = json.dumps(out)
     conn.close()
     return {"actions": len(out), "json_bytes": len(text), "peak_rss_mb": peak_rss_mb()}
 
 
-TASKS: dict[str, Callable[[str, date, bool], dict[str, Any]]] = {
+TASKS: dict[str, Callable[[str, date, dict[str, str]], dict[str, Any]]] = {
     "daily": daily, "daily_floor": daily_floor, "daily_check": daily_check, "weekly": weekly,
     "weekly_floor": weekly_floor, "gate": gate, "list_floor": list_floor,
 }
@@ -368,7 +424,11 @@ TASKS: dict[str, Callable[[str, date, bool], dict[str, Any]]] = {
 
 def main() -> None:
     task, url, as_of = sys.argv[1], sys.argv[2], date.fromisoformat(sys.argv[3])
-    result = TASKS[task](url, as_of, "--commit" in sys.argv[4:])
+    opts = {}
+    for arg in sys.argv[4:]:
+        key, _, value = arg.lstrip("-").partition("=")
+        opts[key] = value
+    result = TASKS[task](url, as_of, opts)
     print(json.dumps(result, default=str))
 
 

@@ -1,18 +1,22 @@
 """Run the benchmark suite at one size against a fresh database, then drop it.
 
-    python -m benchmarks.run small|large|huge [--db sqlite|postgres] [--repeat N] [--keep]
+    python -m benchmarks.run small|large|huge [--db sqlite|postgres] [--repeat N]
     make bench SIZE=large
 
 Every figure is printed with the machine's description and, for costs of our own, as a
-ratio to a floor measured in the same run on the same database. Results are also written
-to benchmarks/results/<size>-<db>.json (the per-action scaling table reads them).
+ratio to a floor measured in the same run on the same database. Each is given as wall
+time and as CPU time (client + PostgreSQL backend): on a shared machine wall time includes
+waiting for a core, so the load average and CPU pressure are printed too. Results are
+written to benchmarks/results/<size>-<db>.json; the per-action scaling table reads them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -26,10 +30,9 @@ from benchmarks.generate import AS_OF, PG_ADMIN_URL, SIZES, drop_database, fresh
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
-TARGETS = {  # issue 6: large on SQLite (2 cores); huge on PostgreSQL
-    "daily_s": 5.0, "daily_ratio": 3.0, "daily_rss_mb": 400.0, "weekly_s": 10.0,
-    "gate_p99_ms": 20.0, "signoff_p50_s": 2.0, "huge_daily_s": 60.0,
-}
+#: issue 6: large on SQLite (this 2-core machine); huge on PostgreSQL
+TARGETS = {"daily_s": 5.0, "daily_ratio": 3.0, "daily_rss_mb": 400.0, "weekly_s": 10.0,
+           "gate_p99_ms": 20.0, "signoff_p50_s": 2.0, "huge_daily_s": 60.0}
 
 
 def _env(url: str, home: Path) -> dict[str, str]:
@@ -37,18 +40,16 @@ def _env(url: str, home: Path) -> dict[str, str]:
     env.update({
         "RECOVERY_DATABASE_URL": url, "RECOVERY_HOME": str(home),
         "RECOVERY_BUSINESS_DATE": AS_OF.isoformat(), "PYTHONPATH": str(ROOT),
-        # nothing here talks to Prefect; never reach a developer's running server
+        # nothing measured here talks to Prefect; never reach a developer's running server
         "RECOVERY_PREFECT_API_URL": "http://127.0.0.1:9/api",
         "PREFECT_API_URL": "http://127.0.0.1:9/api",
     })
     return env
 
 
-def child(task: str, url: str, env: dict[str, str], *, commit: bool = False,
-          timeout: float = 3600) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "benchmarks.child", task, url, AS_OF.isoformat()]
-    if commit:
-        cmd.append("--commit")
+def child(task: str, url: str, env: dict[str, str], *opts: str,
+          timeout: float = 7200) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "benchmarks.child", task, url, AS_OF.isoformat(), *opts]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, check=False)
@@ -60,122 +61,161 @@ def child(task: str, url: str, env: dict[str, str], *, commit: bool = False,
     return out
 
 
-def timed_command(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+def timed_command(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall and CPU time (children's user + system) of one command, and its stdout."""
+    before = os.times()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True,
                           timeout=3600, check=False)
     wall = time.perf_counter() - t0
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
                            f"{proc.stderr[-4000:]}")
-    return wall, proc.stdout
+    return wall, cpu, proc.stdout
 
 
 def _median(values: list[float]) -> float:
     return round(statistics.median(values), 3)
 
 
-def _ratio(a: float, b: float) -> float | None:
-    return round(a / b, 1) if b > 0 else None
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 1) if a is not None and b else None
 
 
-def _loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
+def _load() -> dict[str, str]:
+    out = {}
+    with contextlib.suppress(OSError):
+        out["loadavg"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    try:  # share of time some task waited for a CPU, last 60 s
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        out["cpu_pressure_avg60"] = line.split()[2].split("=")[1] + "%"
+    except (OSError, IndexError):
+        pass
+    return out
 
 
 def run_daily(url: str, env: dict[str, str], repeat: int) -> dict[str, Any]:
     """Floor and cycle alternately (the cycle rolled back, so every run reviews the same
     actions), then the cycle once more, committed, as the product runs it."""
+    check = child("daily_check", url, env)
     floors, cycles = [], []
     for _ in range(repeat):
         floors.append(child("daily_floor", url, env))
         cycles.append(child("daily", url, env))
-    committed = child("daily", url, env, commit=True)
+    committed = child("daily", url, env, "--commit")
     cycles.append(committed)
-    walls = [c["wall_s"] for c in cycles]
-    floor_walls = [f["wall_s"] for f in floors]
+
+    def summary(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+        values = [r[key] for r in runs]
+        return {"median": _median(values), "min": min(values), "runs": values}
+
+    wall, cpu = summary(cycles, "wall_s"), summary(cycles, "cpu_s")
+    floor_wall, floor_cpu = summary(floors, "wall_s"), summary(floors, "cpu_s")
+    reviewed = max(1, committed["reviewed"])
     return {
-        "wall_s": _median(walls), "wall_min_s": min(walls), "walls_s": walls,
-        "committed_wall_s": committed["wall_s"],
+        "check": check, "wall_s": wall, "cpu_s": cpu,
+        "server_cpu_s": _median([c["server_cpu_s"] for c in cycles]),
+        "committed": {k: committed[k] for k in ("wall_s", "cpu_s")},
         "peak_rss_mb": max(c["peak_rss_mb"] for c in cycles),
         "rss_after_import_mb": cycles[0]["rss_after_import_mb"],
-        "floor_s": _median(floor_walls), "floor_min_s": min(floor_walls),
-        "floor_walls_s": floor_walls, "floor_peak_rss_mb": max(f["peak_rss_mb"] for f in floors),
-        "ratio": _ratio(statistics.median(walls), statistics.median(floor_walls)),
-        "ratio_of_minimums": _ratio(min(walls), min(floor_walls)),
+        "floor_wall_s": floor_wall, "floor_cpu_s": floor_cpu,
+        "floor_peak_rss_mb": max(f["peak_rss_mb"] for f in floors),
+        "ratio_wall": _ratio(wall["median"], floor_wall["median"]),
+        "ratio_cpu": _ratio(cpu["median"], floor_cpu["median"]),
         "floor_rows": {k: floors[0][k] for k in ("actions", "reviews", "evidence")},
         "result": {k: committed[k] for k in (
             "open_actions", "reviewed", "already_reviewed", "not_due", "ratings", "escalated",
             "de_escalated", "reopened", "closed_sustained")},
-        "per_reviewed_action_ms": round(statistics.median(walls) / max(1, committed["reviewed"])
-                                        * 1000, 3),
+        "per_reviewed_action_ms": {"wall": round(wall["median"] / reviewed * 1000, 3),
+                                   "cpu": round(cpu["median"] / reviewed * 1000, 3)},
     }
 
 
-def run_weekly(url: str, env: dict[str, str], repeat: int) -> dict[str, Any]:
+def run_weekly(url: str, env: dict[str, str], repeat: int, pack: str) -> dict[str, Any]:
     floors = [child("weekly_floor", url, env) for _ in range(repeat)]
-    runs = [child("weekly", url, env) for _ in range(max(1, min(repeat, 2)))]
-    stages = {k: _median([r["stages"][k] for r in runs if k in r["stages"]])
-              for k in runs[0]["stages"]}
-    floor = _median([f["wall_s"] for f in floors])
-    cycle = stages.get("weekly_cycle_s", 0.0)
-    total = stages.get("total_s", 0.0)
-    last = runs[-1]
+    runs = [child("weekly", url, env, f"--pack={pack}")]
+    if pack == "high":  # the charts dominate; the rest of the pack, measured once more
+        runs.append(child("weekly", url, env, "--pack=none"))
+    stages: dict[str, Any] = dict(runs[0]["stages"])
+    if len(runs) > 1:
+        for key in ("pack_build", "pack_render_html", "pack", "pack_json"):
+            if key in runs[1]["stages"]:
+                stages[f"{key}_no_charts"] = runs[1]["stages"][key]
+    floor = {"wall_s": _median([f["wall_s"] for f in floors]),
+             "cpu_s": _median([f["cpu_s"] for f in floors])}
+
+    def both(key: str) -> dict[str, float] | None:
+        return stages.get(key)
+
+    cycle = both("weekly_cycle") or {}
+    pack_stage = both("pack") or {}
+    total = {k: round(cycle.get(k, 0.0) + pack_stage.get(k, 0.0), 3)
+             for k in ("wall_s", "cpu_s")}
     return {
-        "stages": stages, "floor_s": floor, "floor_rows": floors[0]["rows"],
-        "floor_json_mb": floors[0]["json_mb"],
-        "cycle_ratio": _ratio(cycle, floor), "total_ratio": _ratio(total, floor),
-        "render_vs_json": _ratio(stages.get("report_markdown_s", 0.0),
-                                 stages.get("snapshot_json_s", 0.0)),
-        "pack_render_vs_json": _ratio(stages.get("pack_render_html_s", 0.0),
-                                      stages.get("pack_json_s", 0.0)),
-        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
-        "pack_error": last.get("pack_error"), "pack_html_mb": last.get("pack_html_mb"),
-        **{k: last[k] for k in ("actions", "high", "weaknesses", "emails")},
+        "stages": stages, "floor": floor, "floor_rows": floors[0]["rows"],
+        "floor_json_mb": floors[0]["json_mb"], "weekly_incl_pack": total,
+        "cycle_ratio_cpu": _ratio(cycle.get("cpu_s"), floor["cpu_s"]),
+        "cycle_ratio_wall": _ratio(cycle.get("wall_s"), floor["wall_s"]),
+        "total_ratio_cpu": _ratio(total["cpu_s"], floor["cpu_s"]),
+        "markdown_vs_snapshot_json": _ratio(
+            (both("report_markdown") or {}).get("cpu_s"),
+            (both("snapshot_json") or {}).get("cpu_s")),
+        "pack_html_vs_pack_json": _ratio((both("pack_render_html") or {}).get("cpu_s"),
+                                         (both("pack_json") or {}).get("cpu_s")),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "pack_charts": pack,
+        "pack_error": runs[0].get("pack_error"), "pack_html_mb": runs[0].get("pack_html_mb"),
+        **{k: runs[0][k] for k in ("actions", "high", "weaknesses", "emails")},
     }
 
 
 def run_action_list(url: str, env: dict[str, str], repeat: int) -> dict[str, Any]:
     cli = str(Path(sys.executable).parent / "recovery")
-    walls, floors, starts = [], [], []
+    runs, floors, starts = [], [], []
     count = 0
     for _ in range(repeat):
-        wall, out = timed_command([cli, "action", "list", "--json"], env)
-        walls.append(wall)
+        wall, cpu, out = timed_command([cli, "action", "list", "--json"], env)
+        runs.append((wall, cpu))
         count = len(json.loads(out))
-        floors.append(child("list_floor", url, env)["process_wall_s"])
-        starts.append(timed_command([sys.executable, "-c", "import recovery.cli"], env)[0])
-    return {"actions": count, "wall_s": _median(walls), "walls_s": [round(w, 3) for w in walls],
-            "floor_s": _median(floors), "ratio": _ratio(_median(walls), _median(floors)),
-            "import_recovery_cli_s": _median(starts),
-            "per_action_ms": round(_median(walls) / max(1, count) * 1000, 3)}
+        floor_wall, floor_cpu, _ = timed_command(
+            [sys.executable, "-m", "benchmarks.child", "list_floor", url, AS_OF.isoformat()], env)
+        floors.append((floor_wall, floor_cpu))
+        starts.append(timed_command([sys.executable, "-c", "import recovery.cli"], env)[:2])
+    wall, cpu = _median([w for w, _ in runs]), _median([c for _, c in runs])
+    floor_wall, floor_cpu = _median([w for w, _ in floors]), _median([c for _, c in floors])
+    return {"actions": count, "wall_s": wall, "cpu_s": cpu,
+            "walls_s": [round(w, 3) for w, _ in runs],
+            "floor_wall_s": floor_wall, "floor_cpu_s": floor_cpu,
+            "ratio_wall": _ratio(wall, floor_wall), "ratio_cpu": _ratio(cpu, floor_cpu),
+            "import_recovery_cli": {"wall_s": _median([w for w, _ in starts]),
+                                    "cpu_s": _median([c for _, c in starts])},
+            "per_action_ms": {"wall": round(wall / max(1, count) * 1000, 3),
+                              "cpu": round(cpu / max(1, count) * 1000, 3)}}
 
 
-def run_signoff_latency(env: dict[str, str]) -> dict[str, Any] | None:
-    """benchmarks/signoff_latency.py, written separately, if it is there: called, not
-    rewritten. It serves its own deployment and reports p50/p95 over its sign-offs."""
-    script = Path(__file__).resolve().parent / "signoff_latency.py"
-    if not script.exists():
+def run_signoff_latency(runs: int) -> dict[str, Any] | None:
+    """benchmarks/signoff_latency.py (written separately) if it is there: called as it is,
+    its summary lines parsed. It brings up its own Prefect server and served deployments."""
+    if not (Path(__file__).resolve().parent / "signoff_latency.py").exists():
         return None
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECOVERY_", "PREFECT_"))}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.signoff_latency", "--json"],
-                          env={k: v for k, v in os.environ.items()
-                               if not k.startswith(("RECOVERY_", "PREFECT_"))},
-                          cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False)
-    wall = round(time.perf_counter() - t0, 1)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.signoff_latency", "--runs",
+                           str(runs)], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=3600, check=False)
+    out: dict[str, Any] = {"runs": runs, "wall_s": round(time.perf_counter() - t0, 1)}
     if proc.returncode != 0:
-        return {"error": f"exit {proc.returncode}: {(proc.stderr or proc.stdout)[-1500:]}",
-                "wall_s": wall}
-    lines = [line for line in proc.stdout.strip().splitlines() if line.startswith("{")]
-    try:
-        data: dict[str, Any] = json.loads(lines[-1]) if lines else {"raw": proc.stdout[-1500:]}
-    except json.JSONDecodeError:
-        data = {"raw": proc.stdout[-1500:]}
-    data["wall_s"] = wall
-    return data
+        out["error"] = f"exit {proc.returncode}: {(proc.stderr or proc.stdout)[-1500:]}"
+        return out
+    pattern = re.compile(r"^\s+(resume -> [^\d]+?)\s+p50\s+([\d.]+)s\s+p95\s+([\d.]+)s")
+    for line in proc.stdout.splitlines():
+        m = pattern.match(line)
+        if m:
+            out[m.group(1).strip()] = {"p50_s": float(m.group(2)), "p95_s": float(m.group(3))}
+    out["summary"] = [line for line in proc.stdout.splitlines() if "p50" in line]
+    return out
 
 
 def scaling_table(db: str) -> list[str]:
@@ -186,57 +226,80 @@ def scaling_table(db: str) -> list[str]:
             continue
         r = json.loads(path.read_text())
         d = r["daily"]
-        rows.append(f"  {size:<6} {r['generated']['rows']['recovery_action']:>7} actions "
-                    f"{d['result']['reviewed']:>7} reviewed  daily {d['wall_s']:>7.2f} s  "
-                    f"{d['per_reviewed_action_ms']:>6.2f} ms/action  floor "
-                    f"{d['floor_s'] / max(1, d['floor_rows']['actions']) * 1000:>6.3f} "
-                    f"ms/action  gate p50 {r['gate']['p50_ms']} ms")
+        per = d["per_reviewed_action_ms"]
+        floor_per = d["floor_cpu_s"]["median"] / max(1, d["floor_rows"]["actions"]) * 1000
+        rows.append(
+            f"  {size:<6} {r['generated']['rows']['recovery_action']:>7} actions "
+            f"{d['result']['reviewed']:>7} reviewed  daily cpu {d['cpu_s']['median']:>7.2f} s "
+            f"wall {d['wall_s']['median']:>7.2f} s  per reviewed action cpu {per['cpu']:.3f} ms "
+            f"wall {per['wall']:.3f} ms  (floor cpu {floor_per:.4f} ms/action)")
     return rows
+
+
+def _fmt(t: dict[str, Any] | None) -> str:
+    if not t:
+        return "n/a"
+    return f"{t['wall_s']:.2f} s wall / {t['cpu_s']:.2f} s cpu"
 
 
 def report(res: dict[str, Any]) -> str:
     d, w, g, a = res["daily"], res["weekly"], res["gate"], res["action_list"]
     s = res["signoff"]
+    st = w["stages"]
     lines = [
         f"== recovery-gates benchmarks: {res['size']} on {res['db']} ({res['started']}) ==",
         f"machine: {machine.one_line(res['machine'])}",
-        f"load average at start/end: {res['loadavg_start']} / {res['loadavg_end']}",
-        f"data: {json.dumps(res['generated']['rows'])}",
+        f"load at start: {res['load_start']}; at end: {res['load_end']}",
+        f"data ({res['as_of']}): {json.dumps(res['generated']['rows'])}",
         f"generated in {res['generated']['seconds']['total']} s "
-        f"(load {res['generated']['seconds']['load']} s); as of {res['as_of']}",
+        f"(bulk load {res['generated']['seconds']['load']} s)",
+        f"correctness guard (cycle reads vs whole history): {d['check']}",
         "",
-        f"daily review cycle   {d['wall_s']:.2f} s median (min {d['wall_min_s']:.2f}, runs "
-        f"{d['walls_s']}) = {d['ratio']}x its SQL floor {d['floor_s']:.3f} s "
-        f"(min/min {d['ratio_of_minimums']}x)",
+        f"daily review cycle   median {d['wall_s']['median']:.2f} s wall "
+        f"(runs {d['wall_s']['runs']}), {d['cpu_s']['median']:.2f} s cpu "
+        f"(runs {d['cpu_s']['runs']}; database server {d['server_cpu_s']} s)",
+        f"  SQL floor {d['floor_wall_s']['median']:.3f} s wall / "
+        f"{d['floor_cpu_s']['median']:.3f} s cpu -> ratio {d['ratio_wall']}x wall, "
+        f"{d['ratio_cpu']}x cpu; floor read {d['floor_rows']}",
         f"  peak RSS {d['peak_rss_mb']} MB (after imports {d['rss_after_import_mb']} MB; "
         f"floor process {d['floor_peak_rss_mb']} MB)",
         f"  reviewed {d['result']['reviewed']} of {d['result']['open_actions']} open "
         f"(not due {d['result']['not_due']}); ratings {d['result']['ratings']}; escalated "
         f"{d['result']['escalated']}, de-escalated {d['result']['de_escalated']}, reopened "
         f"{d['result']['reopened']}, closed sustained {d['result']['closed_sustained']}",
-        f"  per reviewed action {d['per_reviewed_action_ms']} ms; floor read "
-        f"{d['floor_rows']}",
-        f"weekly governance    cycle {w['stages'].get('weekly_cycle_s')} s = "
-        f"{w['cycle_ratio']}x its floor {w['floor_s']} s (SQL + JSON of the same data, "
-        f"{w['floor_json_mb']} MB)",
-        f"  stages {w['stages']}",
-        f"  markdown render {w['render_vs_json']}x serialising the snapshot to JSON; pack "
-        f"HTML {w.get('pack_html_mb')} MB, render {w['pack_render_vs_json']}x the pack's JSON",
-        f"  weekly incl. pack {w['stages'].get('total_s')} s = {w['total_ratio']}x the floor; "
-        f"peak RSS {w['peak_rss_mb']} MB" + (f"; pack error: {w['pack_error']}"
-                                              if w.get("pack_error") else ""),
-        f"gate evaluation      p50 {g['p50_ms']} ms, p99 {g['p99_ms']} ms (max {g['max_ms']}) "
-        f"over {g['n']} actions; floor p50 {g['floor']['p50_ms']} ms, p99 "
-        f"{g['floor']['p99_ms']} ms -> p50 {_ratio(g['p50_ms'], g['floor']['p50_ms'])}x",
-        f"action list --json   {a['wall_s']} s for {a['actions']} actions (runs {a['walls_s']}) "
-        f"= {a['ratio']}x its floor {a['floor_s']} s (python + SQL + json.dumps, start-up "
-        f"included); `import recovery.cli` alone {a['import_recovery_cli_s']} s",
-        "sign-off -> next stage " + ("not measured (benchmarks/signoff_latency.py absent)"
-                                     if s is None else json.dumps(s)[:600]),
+        f"  per reviewed action {d['per_reviewed_action_ms']['cpu']} ms cpu, "
+        f"{d['per_reviewed_action_ms']['wall']} ms wall",
+        f"weekly governance    cycle {_fmt(st.get('weekly_cycle'))} = "
+        f"{w['cycle_ratio_cpu']}x cpu ({w['cycle_ratio_wall']}x wall) its floor "
+        f"{w['floor']['wall_s']} s wall / {w['floor']['cpu_s']} s cpu (SQL + JSON of the same "
+        f"data, {w['floor_json_mb']} MB)",
+        f"  snapshot {_fmt(st.get('snapshot'))}; markdown {_fmt(st.get('report_markdown'))} "
+        f"({w['markdown_vs_snapshot_json']}x serialising the snapshot to JSON); weekly emails "
+        f"{_fmt(st.get('weekly_emails'))} ({w['emails']} emails)",
+        f"  governance pack HTML (charts: {w['pack_charts']}) {_fmt(st.get('pack'))} "
+        f"[build {_fmt(st.get('pack_build'))}, render {_fmt(st.get('pack_render_html'))} = "
+        f"{w['pack_html_vs_pack_json']}x the pack's JSON]; {w.get('pack_html_mb')} MB"
+        + (f"; without charts {_fmt(st.get('pack_no_charts'))}"
+           if st.get("pack_no_charts") else "")
+        + (f"; pack error: {w['pack_error']}" if w.get("pack_error") else ""),
+        f"  weekly incl. pack {w['weekly_incl_pack']['wall_s']} s wall / "
+        f"{w['weekly_incl_pack']['cpu_s']} s cpu = {w['total_ratio_cpu']}x cpu the floor; "
+        f"peak RSS {w['peak_rss_mb']} MB",
+        f"gate evaluation      p50 {g['p50_ms']} ms, p99 {g['p99_ms']} ms wall; cpu p50 "
+        f"{g['cpu']['p50_ms']} ms, p99 {g['cpu']['p99_ms']} ms ({g['n']} actions, "
+        f"{g['passed']} pass); floor (same rows, plain SQL) cpu p50 "
+        f"{g['floor_cpu']['p50_ms']} ms, p99 {g['floor_cpu']['p99_ms']} ms -> "
+        f"{_ratio(g['cpu']['p50_ms'], g['floor_cpu']['p50_ms'])}x",
+        f"action list --json   {a['actions']} actions: {a['wall_s']} s wall / {a['cpu_s']} s cpu "
+        f"(runs {a['walls_s']}) = {a['ratio_cpu']}x cpu ({a['ratio_wall']}x wall) its floor "
+        f"{a['floor_wall_s']} s wall / {a['floor_cpu_s']} s cpu (python + SQL + json, "
+        f"start-up included); `import recovery.cli` alone {_fmt(a['import_recovery_cli'])}",
+        "sign-off -> next stage " + ("not measured" if s is None else
+                                     "; ".join(s.get("summary", [])) or json.dumps(s)[:800]),
     ]
     scaling = scaling_table(res["db"])
     if scaling:
-        lines += ["", f"per-action cost by size ({res['db']}):", *scaling]
+        lines += ["", f"per-action cost of the daily cycle by size ({res['db']}):", *scaling]
     return "\n".join(lines)
 
 
@@ -244,36 +307,40 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run")
     parser.add_argument("size", choices=list(SIZES))
     parser.add_argument("--db", choices=["sqlite", "postgres"], default=None,
-                        help="default: sqlite, postgres for huge")
+                        help="default: sqlite; postgres for huge")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pack", choices=["high", "none", "skip"], default=None,
+                        help="governance pack charts (default: high; skip for huge)")
+    parser.add_argument("--signoff-runs", type=int, default=None,
+                        help="sign-offs for benchmarks/signoff_latency.py (default 20 for "
+                             "large, 0 = skip otherwise)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
-    parser.add_argument("--no-signoff", action="store_true",
-                        help="skip the sign-off latency benchmark")
     args = parser.parse_args(argv)
     db = args.db or ("postgres" if args.size == "huge" else "sqlite")
     size = SIZES[args.size]
+    pack = args.pack or ("skip" if args.size == "huge" else "high")
+    signoffs = args.signoff_runs if args.signoff_runs is not None else (
+        20 if args.size == "large" else 0)
 
     res: dict[str, Any] = {
         "size": size.name, "db": db, "as_of": AS_OF.isoformat(),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine.describe(PG_ADMIN_URL), "loadavg_start": _loadavg(),
+        "machine": machine.describe(PG_ADMIN_URL), "load_start": _load(),
+        "command": " ".join(["python -m benchmarks.run", *(argv or sys.argv[1:])]),
     }
-    print(f"machine: {machine.one_line(res['machine'])}; load {res['loadavg_start']}",
-          flush=True)
+    print(f"machine: {machine.one_line(res['machine'])}; load {res['load_start']}", flush=True)
     url = fresh_database(db, size.name)
-    home = Path(f"/tmp/recovery-bench/home-{size.name}-{os.getpid()}")
-    env = _env(url, home)
+    env = _env(url, Path(f"/tmp/recovery-bench/home-{size.name}-{os.getpid()}"))
     try:
         print(f"generating {size.name} into {url} ...", flush=True)
         res["generated"] = generate(url, size)
         print(f"  {res['generated']['seconds']} {res['generated']['rows']}", flush=True)
         print("daily review cycle ...", flush=True)
         res["daily"] = run_daily(url, env, args.repeat)
-        print(f"  {res['daily']['walls_s']} s vs floor {res['daily']['floor_walls_s']}",
-              flush=True)
-        print("weekly governance ...", flush=True)
-        res["weekly"] = run_weekly(url, env, args.repeat)
-        print(f"  {res['weekly']['stages']}", flush=True)
+        print(f"  cpu {res['daily']['cpu_s']['runs']} wall {res['daily']['wall_s']['runs']}; "
+              f"floor cpu {res['daily']['floor_cpu_s']['runs']}", flush=True)
+        print(f"weekly governance (pack charts: {pack}) ...", flush=True)
+        res["weekly"] = run_weekly(url, env, args.repeat, pack)
         print("gate evaluation ...", flush=True)
         res["gate"] = child("gate", url, env)
         print("action list --json ...", flush=True)
@@ -283,8 +350,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"kept {url}")
         else:
             drop_database(url)
-    res["signoff"] = None if args.no_signoff else run_signoff_latency(env)
-    res["loadavg_end"] = _loadavg()
+    if signoffs:
+        print(f"sign-off latency ({signoffs} sign-offs) ...", flush=True)
+    res["signoff"] = run_signoff_latency(signoffs) if signoffs else None
+    res["load_end"] = _load()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{size.name}-{db}.json").write_text(json.dumps(res, indent=2, default=str))
     print()

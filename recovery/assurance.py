@@ -57,13 +57,31 @@ def _nominated(session: Session) -> PersonRow | None:
         PersonRow.role == Role.NOMINATED_INDIVIDUAL.value).order_by(col(PersonRow.id))).first()
 
 
-def open_request(session: Session, *, as_of: date, flow_run_id: str | None) -> AssuranceWait:
+def _email_code(
+    session: Session, request: AssuranceRequestRow, person: PersonRow | None, code: str,
+    flow_run_id: str | None, dedupe_key: str,
+) -> None:
+    settings = get_settings()
+    mail.enqueue(
+        session, dedupe_key=dedupe_key, to=[request.reviewer_email],
+        template="assurance_request",
+        context={"name": person.name if person else request.reviewer_email,
+                 "month": request.month, "refs": list(request.action_refs), "code": code,
+                 "expires_at": as_utc(request.expires_at).astimezone(settings.tz),
+                 "run_url": settings.run_url(flow_run_id)},
+    )
+
+
+def open_request(
+    session: Session, *, as_of: date, flow_run_id: str | None, now: datetime | None = None
+) -> AssuranceWait:
     """The month's assurance request, issued once (code emailed to the nominated
-    individual) over a snapshot of the open high-risk actions."""
+    individual) over a snapshot of the open high-risk actions. As with sign-offs, a code
+    that expired unused (and not locked) is replaced: a new code, emailed again."""
+    now = now or utcnow()
     month = as_of.strftime("%Y-%m")
     request = session.exec(select(AssuranceRequestRow).where(
         AssuranceRequestRow.month == month)).first()
-    settings = get_settings()
     if request is None:
         person = _nominated(session)
         if person is None:
@@ -71,24 +89,32 @@ def open_request(session: Session, *, as_of: date, flow_run_id: str | None) -> A
         refs = list(session.exec(select(ActionRow.ref).where(
             ActionRow.risk_level == RiskLevel.HIGH.value,
             col(ActionRow.status).in_([s.value for s in OPEN])).order_by(col(ActionRow.ref))))
-        code, salt, now = new_code(), new_salt(), utcnow()
+        code, salt = new_code(), new_salt()
         request = AssuranceRequestRow(
             month=month, as_of=as_of, reviewer_email=person.email, action_refs=refs,
             code_salt=salt, code_hash=hash_code(code, salt), issued_at=now,
             expires_at=now + CODE_TTL)
         session.add(request)
         session.flush()
-        mail.enqueue(
-            session, dedupe_key=f"assurance:{month}", to=[person.email],
-            template="assurance_request",
-            context={"name": person.name, "month": month, "refs": refs, "code": code,
-                     "expires_at": (now + CODE_TTL).astimezone(settings.tz),
-                     "run_url": settings.run_url(flow_run_id)},
-        )
+        _email_code(session, request, person, code, flow_run_id, f"assurance:{month}")
         audit_log.append(session, actor="system", event="assurance.requested", action_ref=None,
                          details={"month": month, "actions": refs,
                                   "nominated_individual": person.email},
                          dedupe_key=f"assurance.requested:{month}")
+    elif request.used_at is None and not request.locked and as_utc(request.expires_at) <= now:
+        code, salt = new_code(), new_salt()
+        request.code_salt, request.code_hash = salt, hash_code(code, salt)
+        request.issued_at, request.expires_at = now, now + CODE_TTL
+        request.wrong_attempts = 0
+        session.add(request)
+        person = session.exec(select(PersonRow).where(
+            PersonRow.email == request.reviewer_email)).first()
+        key = f"assurance:{month}:reissued:{now.isoformat()}"
+        _email_code(session, request, person, code, flow_run_id, key)
+        audit_log.append(session, actor="system", event="assurance.reissued", action_ref=None,
+                         details={"month": month, "nominated_individual": request.reviewer_email,
+                                  "expires_at": (now + CODE_TTL).isoformat()},
+                         dedupe_key=f"assurance.reissued:{month}:{now.isoformat()}")
     lines = "\n".join(f"| {ref} | assurance / challenge / further action |"
                       for ref in request.action_refs)
     refused = f"\n> **Last attempt refused:** {request.refusals} so far\n" \

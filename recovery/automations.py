@@ -289,15 +289,24 @@ def apply_automations(signoff_wait: timedelta | None = None) -> list[str]:
     The sign-off wait is `signoff_wait`, else `RECOVERY_SIGNOFF_WAIT_HOURS`, else 48 hours.
     An automation is only rewritten when it differs: Prefect gives an updated trigger a
     new id, which restarts the clock of every sign-off wait in flight."""
+    from deployments.automations import MIN_SIGNOFF_WAIT, signoff_wait_from_env
     from recovery import prefect_api
 
+    try:
+        wait = signoff_wait if signoff_wait is not None else signoff_wait_from_env()
+    except ValueError as exc:
+        raise InvalidInput("RECOVERY_SIGNOFF_WAIT_HOURS", str(exc).split(": ", 1)[-1]) \
+            from None
+    if wait < MIN_SIGNOFF_WAIT:
+        raise InvalidInput("signoff_wait", f"{humanise(wait)} is shorter than "
+                           f"{humanise(MIN_SIGNOFF_WAIT)}, Prefect's minimum for a "
+                           "proactive trigger")
     prefect_api.check_server()  # before Prefect is imported: it reads the URL once
     from prefect import get_client
     from prefect.automations import AutomationCore
 
-    from deployments.automations import automations, signoff_wait_from_env
+    from deployments.automations import automations
 
-    wait = signoff_wait if signoff_wait is not None else signoff_wait_from_env()
     deployment_id = notify_deployment_id()
     assert deployment_id is not None
     lines = []

@@ -32,9 +32,10 @@ class Settings(BaseSettings):
     prefect_ui_url: str = "http://127.0.0.1:4200"
     prefect_api_url: str = "http://127.0.0.1:4200/api"
     evidence_freshness_days: int = 28
-    # SQLite: how long a write waits for another writer's lock (seconds) before the unit of
-    # work is retried (db_busy_retries more times) and then refused with a clear message.
-    db_busy_timeout: float = 30.0
+    # SQLite: how long a unit of work waits for another writer's lock (seconds) before it
+    # is tried again (db_busy_retries more times, ~30 s in all by default) and then refused
+    # with a clear message, having written nothing.
+    db_busy_timeout: float = 10.0
     db_busy_retries: int = 2
     # Seconds an SMTP connection or reply may take: a mail server that accepts connections
     # and then stalls must not hold a lifecycle stage or a review cycle for ever.

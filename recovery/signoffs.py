@@ -81,6 +81,9 @@ def last_refusal(session: Session, action_id: int, base: str) -> list[str]:
 
 # ---------------------------------------------------------------- sign-off requests
 
+#: How `models.signoff.refusal_reasons` words a right code given too late.
+EXPIRED_REFUSAL = "the sign-off code expired at"
+
 
 class WaitInfo(BaseModel):
     """What the flow needs to suspend: the key and the words above the form."""
@@ -135,7 +138,15 @@ def open_signoff(
         select(DecisionRow).where(DecisionRow.action_id == row.id, DecisionRow.kind == kind.value,
                                   DecisionRow.attempt == request.attempt)
     ).first() is not None
-    expired = request is not None and as_utc(request.expires_at) <= now
+    # An expired code is replaced only once an answer has been refused for it: reissuing
+    # sooner moves the run to a new key and silently drops the answer that woke it.
+    expired = request is not None and as_utc(request.expires_at) <= now and any(
+        reason.startswith(EXPIRED_REFUSAL)
+        for wait in session.exec(select(WaitRow).where(
+            WaitRow.action_id == row.id, WaitRow.outcome == "refused",
+            WaitRow.base == signoff_base(kind, request.attempt)))
+        for reason in wait.detail
+    )
     if request is None or decided or (expired and not request.locked):
         attempt = 1 if request is None else request.attempt + 1
         request = _issue(session, row, reviewer, kind, attempt, flow_run_id, now, context or {})

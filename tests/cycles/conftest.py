@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -148,6 +149,27 @@ def cycles_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             db.engine_for(url).dispose()  # the last connection folds the WAL into the file
             get_settings.cache_clear()
     return path
+
+
+@pytest.fixture
+def app_database(
+    cycles_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A fresh copy of the template database the product is pointed at (no Prefect)."""
+    path = tmp_path / "recovery.db"
+    shutil.copyfile(cycles_template, path)
+    url = f"sqlite:///{path}"
+    for key in list(os.environ):
+        if key.startswith("RECOVERY_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("RECOVERY_HOME", str(tmp_path))
+    monkeypatch.setenv("RECOVERY_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        yield url
+    finally:
+        get_settings.cache_clear()
+        db.engine_for(url).dispose()
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ REF = "QUAY-MED-001"
 REVIEWER = "rm@quay.example"
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(400)
 def test_two_signoffs_at_once_apply_exactly_one(stack: RecoveryStack) -> None:
     stack.cli_json("action", "open", SEED[REF], "--by", REVIEWER)
     stack.wait_for_wait(REF, "plan-signoff-1-")

@@ -1,5 +1,6 @@
 """The whole lifecycle of seed examples, through the real CLI, a real Prefect server, the
-served `high-risk-action` deployment and the SMTP sink.
+served `high-risk-action` deployment and the SMTP sink. On the way, the plan's code
+(already used) is given again for the closure and refused.
 
 Dates: the gate needs reviews over two consecutive periods, held on or after the day
 recovery started (the plan sign-off, today). So every process of this module runs with
@@ -29,7 +30,7 @@ LEAD = "sg.lead@rose.example"
 REVIEWER = "ni@harbourcare.example"
 
 
-@pytest.mark.timeout(360)
+@pytest.mark.timeout(600)
 def test_journey_open_to_routine_monitoring(stack: RecoveryStack) -> None:
     # open: the action is rated, recorded, and its lifecycle run starts
     opened = stack.cli_json("action", "open", SEED[REF], "--by", "rm@rose.example")
@@ -106,6 +107,22 @@ def test_journey_open_to_routine_monitoring(stack: RecoveryStack) -> None:
     latest = max(stack.artifacts("gate-rose-sg-001"), key=lambda a: a.created)
     assert "passed" in latest.data
 
+    # the plan's code, already used, given again for the closure: refused, recorded, and
+    # the run waits again under a new key (two independent draws: equal once in a million)
+    assert code != closure_code, "the closure code happens to equal the used plan code"
+    reused = stack.cli("signoff", REF, "--by", REVIEWER, "--code", code, "--decision",
+                       "approve", "--rationale", "Reusing the plan code for the closure",
+                       "--json")
+    assert reused.exit_code == 3, str(reused)
+    assert reused.error_json()["reasons"] == ["the sign-off code is wrong"]
+    stack.wait_for_wait(REF, "closure-signoff-1-2")
+    assert stack.status(REF) == "awaiting_closure_signoff"
+    [refusal] = [e for e in stack.audit(REF) if e["event"] == "signoff.refused"]
+    assert refusal["actor"] == REVIEWER
+    assert refusal["details"]["kind"] == "closure"
+    assert refusal["details"]["reasons"] == ["the sign-off code is wrong"]
+    assert stack.count("decision", REF) == 1
+
     signed = stack.cli_json("signoff", REF, "--by", REVIEWER, "--code", closure_code,
                             "--decision", "approve",
                             "--rationale", "Triangulated evidence sustained over two reviews")
@@ -123,7 +140,7 @@ def test_journey_open_to_routine_monitoring(stack: RecoveryStack) -> None:
     assert stack.cli_json("audit", "verify")["ok"] is True
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(400)
 def test_rejected_plan_is_revised_and_asked_again(stack: RecoveryStack, tmp_path: Path) -> None:
     ref, lead, reviewer = "QUAY-MED-001", "meds.lead@quay.example", "rm@quay.example"
     stack.cli_json("action", "open", SEED[ref], "--by", "rm@quay.example")

@@ -17,7 +17,7 @@ REF = "ELM-STF-001"
 REVIEWER = "provider.lead@harbourcare.example"
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(400)
 def test_signoff_completes_after_serve_is_killed_and_restarted(stack: RecoveryStack) -> None:
     stack.cli_json("action", "open", SEED[REF], "--by", "rm@elm.example")
     stack.wait_for_wait(REF, "plan-signoff-1-")

@@ -32,3 +32,15 @@ def app_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("faults-template") / "recovery.db"
     make_database(f"sqlite:///{path}", people_file(SITES))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _one_serve_per_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Stop any `recovery serve` a test left running (a failed test included): the next
+    test's serve would otherwise share the deployments and take its runs."""
+    from tests.faults.helpers import App
+
+    yield
+    for value in request.node.funcargs.values():
+        if isinstance(value, App):
+            value.stop_serve()

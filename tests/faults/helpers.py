@@ -227,6 +227,14 @@ class App:
         self.serve.wait_for_output("being served", timeout=120)
         return self.serve
 
+    def stop_serve(self) -> None:
+        """Stop `recovery serve` (waiting for its flow-run processes first). Only one serve
+        process may run per Prefect server: they all serve the same deployment names, and a
+        run goes to whichever polls first."""
+        if self.serve is not None:
+            self.serve.stop(idle_timeout=10)
+            self.serve = None
+
     def dispose(self) -> None:
         """Close the connections of the assertion reads."""
         if self._engine is not None:

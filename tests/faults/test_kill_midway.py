@@ -158,6 +158,7 @@ def test_serve_killed_in_lifecycle_stages(lifecycle_app: App, tmp_path: Path) ->
         app.start_serve(**SERVE_ENV)
         wait_all_paused(client, [run_id], "closure-request-1-", timeout=300, app=app)
         names = _state_names(client, run_id)
+        app.stop_serve()
     assert names.count("Crashed") == 2 and names.count("Rescheduled") == 2, names
 
     # ---- exactly once: every stage, the request, its email, the decision
@@ -269,6 +270,7 @@ def test_serve_killed_in_a_daily_review(cycle_app: App, tmp_path: Path) -> None:
         app.start_serve(**SERVE_ENV)
         final = wait_for_final(client, UUID(run_id), timeout=300)
         assert final.state.is_completed(), f"{final.state}\n{app.diagnostics()}"
+        app.stop_serve()
         names = _state_names(client, run_id)
         assert names.count("Crashed") == 2 and names.count("Rescheduled") == 2, names
 

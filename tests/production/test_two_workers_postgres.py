@@ -6,8 +6,9 @@ the deployments of deployments/prefect.yaml made with `prefect deploy`, and two
 20 actions (15 high risk, 5 medium) are driven through plan sign-off and a daily review
 cycle, and each is asserted to have been processed exactly once: one sign-off request and
 email, one decision, one review and one escalation for the day; every flow-run execution
-submitted by exactly one of the workers (Prefect records "Worker '<name>' submitting flow
-run" in the run's own logs), and both workers took part.
+(each Running state) submitted by exactly one of the workers (Prefect's
+`prefect.worker.submitted-flow-run` event names the worker that won the run; the loser of
+a race logs "Aborted submission"), and both workers took part.
 
 The workers run in a directory of their own: the deployments' pull step
 (`set_working_directory: {{ $RECOVERY_CODE_DIR }}`) is what finds the code.
@@ -16,13 +17,12 @@ The workers run in a directory of their own: the deployments' pull step
 from __future__ import annotations
 
 import contextlib
-import re
 import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -65,7 +65,6 @@ SITES = 4
 HIGH, MEDIUM = 15, 5
 WORKERS = ("worker-a", "worker-b")
 WORKER_LIMIT = 3
-SUBMITTING = re.compile(r"^Worker '(?P<worker>[^']+)' submitting flow run '(?P<run>[0-9a-f-]+)'")
 MEDIUM_RISK = {"potential_harm": 3, "people_affected": 2, "likelihood_of_recurrence": 2,
                "regulatory_impact": 2, "control_strength": 2}
 
@@ -158,23 +157,27 @@ def _diagnostics(production: Production) -> str:
                      for w in production.workers)
 
 
-def _submissions(client: Any, run_ids: list[str]) -> dict[str, list[str]]:
-    """{run id: [worker name of each submission]} from the runs' own logs."""
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+def _submissions(client: Any, since: datetime) -> dict[str, list[str]]:
+    """{flow run id: [name of the worker of each submission]} from Prefect's
+    `prefect.worker.submitted-flow-run` events, emitted once a worker has won the run
+    (moved it to Pending) and started its process. A worker that loses the race for a run
+    logs "Aborted submission" and emits nothing."""
+    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter
 
-    found: dict[str, list[str]] = {r: [] for r in run_ids}
-    offset = 0
+    found: dict[str, list[str]] = {}
+    page = client.read_events(filter=EventFilter(
+        occurred=EventOccurredFilter(since=since),
+        event=EventNameFilter(name=["prefect.worker.submitted-flow-run"])), limit=50)
     while True:
-        logs = client.read_logs(log_filter=LogFilter(
-            flow_run_id=LogFilterFlowRunId(any_=[UUID(r) for r in run_ids])),
-            limit=200, offset=offset)
-        for log in logs:
-            match = SUBMITTING.match(log.message)
-            if match:
-                found[match["run"]].append(match["worker"])
-        if len(logs) < 200:
+        for event in page.events:
+            worker = str(event.resource.get("prefect.resource.name"))
+            for related in event.related:
+                if related.role == "flow-run":
+                    run_id = related.id.removeprefix("prefect.flow-run.")
+                    found.setdefault(run_id, []).append(worker)
+        if not page.next_page:
             return found
-        offset += 200
+        page = client.read_events_page(page.next_page)
 
 
 @pytest.mark.timeout(1200)
@@ -194,7 +197,7 @@ def test_twenty_actions_on_two_workers(production: Production) -> None:
         # the deployments prefect.yaml describes, on the pool and queues it names
         deployments = {d.name: d for d in client.read_deployments()}
         assert {"high-risk-action", "daily-review", "weekly-governance", "monthly-assurance",
-                "open-action", "record-evidence"} <= set(deployments)
+                "open-action", "record-evidence", "recovery-notify"} <= set(deployments)
         assert {d.work_pool_name for d in deployments.values()} == {"recovery"}
         assert deployments["daily-review"].work_queue_name == "high-risk"
         assert deployments["high-risk-action"].work_queue_name == "routine"
@@ -205,6 +208,7 @@ def test_twenty_actions_on_two_workers(production: Production) -> None:
                             if w.status.value == "ONLINE"} >= set(WORKERS), timeout=120,
                    message="both workers online")
 
+        opened = datetime.now(UTC)
         with app.inprocess():
             refs = open_actions(plans)
             runs = {ref: prefect_api.start_lifecycle(ref) for ref in refs}
@@ -233,8 +237,6 @@ def test_twenty_actions_on_two_workers(production: Production) -> None:
         final = wait_for_final(client, daily.id, timeout=600)
         assert final.state.is_completed(), f"{final.state}\n{_diagnostics(production)}"
         assert final.work_queue_name == "high-risk"
-        from datetime import UTC, datetime
-
         since = datetime.fromtimestamp(started, UTC) - timedelta(minutes=1)
         wait_until(lambda: len(escalation_events(client, since, refs)) >= len(refs),
                    timeout=60, message="escalation events")
@@ -243,7 +245,10 @@ def test_twenty_actions_on_two_workers(production: Production) -> None:
 
         # each flow-run execution submitted by exactly one worker
         all_runs = [*runs.values(), str(daily.id)]
-        submissions = _submissions(client, all_runs)
+        submissions = wait_until(
+            lambda: (found := _submissions(client, opened))
+            and sum(len(found.get(r, [])) for r in all_runs) >= 2 * len(refs) + 1 and found,
+            timeout=60, message="worker submission events")
         executions = {
             run_id: sum(1 for s in client.read_flow_run_states(UUID(run_id))
                         if s.type.value == "RUNNING")
@@ -256,9 +261,11 @@ def test_twenty_actions_on_two_workers(production: Production) -> None:
         assert states[run_id].state_details.pause_key == "closure-request-1-1"
         assert executions[run_id] == 2, (run_id, executions[run_id])  # open, resume
     assert executions[str(daily.id)] == 1
-    for run_id, workers in submissions.items():
+    for run_id in all_runs:
+        workers = submissions.get(run_id, [])
         assert len(workers) == executions[run_id], (run_id, workers, executions[run_id])
         assert set(workers) <= set(WORKERS), workers
+    assert set(submissions) == set(all_runs), set(submissions) - set(all_runs)
     used = Counter(w for workers in submissions.values() for w in workers)
     assert set(used) == set(WORKERS), used  # both workers took part
 

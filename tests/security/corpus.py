@@ -10,6 +10,9 @@ framework files, and arguments). `SIGNOFF_FORM` and `CLOSURE_FORM` hold what a p
 type into the sign-off and closure-request forms; the Prefect server refuses them against
 the form's schema when the run is resumed (tests/security/test_prefect_stack.py).
 `SIGNOFF_DOMAIN` holds form answers that pass the schema and are refused by the domain.
+`TRACKER` holds `recovery import tracker` files: all-or-nothing, so the contract there is
+exit 2, `error file: N of M rows have errors; nothing was imported` and one line per bad
+row naming the row and the column (with --json, `field: file` and every row's error).
 
 Rows marked `postgres=True` also run on PostgreSQL.
 """
@@ -492,4 +495,114 @@ CLOSURE_FORM: list[FormCase] = [
     FormCase("requester of 300 characters",
              {"by": "l" * 290 + "@x.example", "summary": "All four pillars at 100%"}, 2,
              "requested_by"),
+]
+
+
+# ---------------------------------------------------------------- tracker imports
+
+TRACKER_HEADER = ("Title,Location,Risk Domain,Quality Statements,Potential Harm,"
+                  "People Affected,Likelihood of Recurrence,Regulatory Impact,"
+                  "Control Strength,Accountable Lead,Senior Reviewer,Baseline Issue,"
+                  "Baseline Value,Baseline Date,Target Measure,Direction,Target Value,"
+                  "Deadline,Interim Controls,Steps")
+
+
+def tracker_row(today: date, **cells: str) -> dict[str, str]:
+    row = {
+        "Title": "Night checks recorded on every shift", "Location": "Rose House",
+        "Risk Domain": "safety", "Quality Statements": "safe.safeguarding",
+        "Potential Harm": "4", "People Affected": "3", "Likelihood of Recurrence": "3",
+        "Regulatory Impact": "3", "Control Strength": "3", "Accountable Lead": LEAD,
+        "Senior Reviewer": REVIEWER, "Baseline Issue": "Night checks are not recorded",
+        "Baseline Value": "60", "Baseline Date": (today - timedelta(days=7)).strftime("%d/%m/%Y"),
+        "Target Measure": "Shifts with every night check recorded", "Direction": "at least",
+        "Target Value": "95", "Deadline": (today + timedelta(days=60)).strftime("%d/%m/%Y"),
+        "Interim Controls": "Duty manager checks the night log each morning",
+        "Steps": "duty manager: Check the night log each morning -> Night log",
+    }
+    row.update(cells)
+    return row
+
+
+def _csv_line(values: list[str]) -> str:
+    return ",".join('"' + v.replace('"', '""') + '"' for v in values)
+
+
+def tracker(*rows: Callable[[date], dict[str, str]], header: str = TRACKER_HEADER) -> Args:
+    """`import tracker --no-flow` of a CSV: a valid row first, then the bad ones."""
+
+    def build(tmp: Path, today: date) -> list[str]:
+        columns = header.split(",")
+        lines = [header, _csv_line([tracker_row(today)[c] for c in columns
+                                    if c in tracker_row(today)])]
+        for row in rows:
+            cells = row(today)
+            lines.append(_csv_line([cells.get(c, "") for c in columns]))
+        path = tmp / "tracker.csv"
+        path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+        return ["import", "tracker", str(path), "--no-flow"]
+
+    return build
+
+
+def cells(**values: str | Callable[[date], str]) -> Callable[[date], dict[str, str]]:
+    keys = {k.replace("_", " ").title().replace("Of", "of"): v for k, v in values.items()}
+
+    def make(today: date) -> dict[str, str]:
+        values = {k: v(today) if callable(v) else v for k, v in keys.items()}
+        values.setdefault("Title", f"Tracker row {sorted(keys)}")
+        return tracker_row(today, **values)
+
+    return make
+
+
+def tracker_bytes(data: bytes, name: str = "tracker.xlsx") -> Args:
+    def build(tmp: Path, today: date) -> list[str]:
+        path = tmp / name
+        path.write_bytes(data)
+        return ["import", "tracker", str(path), "--no-flow"]
+
+    return build
+
+
+@dataclass(frozen=True)
+class TrackerCase:
+    name: str
+    args: Args
+    column: str  # the column a row error names ("" for an error about the whole file)
+    says: str = ""
+
+
+TRACKER: list[TrackerCase] = [
+    TrackerCase("factor 6", tracker(cells(potential_harm="6")), "Potential Harm", "1 to 5"),
+    TrackerCase("factor in words", tracker(cells(control_strength="weak")),
+                "Control Strength", "whole number"),
+    TrackerCase("factor with a fraction", tracker(cells(people_affected="2.5")),
+                "People Affected", "whole number"),
+    TrackerCase("baseline over 100%", tracker(cells(baseline_value="150%")),
+                "Baseline Value", "0 to 100"),
+    TrackerCase("baseline negative", tracker(cells(baseline_value="-5")), "Baseline Value",
+                "0 to 100"),
+    TrackerCase("baseline NaN", tracker(cells(baseline_value="NaN")), "Baseline Value"),
+    TrackerCase("baseline date in the future",
+                tracker(cells(baseline_date=lambda d: (d + timedelta(days=3))
+                              .strftime("%d/%m/%Y"))), "Baseline Date", "future"),
+    TrackerCase("impossible baseline date", tracker(cells(baseline_date="31/02/2026")),
+                "Baseline Date"),
+    TrackerCase("unknown lead", tracker(cells(accountable_lead="ghost@rose.example")),
+                "Accountable Lead"),
+    TrackerCase("lead is the reviewer by letter case",
+                tracker(cells(accountable_lead=MANAGER, senior_reviewer=" RM@ROSE.example")),
+                "Senior Reviewer", "different person"),
+    TrackerCase("unknown statement", tracker(cells(quality_statements="safe.teleportation")),
+                "Quality Statements", "safe.teleportation"),
+    TrackerCase("missing required column",
+                tracker(header=TRACKER_HEADER.replace("Location,", "")), "Location",
+                "missing"),
+    TrackerCase("title of 1 MB (a CSV field over the limit)", tracker(cells(title=HUGE)), "",
+                ""),
+    TrackerCase("title of 300 characters", tracker(cells(title="t" * 300)), "Title",
+                "at most 200"),
+    TrackerCase("not a spreadsheet", tracker_bytes(b"PK\x03\x04 this is not a zip"), "",
+                ""),
 ]

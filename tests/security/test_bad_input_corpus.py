@@ -11,7 +11,15 @@ import pytest
 from recovery.settings import get_settings
 from tests.integration.helpers import Outcome, cli
 from tests.security.conftest import World
-from tests.security.corpus import CLI, CLOSURE_FORM, SIGNOFF_DOMAIN, SIGNOFF_FORM, Case
+from tests.security.corpus import (
+    CLI,
+    CLOSURE_FORM,
+    SIGNOFF_DOMAIN,
+    SIGNOFF_FORM,
+    TRACKER,
+    Case,
+    TrackerCase,
+)
 
 #: An error line may quote what was typed, but never at length.
 MAX_LINE = 1500
@@ -60,7 +68,7 @@ def run_case(case: Case, world: World, tmp_path: Path) -> None:
 
 def test_the_corpus_is_large_and_covers_every_kind() -> None:
     forms = len(SIGNOFF_FORM) + len(SIGNOFF_DOMAIN) + len(CLOSURE_FORM)
-    assert len(CLI) + forms >= 60
+    assert len(CLI) + forms + len(TRACKER) >= 60
     assert len(CLI) >= 60
     assert len({c.name for c in CLI}) == len(CLI), "case names are unique"
     assert {c.exit_code for c in CLI} == {2, 3}
@@ -80,3 +88,33 @@ def test_refused_on_postgresql_and_nothing_written(
     case: Case, postgres_world: World, tmp_path: Path, no_pwned_file: None
 ) -> None:
     run_case(case, postgres_world, tmp_path)
+
+
+@pytest.mark.parametrize("case", TRACKER, ids=[c.name for c in TRACKER])
+def test_tracker_import_refused_and_nothing_written(
+    case: TrackerCase, sqlite_world: World, tmp_path: Path
+) -> None:
+    args = case.args(tmp_path, get_settings().today())
+    before = sqlite_world.dump()
+
+    human = cli(*args)
+    assert human.exit_code == 2, (human.stdout, human.stderr[:2000])
+    assert human.stdout == ""
+    lines = human.stderr_lines()
+    assert lines[0].startswith("error file: "), lines
+    assert case.says in "\n".join(lines), (case.says, lines)
+    assert all(len(line) < MAX_LINE for line in lines)
+    if case.column:
+        assert "nothing was imported" in lines[0], lines
+        rows = [line for line in lines[1:] if f"column '{case.column}'" in line]
+        assert rows and case.says in rows[0], (case.says, lines)
+        assert not any("row 2," in line for line in lines), "the valid row has no error"
+
+    machine = cli(*args, "--json")
+    assert machine.exit_code == 2 and len(machine.stderr_lines()) == 1
+    error = machine.error_json()
+    assert error["field"] == "file"
+    if case.column:
+        assert any(e["column"] == case.column for e in error["errors"]), error
+
+    assert sqlite_world.dump() == before, "the database changed"

@@ -182,7 +182,7 @@ def test_form_answers_are_refused_by_the_server_then_the_domain(local: AuthStack
         changed = {t for t in tables if tables[t] != after[t]}
         # the refusal is recorded (audit, the wait, the request's refusal count) and
         # nothing else: no decision, no status change, no new code
-        assert changed <= {"audit_log", "wait", "signoff_request"}, changed
+        assert changed <= {"audit_log", "lifecycle_wait", "signoff_request"}, changed
     assert stack.status(ELM) == "awaiting_plan_signoff"
     assert stack.count("decision", ELM) == 0
     assert len(stack.signoff_mails(ELM, "plan")) == 1
@@ -284,8 +284,9 @@ def test_no_details_of_people_who_use_services_reach_prefect(
                     "12", "--observed-on", today.isoformat(), "--by", "rm@rose.example",
                     "--reference", f"Care record of {REF_SENTINEL}, page {number + 1}")
         assert added.exit_code == 0, added.stderr
-    for day in (today, today + timedelta(days=1)):
-        stack.cli_ok("review", "run", "daily", "--as-of", day.isoformat())
+    for day in (today, today + timedelta(days=1)):  # flow runs of daily-review
+        reviewed = cli("review", "run", "daily", "--as-of", day.isoformat(), "--json")
+        assert reviewed.exit_code == 0 and reviewed.json()["reviewed"] >= 1, reviewed.stderr
 
     asked = cli("closure", "request", ROSE, "--by", LEAD, "--summary",
                 f"{SUMMARY_SENTINEL}: all four pillars at 100% over two reviews", "--json")
@@ -297,7 +298,8 @@ def test_no_details_of_people_who_use_services_reach_prefect(
     assert closed.exit_code == 0 and closed.json()["applied"], closed.stderr
     stack.wait_for_run(ROSE, lambda r: r.state is not None and r.state.is_completed(),
                        what="the lifecycle run to complete")
-    stack.cli_ok("review", "run", "weekly", "--as-of", (today + timedelta(days=1)).isoformat())
+    weekly = cli("review", "run", "weekly", "--as-of", (today + timedelta(days=1)).isoformat())
+    assert weekly.exit_code == 0, weekly.stderr
     assert stack.artifacts("governance-report"), "the weekly cycle published its artifacts"
 
     # the sentinels were really stored by the product

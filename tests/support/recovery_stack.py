@@ -274,9 +274,11 @@ class RecoveryStack:
     def wait_for_mails(self, count: int, *, to: str | None = None, subject: str = "",
                        timeout: float = 60) -> list[EmailMessage]:
         """Wait until at least `count` matching messages arrived; return them all."""
-        return wait_until(lambda: (found := self.mails(to=to, subject=subject))
-                          and len(found) >= count and found,
-                          timeout=timeout, interval=0.2,
+        def arrived() -> list[EmailMessage] | None:
+            found = self.mails(to=to, subject=subject)
+            return found if len(found) >= count else None
+
+        return wait_until(arrived, timeout=timeout, interval=0.2,
                           message=f"{count} mail(s) '{subject}' to {to}\n{self.diagnostics()}")
 
     def signoff_mails(self, ref: str, kind: str) -> list[EmailMessage]:

@@ -125,6 +125,30 @@ def test_signoff_waiting_too_long_emails_the_nominated_individual(
           "suspended")
 
 
+def test_a_wait_for_the_leads_closure_request_is_not_a_signoff(
+    stack: RecoveryStack, applied: dict[str, list[str]],
+) -> None:
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    code = stack.signoff_code("ROSE-SG-001", "plan")
+    stack.cli_ok("signoff", "ROSE-SG-001", "--by", NI, "--code", code, "--decision",
+                 "approve", "--rationale", "Interim controls are proportionate and clear")
+    stack.wait_for_wait("ROSE-SG-001", "closure-request-")
+    run_id = stack.flow_run_id("ROSE-SG-001")
+    # the run suspended again: a new window, and the trigger fires again ...
+    runs = wait_notify_completed(stack, "signoff-waiting", f"prefect.flow-run.{run_id}",
+                                 count=2)
+    latest = max(runs, key=lambda r: r.created)
+    with stack.client() as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[latest.id])))
+    assert any("waits for closure-request-1, not for a sign-off" in log.message
+               for log in logs), [log.message for log in logs]
+    # ... but the lead's own wait is not a sign-off: nobody is chased
+    assert len(stack.mails(to=NI, subject="waiting")) == 1
+    assert len(stack.query("SELECT id FROM outbox WHERE dedupe_key LIKE "
+                           "'notify:signoff-waiting:%'")) == 1
+
+
 def _emit_escalation(stack: RecoveryStack, ref: str, payload: dict[str, Any]) -> None:
     from prefect.events import emit_event
     from prefect.events.worker import EventsWorker
