@@ -90,10 +90,23 @@ def weekly_summary(as_of: date) -> dict[str, object]:
         if done is not None:
             return {"as_of": as_of.isoformat(), "already_run": True, **done.summary}
         snapshot = governance.build_snapshot(session, as_of=as_of)
+    from recovery import reports
+    from recovery.settings import get_settings
+
+    folder = get_settings().home.resolve() / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    pack = reports.write_report("governance", "html", folder / f"governance-{as_of}.html",
+                                as_of=as_of)
     create_table_artifact(key="high-risk-tracker", table=weekly.tracker_rows(snapshot),
                           description=f"Risk-rated recovery tracker as of {as_of}")
-    create_markdown_artifact(key="governance-report", markdown=weekly.report_markdown(snapshot),
-                             description=f"Provider governance summary {as_of}")
+    create_markdown_artifact(
+        key="governance-report",
+        markdown=weekly.report_markdown(snapshot) + (
+            f"\n\n## The governance pack\n\nPrint-ready pack for the provider governance "
+            f"meeting: [{pack.out}](file://{pack.out}) ({pack.actions} actions). Any date, "
+            f"location or format: `recovery report governance --as-of {as_of} --out FILE`, "
+            f"and `recovery report commissioner|inspector` for the other packs.\n"),
+        description=f"Provider governance summary {as_of}")
     for line in snapshot.high:
         create_progress_artifact(progress=float(line.progress_pct),
                                  key=f"progress-{line.ref.lower()}",
