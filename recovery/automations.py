@@ -130,7 +130,9 @@ def _signoff_waiting(subject: str, run_id: UUID, wait_seconds: float | None) -> 
         return outcome
     key = state.state_details.pause_key or ""
     if not key.startswith(("plan-signoff-", "closure-signoff-")):
-        outcome.skipped = f"{run.name} waits for {key or 'input'}, not for a sign-off"
+        what = ("the lead's closure request" if key.startswith("closure-request-") else
+                "a revised plan" if key.startswith("plan-revision-") else "input")
+        outcome.skipped = f"{run.name} waits for {what} ({key}), not for a sign-off"
         return outcome
     kind = key.split("-", 1)[0]
     ref = str(run.parameters.get("action_ref") or "")

@@ -53,6 +53,10 @@ class OneLineErrors(TyperGroup):
         argv = list(sys.argv[1:] if args is None else args)
         if not standalone_mode:
             return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        undecodable = _not_utf8(argv)
+        if undecodable is not None:
+            _usage_error(usage.UsageError(undecodable[1]), as_json="--json" in argv,
+                         field=undecodable[0])
         try:
             result = super().main(argv, prog_name, complete_var, False, **extra)
         except usage.NoArgsIsHelpError:
@@ -68,9 +72,29 @@ class OneLineErrors(TyperGroup):
         sys.exit(result if isinstance(result, int) else 0)
 
 
-def _usage_error(exc: usage.UsageError, *, as_json: bool) -> NoReturn:
+def _not_utf8(argv: list[str]) -> tuple[str, str] | None:
+    """(field, message) for the first argument that was not UTF-8 on the command line
+    (Python keeps such bytes as lone surrogates, which no database accepts)."""
+    for index, arg in enumerate(argv):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = arg.encode("utf-8", "surrogateescape")
+            option, _, _ = arg.partition("=")
+            before = argv[index - 1] if index else ""
+            name = option if arg.startswith("--") and "=" in arg else \
+                before if before.startswith("--") else ""
+            field = name.lstrip("-").replace("-", "_") or f"argument {index + 1}"
+            return field, f"is not UTF-8 text: {str(raw)[2:-1]}"
+    return None
+
+
+def _usage_error(exc: usage.UsageError, *, as_json: bool, field: str | None = None
+                 ) -> NoReturn:
     param = getattr(exc, "param", None)
-    if isinstance(exc, usage.NoSuchOption):
+    if field is not None:
+        message = exc.format_message()
+    elif isinstance(exc, usage.NoSuchOption):
         field = exc.option_name.lstrip("-").replace("-", "_")
         message = f"is not an option of this command: {exc.option_name}"
         if exc.possibilities:
@@ -222,7 +246,8 @@ def catalogue(
     def human() -> None:
         table = Table("framework", "id", "key question", "quality statement")
         for r in rows:
-            table.add_row(r["framework_id"], r["id"], r["key_question"], r["title"])
+            table.add_row(*(escape(r[k]) for k in ("framework_id", "id", "key_question",
+                                                   "title")))
         out.print(table)
 
     emit(rows, as_json, human)
@@ -316,13 +341,16 @@ def people_add(
 
 
 def _print_summary(s: services.ActionSummary) -> None:
-    out.print(f"[bold]{s.ref}[/bold] · {s.title}", highlight=False)
-    out.print(f"  location: {s.location}   domain: {s.risk_domain}   status: {s.status}")
+    # titles, locations and emails are typed by people: shown as text, never as markup
+    out.print(f"[bold]{s.ref}[/bold] · {escape(s.title)}", highlight=False)
+    out.print(f"  location: {escape(s.location)}   domain: {s.risk_domain}   "
+              f"status: {s.status}")
     out.print(f"  risk: [bold]{s.risk.level}[/bold] (score {s.risk.score})   "
               f"review: {s.review_cadence}")
     for reason in s.risk.reasons:
         out.print(f"    - {reason}", highlight=False, markup=False)
-    out.print(f"  accountable lead: {s.accountable_lead}   senior reviewer: {s.senior_reviewer}")
+    out.print(f"  accountable lead: {escape(s.accountable_lead)}   senior reviewer: "
+              f"{escape(s.senior_reviewer)}")
     out.print(f"  baseline: {s.baseline['value']}% on {s.baseline['as_of']}   target: "
               f"{s.target['direction'].replace('_', ' ')} {s.target['value']}% by "
               f"{s.target['deadline']}")
@@ -403,7 +431,8 @@ def action_list(
     def human() -> None:
         table = Table("ref", "title", "location", "risk", "score", "status", "review")
         for s in items:
-            table.add_row(s.ref, s.title, s.location, s.risk.level, str(s.risk.score), s.status,
+            table.add_row(s.ref, escape(s.title), escape(s.location), s.risk.level,
+                          str(s.risk.score), s.status,
                           s.review_cadence)
         out.print(table)
 
@@ -578,8 +607,8 @@ def audit_show(
     def human() -> None:
         table = Table("seq", "at", "actor", "action", "event", "details")
         for e in entries:
-            table.add_row(str(e.seq), e.at.strftime("%d/%m/%Y %H:%M"), e.actor,
-                          e.action_ref or "", e.event, json.dumps(e.details)[:80])
+            table.add_row(str(e.seq), e.at.strftime("%d/%m/%Y %H:%M"), escape(e.actor),
+                          e.action_ref or "", e.event, escape(json.dumps(e.details)[:80]))
         out.print(table)
 
     emit([e.model_dump(mode="json") for e in entries], as_json, human)
@@ -686,7 +715,8 @@ def approvals(as_json: JsonOpt = False) -> None:
         tz = get_settings().tz
         for a in items:
             since = a.since.astimezone(tz).strftime("%d/%m/%Y %H:%M") if a.since else ""
-            table.add_row(a.ref, a.location, a.awaiting, a.from_whom, since, a.url)
+            table.add_row(a.ref, escape(a.location), a.awaiting, escape(a.from_whom), since,
+                          a.url)
         out.print(table)
 
     emit([a.model_dump(mode="json") for a in items], as_json, human)
@@ -731,7 +761,7 @@ def review_run(
 
     def human() -> None:
         for key, value in result.items():
-            out.print(f"{key}: {value}", highlight=False)
+            out.print(f"{key}: {value}", highlight=False, markup=False)
 
     emit(result, as_json, human)
 
@@ -771,7 +801,7 @@ def doctor(as_json: JsonOpt = False) -> None:
     def human() -> None:
         for check in results:
             mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
-            out.print(f"{mark} {check.name}: {check.detail}", highlight=False)
+            out.print(f"{mark} {check.name}: {escape(check.detail)}", highlight=False)
 
     emit([c.model_dump() for c in results], as_json, human)
     if not all(c.ok for c in results):

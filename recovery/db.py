@@ -15,10 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -26,6 +24,9 @@ from sqlmodel import Session, create_engine
 
 import models.tables  # noqa: F401 - registers the tables
 from recovery.settings import get_settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -127,6 +128,10 @@ def with_retry(work: Callable[[], T], *, attempts: int = 5, pause: float = 0.5) 
 
 
 def alembic_config(url: str | None = None) -> Config:
+    # imported here, not at the top: every flow-run process imports this module, and only
+    # `recovery init` (and doctor) need alembic
+    from alembic.config import Config
+
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(ROOT / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url or get_settings().db_url)
@@ -134,4 +139,6 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def upgrade(url: str | None = None) -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(url), "head")

@@ -62,7 +62,7 @@ def form_field(dialog: Any, label: str) -> Any:
     return dialog.locator(".p-label.schema-form-property").filter(has=title)
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(600)
 def test_reviewer_signs_off_in_the_prefect_ui(
     stack: RecoveryStack, browser: Any, tmp_path: Path
 ) -> None:
@@ -98,10 +98,13 @@ def test_reviewer_signs_off_in_the_prefect_ui(
         assert screenshot.stat().st_size > 0
 
         dialog.get_by_role("button", name="Submit").click()
-        dialog.wait_for(state="hidden", timeout=30_000)
-    except Exception:
+        # the UI closes the dialog once the server accepted the resume
+        dialog.wait_for(state="hidden", timeout=120_000)
+    except Exception as exc:
         page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
-        raise
+        shown = page.get_by_role("dialog").all_inner_texts()
+        raise AssertionError(f"{exc}\nthe dialog shows: {shown}\n"
+                             f"screenshot: {tmp_path / 'failure.png'}") from exc
     finally:
         page.close()
 

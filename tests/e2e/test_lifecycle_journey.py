@@ -30,7 +30,7 @@ LEAD = "sg.lead@rose.example"
 REVIEWER = "ni@harbourcare.example"
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_journey_open_to_routine_monitoring(stack: RecoveryStack) -> None:
     # open: the action is rated, recorded, and its lifecycle run starts
     opened = stack.cli_json("action", "open", SEED[REF], "--by", "rm@rose.example")
@@ -140,7 +140,7 @@ def test_journey_open_to_routine_monitoring(stack: RecoveryStack) -> None:
     assert stack.cli_json("audit", "verify")["ok"] is True
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(600)
 def test_rejected_plan_is_revised_and_asked_again(stack: RecoveryStack, tmp_path: Path) -> None:
     ref, lead, reviewer = "QUAY-MED-001", "meds.lead@quay.example", "rm@quay.example"
     stack.cli_json("action", "open", SEED[ref], "--by", "rm@quay.example")

@@ -217,10 +217,11 @@ def test_evidence_added_while_the_gate_evaluates(app: App, tmp_path: Path) -> No
                 session, ref, pause_key="closure-request-1-1", requested_by=lead_of(site),
                 summary="Every concern reviewed the same day for four weeks")
     items = _evidence_items(site, 24)
+    done = str(tmp_path / "writer-done")
     seen = _spawn(app.env,
-                  (workers.add_evidence, "writer", ref, items, TODAY),
-                  (workers.evaluate_gate, "gate-1", ref, TODAY, 60),
-                  (workers.evaluate_gate, "gate-2", ref, TODAY, 60),
+                  (workers.add_evidence, "writer", ref, items, TODAY, done),
+                  (workers.evaluate_gate, "gate-1", ref, TODAY, done),
+                  (workers.evaluate_gate, "gate-2", ref, TODAY, done),
                   (workers.closure_gate, "closure-gate", ref, 0.2))
 
     with app.inprocess():
@@ -239,6 +240,9 @@ def test_evidence_added_while_the_gate_evaluates(app: App, tmp_path: Path) -> No
                 verdict = services.gate_verdict(session, ref, as_of=TODAY)
             possible.add((verdict.passed, tuple(verdict.reasons)))
         with db.unit_of_work() as session:
+            verdict = services.gate_verdict(session, ref, as_of=TODAY)
+            final_verdict = (verdict.passed, tuple(verdict.reasons))
+        with db.unit_of_work() as session:
             request = signoffs.latest_closure_request(session, action.id or 0)
             assert request is not None
             stored = (bool(request.gate_passed), tuple(request.gate_reasons))
@@ -249,7 +253,9 @@ def test_evidence_added_while_the_gate_evaluates(app: App, tmp_path: Path) -> No
     observed = seen["gate-1"] + seen["gate-2"]
     torn = [v for v in observed if tuple(v) not in possible]
     assert not torn, torn[:3]
-    assert len({tuple(v) for v in observed}) >= 2  # the evaluations overlapped the writes
+    # the evaluations overlapped the writes: they saw the evidence grow, to all of it
+    assert len({tuple(v) for v in observed}) >= 2
+    assert tuple(seen["gate-1"][-1]) == tuple(seen["gate-2"][-1]) == final_verdict
     assert tuple(seen["closure-gate"]) == stored and stored in possible
     assert status == ("awaiting_closure_signoff" if stored[0] else "in_recovery")
     assert app.scalar("SELECT COUNT(*) FROM audit_log WHERE event = 'evidence.added' "

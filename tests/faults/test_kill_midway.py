@@ -83,6 +83,38 @@ def _wait_running(client: Any, run_id: str, timeout: float = 240) -> None:
                message=f"run {run_id} Running")
 
 
+def _still_beating_is_left_alone(app: App, client: Any, run_id: str) -> None:
+    """Wait for a heartbeat well after the run started (they come every 30 s here), then
+    reconcile with a threshold the run's Running state is older than but its last
+    heartbeat is not: the run must stay Running, untouched."""
+    from prefect.events.filters import (
+        EventFilter,
+        EventNameFilter,
+        EventOccurredFilter,
+        EventResourceFilter,
+    )
+
+    from recovery.reconcile import reconcile
+
+    since = _state(client, run_id).timestamp
+    assert _state(client, run_id).is_running()
+
+    def late_beat() -> Any:
+        page = client.read_events(filter=EventFilter(
+            occurred=EventOccurredFilter(since=since + timedelta(seconds=10)),
+            event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+            resource=EventResourceFilter(id=[f"prefect.flow-run.{run_id}"])), limit=1)
+        return page.events[0] if page.events else None
+
+    beat = wait_until(late_beat, timeout=120, interval=1, message="a second heartbeat")
+    now = datetime.now(UTC)
+    threshold = ((now - since) + (now - beat.occurred)).total_seconds() / 2
+    assert (now - beat.occurred).total_seconds() < threshold < (now - since).total_seconds()
+    with app.inprocess():
+        assert reconcile(threshold) == []
+    assert _state(client, run_id).is_running()
+
+
 def _state_names(client: Any, run_id: str) -> list[str]:
     return [s.name for s in client.read_flow_run_states(UUID(run_id))]
 
@@ -123,6 +155,9 @@ def test_serve_killed_in_lifecycle_stages(lifecycle_app: App, tmp_path: Path) ->
         assert tarpit.accepted.wait(300), app.diagnostics()
         assert app.scalar("SELECT COUNT(*) FROM signoff_request") == 1
         assert app.scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL") == 1
+        # a run that is slow but alive keeps sending heartbeats: never taken for lost
+        with server.settings(), prefect_client(server) as client:
+            _still_beating_is_left_alone(app, client, run_id)
         assert app.serve is not None
         app.serve.kill()
     finally:

@@ -33,10 +33,16 @@ def _run(env: Mapping[str, str], barrier: Any, results: Any, name: str,
 
 
 def add_evidence(env: Mapping[str, str], barrier: Any, results: Any, name: str, ref: str,
-                 items: list[dict[str, Any]], today: date) -> None:
-    """Record the items one after another, each in its own unit of work."""
+                 items: list[dict[str, Any]], today: date, done: str) -> None:
+    """Record the items one after another, each in its own unit of work, at the pace of
+    people entering them (a few hundredths of a second apart: on SQLite a writer that
+    takes the lock back at once would keep every reader waiting until it is done); then
+    create the file `done`."""
 
     def work() -> list[int]:
+        import time
+        from pathlib import Path
+
         from recovery import db, services
 
         ids = []
@@ -44,20 +50,27 @@ def add_evidence(env: Mapping[str, str], barrier: Any, results: Any, name: str, 
             with db.unit_of_work() as session:
                 row = services.add_evidence(session, ref, today=today, **item)
                 ids.append(int(row.id or 0))
+            time.sleep(0.03)
+        Path(done).touch()
         return ids
 
     _run(env, barrier, results, name, work)
 
 
 def evaluate_gate(env: Mapping[str, str], barrier: Any, results: Any, name: str, ref: str,
-                  as_of: date, times: int) -> None:
-    """Evaluate the triangulation gate `times` times; every verdict seen."""
+                  as_of: date, done: str) -> None:
+    """Evaluate the triangulation gate again and again until the file `done` exists (the
+    writer has finished), then once more; every verdict seen."""
 
     def work() -> list[tuple[bool, tuple[str, ...]]]:
+        from pathlib import Path
+
         from recovery import db, services
 
         seen = []
-        for _ in range(times):
+        finished = False
+        while not finished and len(seen) < 5000:
+            finished = Path(done).exists()
             with db.unit_of_work() as session:
                 verdict = services.gate_verdict(session, ref, as_of=as_of)
             seen.append((verdict.passed, tuple(verdict.reasons)))

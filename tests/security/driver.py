@@ -94,8 +94,9 @@ class Driver:
     day: date = field(default_factory=lambda: get_settings().today())
     #: closure request attempt -> the gate verdict computed independently when evaluated
     gate_seen: dict[int, bool] = field(default_factory=dict)
-    #: closure sign-off attempts answered by the named reviewer, right code, approve
-    legit_closures: set[int] = field(default_factory=set)
+    #: (kind, attempt, decision) of every answer that may be applied: the named reviewer
+    #: (however typed), the request's own code, a rationale of 20 characters or more
+    legit: set[tuple[str, int, str]] = field(default_factory=set)
     log: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------ time
@@ -157,9 +158,8 @@ class Driver:
         submission = Submission(reviewer_email=SIGNERS[signer],
                                 code=code if right_code else other_code(code),
                                 decision=decision, rationale=rationale)
-        if (kind == SignoffKind.CLOSURE and signer.startswith("reviewer") and right_code
-                and decision == "approve" and len(rationale.strip()) >= 20):
-            self.legit_closures.add(attempt)
+        if signer.startswith("reviewer") and right_code and len(rationale.strip()) >= 20:
+            self.legit.add((kind.value, attempt, decision))
         with db.unit_of_work() as session:
             outcome = signoffs.apply_signoff(session, self.ref, kind, pause_key=pause_key,
                                              submission=submission, now=self.now())
@@ -227,6 +227,9 @@ def check_closure_invariants(driver: Driver) -> None:
         for decision in decisions:
             assert normalise_email(decision.reviewer_email) == reviewer, decision
             assert normalise_email(decision.reviewer_email) != lead, decision
+            # only an answer from the named reviewer with that request's code decides
+            assert (decision.kind, decision.attempt, decision.decision) in driver.legit, (
+                decision, driver.log)
         status = Status(row.status)
         if status in (Status.AWAITING_CLOSURE_SIGNOFF, Status.ROUTINE_MONITORING):
             request = signoffs.latest_closure_request(session, row.id)
@@ -240,7 +243,7 @@ def check_closure_invariants(driver: Driver) -> None:
                          if d.kind == SignoffKind.CLOSURE.value and d.decision == "approve"]
             assert approvals, "routine monitoring without a closure approval"
             last = approvals[-1]
-            assert last.attempt in driver.legit_closures, (last.attempt, driver.log)
+            assert (last.kind, last.attempt, "approve") in driver.legit, driver.log
             events = [(a.seq, a.event) for a in session.exec(
                 select(AuditRow).where(AuditRow.action_ref == driver.ref)
                 .order_by(col(AuditRow.seq)))]

@@ -80,6 +80,11 @@ everything = st.one_of(
     ops("signoff", st.sampled_from([SignoffKind.PLAN, SignoffKind.CLOSURE]), signers,
         st.booleans(), st.sampled_from(["approve", "approve", "reject"]), rationales),
 )
+#: Someone else answers the form with the request's own (right) code, at the very moment
+#: it is live: the named reviewer's email is the only thing that should stop it.
+impostors = st.tuples(
+    st.sampled_from([s for s in SIGNERS if not s.startswith("reviewer")]),
+    st.sampled_from(["approve", "reject"]))
 #: The lifecycle's usual order, to be shuffled into and interleaved with anything else.
 happy = [Op("submit"), Op("signoff", (SignoffKind.PLAN, "reviewer", True, "approve",
                                        GOOD_RATIONALE)),
@@ -101,6 +106,9 @@ def sequences(draw: st.DrawFn) -> list[Op]:
     out: list[Op] = []
     for step in happy:
         out += draw(st.lists(everything, max_size=2))
+        if step.name == "signoff" and draw(st.booleans()):
+            signer, decision = draw(impostors)
+            out.append(Op("signoff", (step.args[0], signer, True, decision, GOOD_RATIONALE)))
         if draw(st.integers(0, 11)) > 0:
             out.append(step)
     return out

@@ -141,7 +141,8 @@ def test_a_wait_for_the_leads_closure_request_is_not_a_signoff(
     latest = max(runs, key=lambda r: r.created)
     with stack.client() as client:
         logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[latest.id])))
-    assert any("waits for closure-request-1, not for a sign-off" in log.message
+    assert any("waits for the lead's closure request (closure-request-1-1), not for a "
+               "sign-off" in log.message
                for log in logs), [log.message for log in logs]
     # ... but the lead's own wait is not a sign-off: nobody is chased
     assert len(stack.mails(to=NI, subject="waiting")) == 1
