@@ -79,8 +79,8 @@ class Clock:
         wall = time.perf_counter() - self.t0
         own = _own_cpu() - self.c0
         server = _backend_cpu(self.pid) - self.b0
-        return {"wall_s": round(wall, 3), "cpu_s": round(own + server, 3),
-                "client_cpu_s": round(own, 3), "server_cpu_s": round(server, 3)}
+        return {"wall_s": round(wall, 6), "cpu_s": round(own + server, 6),
+                "client_cpu_s": round(own, 6), "server_cpu_s": round(server, 6)}
 
 
 def _in(values: tuple[str, ...]) -> str:

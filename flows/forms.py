@@ -23,7 +23,8 @@ class SignoffForm(RunInput):
     )
     decision: Literal["approve", "reject"] = Field(title="Decision")
     rationale: str = Field(
-        title="Rationale", description="Why you decided this (at least 20 characters).",
+        title="Rationale", description="Why you decided this (at least 20 characters). Stored in "
+        "Prefect: describe the action in service terms, never a person's name or details.",
         min_length=20, max_length=4000,
     )
 
@@ -34,7 +35,8 @@ class ClosureRequestForm(RunInput):
         max_length=254,
     )
     summary: str = Field(
-        title="Summary", description="What has improved and where the evidence is "
+        title="Summary", description="What has improved and where the evidence is (stored in "
+        "Prefect: service terms only, never a person's name or details) "
         "(at least 20 characters).", min_length=20, max_length=4000,
     )
 

@@ -86,20 +86,46 @@ def open_action(plan: OpenActionForm, opened_by: str = "prefect-ui") -> dict[str
     return result
 
 
+class RecordBook(StrEnum):
+    """Where evidence lives, by kind of record: the Prefect form never takes free text
+    that could name a person who uses the service."""
+
+    CARE_RECORD = "Care record"
+    SAFEGUARDING_LOG = "Safeguarding log"
+    MEDICATION_RECORD = "Medication administration record"
+    DISCREPANCY_LOG = "Discrepancy log"
+    AUDIT_TEMPLATE = "Audit template"
+    COMPETENCY_OBSERVATION = "Competency observation file"
+    HANDOVER_NOTE = "Handover governance note"
+    DAILY_MANAGEMENT_LOG = "Daily management log"
+    ROTA = "Rota planning notes"
+    FEEDBACK_SUMMARY = "Quality feedback summary"
+    INCIDENT_LOG = "Incident log"
+    GOVERNANCE_MINUTES = "Governance minutes"
+
+
 @flow(name="record-evidence", persist_result=False)
 def record_evidence(
     action_ref: str,
     source: EvidenceSource,
     observed_on: date,
-    reference: str,
+    record_book: RecordBook,
+    entry: str,
     recorded_by: str,
     value: float | None = None,
     sample_size: int | None = None,
 ) -> dict[str, Any]:
-    """Record one evidence item against an action (a reference to where the record lives,
-    never a copy of a person's record)."""
+    """Record one evidence item against an action. Where it lives is a kind of record and
+    an entry or page number (digits, dots, slashes, dashes), never a person's details."""
+    import re
+
+    from models.errors import InvalidInput
+
+    if not re.fullmatch(r"[0-9][0-9./ -]{0,19}", entry.strip()):
+        raise InvalidInput("entry", "an entry or page number: digits, dots, slashes and "
+                                    "dashes only (never a name)")
     return record_evidence_task(
         action_ref=action_ref, source=source.value, observed_on=observed_on,
-        reference=reference, recorded_by=recorded_by, value=value, sample_size=sample_size,
-        today=get_settings().today(),
+        reference=f"{record_book.value}, entry {entry.strip()}", recorded_by=recorded_by,
+        value=value, sample_size=sample_size, today=get_settings().today(),
     )
