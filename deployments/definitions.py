@@ -103,8 +103,8 @@ def all_deployments() -> list[Any]:
             description=(
                 "Record one evidence item against an action: its source (care records, audits, "
                 "feedback, staff practice...), the measured percentage and sample size, the date "
-                "observed, and where it lives as a kind of record and an entry or page number (no free "
-                "text, so no person's details reach Prefect)."
+                "observed, and where it lives as a kind of record and an entry or page number "
+                "(no free text, so no person's details reach Prefect)."
             ),
             tags=["recovery", "operations"],
         ),

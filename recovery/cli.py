@@ -793,7 +793,8 @@ def action_control_change(
 
 @app.command()
 def doctor(as_json: JsonOpt = False) -> None:
-    """Check the database, the Prefect server, the served deployments and SMTP."""
+    """Check the database, the Prefect server, the served deployments, SMTP and the
+    automations."""
     from recovery.doctor import run_checks
 
     results = run_checks()
@@ -806,6 +807,56 @@ def doctor(as_json: JsonOpt = False) -> None:
     emit([c.model_dump() for c in results], as_json, human)
     if not all(c.ok for c in results):
         raise typer.Exit(1)
+
+
+automations_app = typer.Typer(no_args_is_help=True,
+                              help="Prefect automations that make waiting visible.")
+smtp_app = typer.Typer(no_args_is_help=True, help="SMTP settings kept in Prefect.")
+app.add_typer(automations_app, name="automations")
+app.add_typer(smtp_app, name="smtp")
+
+
+@automations_app.command("apply")
+def automations_apply(
+    signoff_wait_hours: Annotated[float | None, typer.Option(
+        "--signoff-wait-hours",
+        help="Hours a plan or closure sign-off may wait before the nominated individual is "
+             "emailed (default RECOVERY_SIGNOFF_WAIT_HOURS, else 48).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create or update, by name, the waiting-time automations on the Prefect server (safe
+    to repeat: an unchanged automation is left alone)."""
+    from datetime import timedelta
+
+    from recovery.automations import apply_automations
+
+    wait = timedelta(hours=signoff_wait_hours) if signoff_wait_hours is not None else None
+    lines = run(lambda: apply_automations(wait), as_json)
+
+    def human() -> None:
+        for line in lines:
+            out.print(line, highlight=False)
+
+    emit(lines, as_json, human)
+
+
+@smtp_app.command("set-secret")
+def smtp_set_secret(
+    name: Annotated[str, typer.Argument(help="Block name: lowercase letters, digits, dashes.")],
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from standard input.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Store the SMTP password in a Prefect Secret block; then set
+    RECOVERY_SMTP_SECRET_BLOCK=NAME wherever email is sent."""
+    from recovery.automations import save_smtp_secret
+
+    password = (sys.stdin.readline().rstrip("\n") if password_stdin
+                else typer.prompt("SMTP password", hide_input=True, confirmation_prompt=True))
+    saved = run(lambda: save_smtp_secret(name, password), as_json)
+    emit({"block": saved, "setting": f"RECOVERY_SMTP_SECRET_BLOCK={saved}"}, as_json,
+         lambda: out.print(f"saved Secret block '{saved}'; set "
+                           f"RECOVERY_SMTP_SECRET_BLOCK={saved}", highlight=False))
 
 
 @app.command()

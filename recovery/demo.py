@@ -561,6 +561,10 @@ class Demo:
 
             mail.flush()  # anything a previous demo queued while no sink was listening
             start_runs(opened)
+        with _step("Waiting-time automations"):
+            from recovery.automations import apply_automations
+
+            apply_automations()
         for item in opened:
             what = ("opened" if item.new else "already open") + (
                 ", run started" if item.started else "")
