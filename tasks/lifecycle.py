@@ -7,8 +7,10 @@ from the top after every resume: a re-run finds the work done and changes nothin
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
 from models.lifecycle import Status
@@ -168,7 +170,25 @@ def closure_request_wait(action_ref: str) -> dict[str, str]:
     with db.unit_of_work() as session:
         wait = signoffs.closure_wait(session, action_ref)
         description = action_brief(session, action_ref, wait=wait)
+        progress, wording = _progress(session, action_ref)
+    create_progress_artifact(
+        progress=progress, key=_artifact_key("progress", action_ref),
+        description=f"{action_ref}: {wording}")
     return {"pause_key": wait.pause_key, "description": description}
+
+
+def _progress(session: Any, action_ref: str) -> tuple[float, str]:
+    """How far the latest review's measure has come from the baseline toward the target."""
+    row = repo.get_action(session, action_ref)
+    reviews = repo.reviews_of(session, row.id or 0)
+    measured = next((r.measured_value for r in reversed(reviews)
+                     if r.measured_value is not None), None)
+    span = row.target_value - row.baseline_value
+    if measured is None or span == 0:
+        return 0.0, f"no measured review yet; baseline {row.baseline_value:g}%"
+    share = max(0.0, min(100.0, (measured - row.baseline_value) / span * 100))
+    return share, (f"{measured:g}% at the last review, from a baseline of "
+                   f"{row.baseline_value:g}% toward {row.target_value:g}%")
 
 
 @task(name="record-closure-request", **DB_TASK)
