@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -30,14 +31,31 @@ LEAD = "sg.lead@rose.example"
 REVIEWER = "ni@harbourcare.example"
 
 
+QUAY = "QUAY-MED-001"
+
+
+@pytest.fixture(scope="module")
+def opened(stack: RecoveryStack) -> dict[str, dict[str, Any]]:
+    """Both seed examples opened at once (`recovery action open`), so the second one's run
+    reaches its first wait while the first journey goes on."""
+    results = stack.cli_parallel(
+        *[["action", "open", SEED[ref], "--by", by, "--json"]
+          for ref, by in ((REF, "rm@rose.example"), (QUAY, "rm@quay.example"))])
+    for result in results:
+        assert result.exit_code == 0, f"{result}\n{stack.diagnostics()}"
+    return {r.json()["ref"]: r.json() for r in results}
+
+
 @pytest.mark.timeout(900)
-def test_journey_open_to_routine_monitoring(stack: RecoveryStack) -> None:
+def test_journey_open_to_routine_monitoring(
+    stack: RecoveryStack, opened: dict[str, dict[str, Any]]
+) -> None:
     # open: the action is rated, recorded, and its lifecycle run starts
-    opened = stack.cli_json("action", "open", SEED[REF], "--by", "rm@rose.example")
-    assert opened["ref"] == REF
-    assert opened["risk"]["level"] == "high"
-    assert opened["flow_run_id"]
-    assert "flow" not in opened, opened.get("flow")
+    action = opened[REF]
+    assert action["risk"]["level"] == "high"
+    assert action["status"] in ("draft", "awaiting_plan_signoff")
+    assert action["flow_run_id"]
+    assert "flow" not in action, action.get("flow")  # no "could not start the run" note
 
     # plan sign-off: the named senior reviewer gets one code by email
     stack.wait_for_wait(REF, "plan-signoff-1-")
@@ -101,7 +119,7 @@ def test_journey_open_to_routine_monitoring(stack: RecoveryStack) -> None:
     stack.wait_for_wait(REF, "closure-signoff-1-")
     assert stack.status(REF) == "awaiting_closure_signoff"
     closure_code = stack.signoff_code(REF, "closure")
-    assert len(stack.mails(subject=": your ")) == 2  # one plan and one closure request
+    assert len(stack.mails(subject=f"{REF}: your ")) == 2  # one plan, one closure request
     gates = [t for t in stack.task_runs(REF) if t.name.startswith("triangulation-gate")]
     assert sorted(t.state.type.value for t in gates) == ["COMPLETED", "FAILED"]
     latest = max(stack.artifacts("gate-rose-sg-001"), key=lambda a: a.created)
@@ -141,9 +159,11 @@ def test_journey_open_to_routine_monitoring(stack: RecoveryStack) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_rejected_plan_is_revised_and_asked_again(stack: RecoveryStack, tmp_path: Path) -> None:
-    ref, lead, reviewer = "QUAY-MED-001", "meds.lead@quay.example", "rm@quay.example"
-    stack.cli_json("action", "open", SEED[ref], "--by", "rm@quay.example")
+def test_rejected_plan_is_revised_and_asked_again(
+    stack: RecoveryStack, opened: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    ref, lead, reviewer = QUAY, "meds.lead@quay.example", "rm@quay.example"
+    assert opened[ref]["flow_run_id"]
     stack.wait_for_wait(ref, "plan-signoff-1-")
     first = stack.signoff_code(ref, "plan")
 

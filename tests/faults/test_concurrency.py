@@ -314,3 +314,31 @@ def test_four_signoff_answers_at_once(app: App, tmp_path: Path) -> None:
             verified = audit_log.verify(session)
         db.get_engine().dispose()
     assert verified.ok, verified
+
+
+# --------------------------------------------------------------------------- the outbox
+
+
+@pytest.mark.timeout(300)
+def test_two_mail_flushes_at_once(app: App) -> None:
+    """Every lifecycle stage and cycle flushes the outbox; two at once (two workers, a
+    cycle and a stage) send each email once."""
+    from models.tables import OutboxRow, utcnow
+    from recovery import db
+
+    assert app.sink is not None
+    app.sink.clear()
+    with app.inprocess():
+        with db.unit_of_work() as session:
+            session.add_all([OutboxRow(
+                dedupe_key=f"concurrency-test:{n}", recipients=[reviewer_of(1)],
+                subject=f"Outbox test {n}", text_body=f"Message {n}",
+                html_body=f"<p>Message {n}</p>", next_attempt_at=utcnow())
+                for n in range(30)])
+        db.get_engine().dispose()
+    results = _spawn(app.env, *[(workers.flush_mail, f"flush-{n}") for n in range(3)])
+    assert sum(r["sent"] for r in results.values()) == 30, results
+    assert all(r["failed"] == 0 for r in results.values()), results
+    keys = app.mail_keys()
+    assert sorted(keys) == sorted(f"concurrency-test:{n}" for n in range(30)), keys
+    assert app.scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL") == 0

@@ -3,9 +3,13 @@ actions wait on plan sign-off: afterwards every one resumes correctly.
 
 The 50 actions are opened from a generated people file and 50 plan files through the
 services and `recovery.prefect_api.start_lifecycle` in this process (50 CLI processes would
-each import Prefect); their lifecycle runs are executed by `recovery serve`, which keeps
-running through the outage. Sign-off: 47 reviewers answer through Prefect's own
-`resume_flow_run` with the code from their email, 3 through `recovery signoff`.
+each import Prefect); their lifecycle runs are executed by the deployments of `recovery
+serve` (at most SERVE_LIMIT at once: tests/faults/serve_limited.py), which keeps running
+through the outage. Sign-off: 47 reviewers answer through Prefect's own `resume_flow_run`
+with the code from their email, 3 through `recovery signoff`.
+
+100 flow-run processes in all (each run starts once, and once more after its resume),
+about 4.5 s of CPU each here: the slowest test of the suite.
 """
 
 from __future__ import annotations
@@ -24,14 +28,12 @@ from tests.faults.helpers import (
     App,
     new_sqlite_app,
     open_actions,
-    people_file,
     prefect_client,
     read_runs,
     reviewer_of,
     signoff_codes,
     wait_all_paused,
     write_plans,
-    write_yaml,
 )
 from tests.support.prefect_server import PrefectServer, free_port, start_prefect_server
 
@@ -99,8 +101,8 @@ def test_fifty_waits_survive_a_server_restart(
     from recovery import audit_log, db, prefect_api
 
     prefect, app = stack
-    # the generated people file is the template's; written out as a file for the record
-    write_yaml(tmp_path / "people.yaml", people_file(SITES))
+    # the provider is the generated people file of tests/faults/conftest.py (the template
+    # database); the 50 plans are written out and parsed as `recovery action open` does
     plans = write_plans(tmp_path / "plans", ACTIONS, SITES)
 
     with app.inprocess():

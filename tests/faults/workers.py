@@ -111,3 +111,14 @@ def apply_signoff(env: Mapping[str, str], barrier: Any, results: Any, name: str,
         return outcome.model_dump()
 
     _run(env, barrier, results, name, work)
+
+
+def flush_mail(env: Mapping[str, str], barrier: Any, results: Any, name: str) -> None:
+    """`recovery mail flush`, as the cycles and every lifecycle stage call it."""
+
+    def work() -> dict[str, int]:
+        from recovery import mail
+
+        return mail.flush()
+
+    _run(env, barrier, results, name, work)
