@@ -50,9 +50,9 @@ def check_server() -> None:
     PREFECT_API_AUTH_STRING is reported here, not as a 401 in the middle of a command."""
     url = api_url().rstrip("/")
     try:
-        response = httpx.get(f"{url}/health", timeout=3)
+        response = httpx.get(f"{url}/health", timeout=15)  # a busy server is not a down one
         response.raise_for_status()
-        response = httpx.get(f"{url}/admin/version", headers=auth_headers(), timeout=3)
+        response = httpx.get(f"{url}/admin/version", headers=auth_headers(), timeout=15)
         if response.status_code == 401:
             raise ConnectionError(
                 f"{url}: 401 Unauthorized: the server has API auth on; set "
