@@ -1,4 +1,4 @@
-"""One measurement in its own process, so peak RSS (ru_maxrss) belongs to it alone.
+"""One measurement in its own process, so peak RSS (VmHWM) belongs to it alone.
 
     python -m benchmarks.child TASK URL AS_OF [--commit] [--pack=high|none|skip]
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import resource
 import statistics
 import sys
 import time
@@ -33,14 +32,20 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    """This process's peak RSS (VmHWM). Not ru_maxrss: on Linux that starts from the
+    parent's peak at fork, so a child of a big process would report the parent's size."""
+    return _status_mb("VmHWM:")
+
+
+def _status_mb(key: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
 
 
 def current_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+    return _status_mb("VmRSS:")
 
 
 def _own_cpu() -> float:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import resource
 import shutil
 import statistics
 import subprocess
@@ -31,6 +30,8 @@ from datetime import date
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from benchmarks.child import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 DATES = ("2027-02-01", "2027-02-02", "2027-02-08", "2027-03-01")
@@ -114,7 +115,7 @@ def _child(argv: list[str]) -> None:
                 out["n"] = len(snapshot.lines)
             out.update(wall_s=time.perf_counter() - t0, cpu_s=time.process_time() - c0)
             session.rollback()
-        out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out["rss_mb"] = peak_rss_mb()
     print(json.dumps(out))
 
 

@@ -59,7 +59,7 @@ def queue_weekly_emails(session: Session, snapshot: GovernanceSnapshot) -> int:
             continue
         mail.enqueue(
             session, dedupe_key=f"weekly:{snapshot.as_of.isoformat()}:{loc.code}",
-            to=managers, template="weekly_location",
+            to=managers, template="weekly_summary",
             context={**base, "location": name, "lines": lines,
                      "weaknesses": [(a.ref, w) for a in lines for w in a.weaknesses]},
         )
@@ -68,7 +68,7 @@ def queue_weekly_emails(session: Session, snapshot: GovernanceSnapshot) -> int:
     if nominated:
         mail.enqueue(
             session, dedupe_key=f"weekly:{snapshot.as_of.isoformat()}:provider",
-            to=nominated, template="weekly_provider",
+            to=nominated, template="weekly_summary",
             context={**base, "location": None, "lines": snapshot.high,
                      "weaknesses": snapshot.weaknesses},
         )
