@@ -15,12 +15,13 @@ moment of the resume call:
 Sign-offs are measured one at a time (no run competes with another). Prints each sample
 and p50/p95. Usage::
 
-    .venv/bin/python -m benchmarks.signoff_latency [--runs 5] [--poll 1]
+    .venv/bin/python -m benchmarks.signoff_latency [--runs 5] [--poll 1] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="sign-offs to measure")
     parser.add_argument("--poll", type=float, default=1.0,
                         help="PREFECT_RUNNER_POLL_FREQUENCY of the serve process (seconds)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the working directory (logs, database, mail)")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="signoff-latency-"))
@@ -138,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stack.stop()
         server.stop(remove_home=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
 
     print(f"\nsign-off -> next stage, {len(samples)} sign-offs "
           f"(PREFECT_RUNNER_POLL_FREQUENCY={args.poll:g}):")

@@ -682,6 +682,27 @@ def signoff(
     _report_outcome(ref, key, as_json, "sign-off")
 
 
+@app.command("reissue-code")
+def reissue_code(
+    ref: str,
+    by: Annotated[str, typer.Option(help="A registered manager, nominated individual or "
+                                         "provider lead (email).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Unlock a sign-off request locked after wrong codes: the next answer gets a new code."""
+    from recovery import signoffs
+
+    def work() -> dict[str, str]:
+        with db.unit_of_work() as session:
+            signoffs.reissue(session, ref, by=by)
+        return {"ref": repo.normalise_ref(ref), "reissued": "yes"}
+
+    result = run(work, as_json)
+    emit(result, as_json, lambda: out.print(
+        f"{result['ref']}: the locked request is released; a new code is issued with the "
+        "next answer"))
+
+
 @closure_app.command("request")
 def closure_request(
     ref: str,
