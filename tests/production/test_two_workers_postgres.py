@@ -180,7 +180,7 @@ def _submissions(client: Any, since: datetime) -> dict[str, list[str]]:
         page = client.read_events_page(page.next_page)
 
 
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(2400)
 def test_twenty_actions_on_two_workers(production: Production) -> None:
     from prefect.deployments import run_deployment
     from prefect.flow_runs import resume_flow_run
