@@ -160,6 +160,16 @@ def fail(exc: BaseException, as_json: bool) -> NoReturn:
             for reason in reasons:
                 err.print(f"  - {reason}", highlight=False, markup=False)
         raise typer.Exit(3)
+    if isinstance(exc, db.DatabaseBusy):
+        # another writer held the database past the busy timeout and every retry: nothing
+        # was written, and saying so is the whole message
+        if as_json:
+            sys.stderr.write(json.dumps({"error": one_line(str(exc)), "field": "database"})
+                             + "\n")
+        else:
+            err.print(f"[red]error[/red] database: {escape(one_line(str(exc)))}",
+                      highlight=False)
+        raise typer.Exit(1)
     if as_json:
         sys.stderr.write(json.dumps({"error": f"unexpected: {one_line(str(exc))}",
                                      "field": None}) + "\n")
@@ -878,6 +888,23 @@ def smtp_set_secret(
     emit({"block": saved, "setting": f"RECOVERY_SMTP_SECRET_BLOCK={saved}"}, as_json,
          lambda: out.print(f"saved Secret block '{saved}'; set "
                            f"RECOVERY_SMTP_SECRET_BLOCK={saved}", highlight=False))
+
+
+@app.command()
+def reconcile(
+    older_than: Annotated[float, typer.Option(
+        "--older-than", help="Seconds without a heartbeat after which a Running run counts "
+                             "as lost.")] = 600.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run again the lifecycle and review-cycle runs whose process was lost (a serve process
+    or worker killed): each is marked Crashed and scheduled to run from the top."""
+    from recovery.reconcile import reconcile as reconcile_runs
+
+    changed = run(lambda: reconcile_runs(older_than), as_json)
+    emit({"rescheduled": changed}, as_json, lambda: out.print(
+        "\n".join(f"rescheduled {run_id}: {get_settings().run_url(run_id)}"
+                   for run_id in changed) or "no lost runs"))
 
 
 @app.command()
