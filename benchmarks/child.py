@@ -1,6 +1,6 @@
 """One measurement in its own process, so peak RSS (VmHWM) belongs to it alone.
 
-    python -m benchmarks.child TASK URL AS_OF [--commit] [--pack=high|none|skip]
+    python -m benchmarks.child TASK URL AS_OF [--commit] [--pack=auto|all|high|attention|none|skip]
 
 Prints one JSON object on the last line of stdout. Times exclude interpreter start and
 imports (the RSS after imports is reported separately); the CLI figure is timed from
@@ -246,7 +246,7 @@ def weekly(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
                    report_markdown_kb=round(len(md) / 1024, 1))
         session.rollback()
     _stage(stages, "snapshot_json", Clock(), snapshot.model_dump_json)
-    pack_mode = opts.get("pack", "high")
+    pack_mode = opts.get("pack", "auto")
     pack_error = None
     if pack_mode != "skip":
         try:
@@ -264,6 +264,8 @@ def weekly(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
             _stage(stages, "pack_json", Clock(), pack.model_dump_json)
             out["pack_html_mb"] = round(len(html) / 1024 / 1024, 2)
             out["pack_charts"] = pack_mode
+            out["charts_drawn"] = sum(1 for a in pack.actions if a.chart_svg)
+            out["charts_note"] = pack.meta.charts_note
         except Exception as exc:  # noqa: BLE001 - reported, the rest still counts
             pack_error = f"{type(exc).__name__}: {exc}"[:300]
     return {"stages": stages, "peak_rss_mb": peak_rss_mb(), "rss_after_import_mb": rss0,

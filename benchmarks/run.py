@@ -138,13 +138,18 @@ def run_daily(url: str, env: dict[str, str], repeat: int, check: bool) -> dict[s
 def run_weekly(url: str, env: dict[str, str], repeat: int, pack: str) -> dict[str, Any]:
     floors = [child("weekly_floor", url, env) for _ in range(repeat)]
     runs = [child("weekly", url, env, f"--pack={pack}")]
-    if pack == "high":  # the charts dominate; the rest of the pack, measured once more
-        runs.append(child("weekly", url, env, "--pack=none"))
+    extra: dict[str, str] = {}
+    if pack not in ("none", "skip"):  # the pack without charts, measured once more
+        extra["no_charts"] = "none"
+    if pack in ("auto", "attention"):  # and with every high-risk action's chart
+        extra["every_high_chart"] = "high"
     stages: dict[str, Any] = dict(runs[0]["stages"])
-    if len(runs) > 1:
+    for label, mode in extra.items():
+        runs.append(child("weekly", url, env, f"--pack={mode}"))
         for key in ("pack_build", "pack_render_html", "pack", "pack_json"):
-            if key in runs[1]["stages"]:
-                stages[f"{key}_no_charts"] = runs[1]["stages"][key]
+            if key in runs[-1]["stages"]:
+                stages[f"{key}_{label}"] = runs[-1]["stages"][key]
+        stages[f"charts_{label}"] = runs[-1].get("charts_drawn")
     floor = {"wall_s": _median([f["wall_s"] for f in floors]),
              "cpu_s": _median([f["cpu_s"] for f in floors])}
 
@@ -168,6 +173,7 @@ def run_weekly(url: str, env: dict[str, str], repeat: int, pack: str) -> dict[st
                                          (both("pack_json") or {}).get("cpu_s")),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "pack_charts": pack,
         "pack_error": runs[0].get("pack_error"), "pack_html_mb": runs[0].get("pack_html_mb"),
+        "charts_drawn": runs[0].get("charts_drawn"), "charts_note": runs[0].get("charts_note"),
         **{k: runs[0][k] for k in ("actions", "high", "weaknesses", "emails")},
     }
 
@@ -280,8 +286,12 @@ def report(res: dict[str, Any]) -> str:
         f"  governance pack HTML (charts: {w['pack_charts']}) {_fmt(st.get('pack'))} "
         f"[build {_fmt(st.get('pack_build'))}, render {_fmt(st.get('pack_render_html'))} = "
         f"{w['pack_html_vs_pack_json']}x the pack's JSON]; {w.get('pack_html_mb')} MB"
+        + f"; {w.get('charts_drawn')} charts drawn"
         + (f"; without charts {_fmt(st.get('pack_no_charts'))}"
            if st.get("pack_no_charts") else "")
+        + (f"; every high-risk action charted ({st.get('charts_every_high_chart')}) "
+           f"{_fmt(st.get('pack_every_high_chart'))}"
+           if st.get("pack_every_high_chart") else "")
         + (f"; pack error: {w['pack_error']}" if w.get("pack_error") else ""),
         f"  weekly incl. pack {w['weekly_incl_pack']['wall_s']} s wall / "
         f"{w['weekly_incl_pack']['cpu_s']} s cpu = {w['total_ratio_cpu']}x cpu the floor; "
@@ -310,8 +320,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres"], default=None,
                         help="default: sqlite; postgres for huge")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--pack", choices=["high", "none", "skip"], default=None,
-                        help="governance pack charts (default: high; skip for huge)")
+    parser.add_argument("--pack", choices=["auto", "all", "high", "attention", "none", "skip"],
+                        default=None, help="governance pack charts (default: auto, what the "
+                                           "weekly flow draws; skip for huge)")
     parser.add_argument("--signoff-runs", type=int, default=None,
                         help="sign-offs for benchmarks/signoff_latency.py (default 20 for "
                              "large, 0 = skip otherwise)")
@@ -322,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     db = args.db or ("postgres" if args.size == "huge" else "sqlite")
     size = SIZES[args.size]
-    pack = args.pack or ("skip" if args.size == "huge" else "high")
+    pack = args.pack or ("skip" if args.size == "huge" else "auto")
     signoffs = args.signoff_runs if args.signoff_runs is not None else (
         20 if args.size == "large" else 0)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prefect.schedules import Cron
+from prefect.schedules import Cron, Interval
 
 from flows.cycles import daily_review, monthly_assurance, weekly_governance
 from flows.lifecycle import high_risk_action
+from flows.maintenance import reconcile_lost_runs
 from flows.notify import recovery_notify
 from flows.operations import open_action, record_evidence
 
@@ -109,4 +110,15 @@ def all_deployments() -> list[Any]:
             tags=["recovery", "operations"],
         ),
         notify_deployment(),
+        reconcile_lost_runs.to_deployment(
+            name="reconcile-lost-runs",
+            description=(
+                "Every 5 minutes: finds lifecycle and review-cycle runs whose process was "
+                "lost (a machine, `recovery serve` or a worker killed: Running with no "
+                "heartbeat for 10 minutes), marks them Crashed and runs them again. Nothing "
+                "is repeated: every stage checks the database for work already done."
+            ),
+            schedules=[Interval(timedelta(minutes=5))],
+            tags=["recovery", "maintenance"],
+        ),
     ]

@@ -8,6 +8,7 @@ from prefect import flow
 
 from recovery.settings import get_settings
 from tasks import cycles as stage
+from tasks.audit import anchor_audit_chain
 from tasks.notify import flush_outbox
 
 
@@ -31,6 +32,7 @@ def daily_review(as_of: date | None = None) -> dict[str, object]:
     if result.reopened:
         stage.restart_reopened(result.reopened)
     flush_outbox()
+    anchor_audit_chain()
     return result.model_dump(mode="json")
 
 
@@ -47,6 +49,7 @@ def weekly_governance(as_of: date | None = None) -> dict[str, object]:
     day = _day(as_of)
     summary = stage.weekly_summary(day)
     flush_outbox()
+    anchor_audit_chain()
     return summary
 
 
@@ -69,6 +72,7 @@ def monthly_assurance(as_of: date | None = None) -> dict[str, object]:
     for _ in range(20):
         wait = stage.open_assurance(day, str(flow_run.get_id() or ""))
         if wait["completed"]:
+            anchor_audit_chain()
             return {"month": wait["month"], "recorded": True, "actions": wait["refs"]}
         refs = list(wait["refs"])  # type: ignore[call-overload]
         form = assurance_form(refs)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 GENESIS = "0" * 64
 
@@ -26,6 +26,21 @@ class AuditEntry(BaseModel):
     hash: str
 
 
+class AuditAnchor(BaseModel):
+    """The head of the chain (entry number and hash) as it was at some moment, kept outside
+    the application database: a Prefect artifact, an append-only file, a governance email.
+    A chain that no longer holds an anchored entry, or holds it with another hash, was cut
+    or rewritten, which the chain alone cannot show (an attacker who deletes the newest
+    entries, or recomputes every hash, leaves a chain that verifies)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int = Field(ge=1)
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    at: datetime
+    where: str = "given"
+
+
 class ChainVerification(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -33,6 +48,7 @@ class ChainVerification(BaseModel):
     entries: int
     first_bad_seq: int | None = None
     reason: str | None = None
+    anchors_checked: int = 0
 
 
 def entry_hash(
@@ -56,8 +72,16 @@ def entry_hash(
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def verify_chain(entries: Iterable[AuditEntry]) -> ChainVerification:
-    """Recompute every hash in order; the first entry that does not match is reported."""
+def verify_chain(
+    entries: Iterable[AuditEntry], anchors: Iterable[AuditAnchor] = (),
+) -> ChainVerification:
+    """Recompute every hash in order; the first entry that does not match is reported.
+    Then hold the chain against every anchor kept elsewhere: each anchored entry must still
+    be there with the anchored hash."""
+    by_seq: dict[int, list[AuditAnchor]] = {}
+    for anchor in anchors:
+        by_seq.setdefault(anchor.seq, []).append(anchor)
+    checked = 0
     prev = GENESIS
     count = 0
     for expected_seq, entry in enumerate(entries, start=1):
@@ -82,5 +106,26 @@ def verify_chain(entries: Iterable[AuditEntry]) -> ChainVerification:
                 ok=False, entries=count, first_bad_seq=entry.seq,
                 reason=f"entry {entry.seq} was altered after it was written",
             )
+        for anchor in by_seq.get(entry.seq, ()):
+            checked += 1
+            if anchor.hash != entry.hash:
+                return ChainVerification(
+                    ok=False, entries=count, first_bad_seq=entry.seq, anchors_checked=checked,
+                    reason=f"entry {entry.seq} is not the entry anchored on "
+                           f"{_when(anchor)} ({anchor.where}): the chain was rewritten",
+                )
         prev = entry.hash
-    return ChainVerification(ok=True, entries=count)
+    beyond = [a for seq, found in by_seq.items() if seq > count for a in found]
+    if beyond:
+        last = max(beyond, key=lambda a: a.seq)
+        return ChainVerification(
+            ok=False, entries=count, first_bad_seq=count + 1, anchors_checked=checked,
+            reason=f"the chain ends at entry {count} but the anchor of {_when(last)} "
+                   f"({last.where}) holds entry {last.seq}: entries {count + 1} to "
+                   f"{last.seq} or more were deleted",
+        )
+    return ChainVerification(ok=True, entries=count, anchors_checked=checked)
+
+
+def _when(anchor: AuditAnchor) -> str:
+    return anchor.at.strftime("%d/%m/%Y %H:%M")

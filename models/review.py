@@ -3,15 +3,16 @@ triggers a review detects. Pure: the cycle loads rows, this decides."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import date, timedelta
 from enum import StrEnum
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from models.action import ActionPlan, Direction, TriggerKind
+from models.action import ActionPlan, Baseline, Direction, Target, TriggerKind
 from models.cadence import Cadence, next_review_due
-from models.evidence import TRIANGULATION_PILLARS, Evidence, Pillar
+from models.evidence import TRIANGULATION_PILLARS, Evidence, EvidenceSource, Pillar
 
 DEFAULT_FRESHNESS_DAYS = 28
 #: Points below trajectory beyond which an action is off track rather than at risk.
@@ -28,6 +29,9 @@ UNIVERSAL_TRIGGERS: frozenset[TriggerKind] = frozenset(
         TriggerKind.BELOW_TRAJECTORY,
     }
 )
+
+#: Triggers in the order a review reports them.
+_TRIGGER_ORDER: tuple[TriggerKind, ...] = tuple(TriggerKind)
 
 SOURCE_NOUN = {
     "care_records": "care record review",
@@ -96,24 +100,73 @@ class ReviewAssessment(BaseModel):
 
 def trajectory_value(plan: ActionPlan, as_of: date) -> float:
     """Where a straight line from baseline to target says the measure should be today."""
-    start, end = plan.baseline.as_of, plan.target.deadline
+    return _trajectory(plan.baseline, plan.target, as_of)
+
+
+def _trajectory(baseline: Baseline, target: Target, as_of: date) -> float:
+    start, end = baseline.as_of, target.deadline
     if as_of <= start:
-        return plan.baseline.value
+        return baseline.value
     if as_of >= end:
-        return plan.target.value
+        return target.value
     share = (as_of - start).days / (end - start).days
-    return plan.baseline.value + (plan.target.value - plan.baseline.value) * share
+    return baseline.value + (target.value - baseline.value) * share
 
 
-def _sort_key(e: Evidence) -> tuple[date, int]:
+class Observation(Protocol):
+    """What a review reads of an evidence item. `Evidence` is one; the daily cycle passes
+    lighter records of the same fields (it reviews thousands of actions at once)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def source(self) -> EvidenceSource: ...
+    @property
+    def pillar(self) -> Pillar: ...
+    @property
+    def value(self) -> float | None: ...
+    @property
+    def observed_on(self) -> date: ...
+
+
+Obs = TypeVar("Obs", bound=Observation)
+
+
+class Position(NamedTuple, Generic[Obs]):
+    """A pillar's position (the fields of `PillarPosition`, as a plain record)."""
+
+    pillar: Pillar
+    last_observed_on: date | None
+    latest: Obs | None  # latest measured evidence within the freshness window
+    previous: Obs | None  # the measured item before it, any age
+    fresh: bool
+
+
+class Assessment(NamedTuple, Generic[Obs]):
+    """One review's outcome (the fields of `ReviewAssessment`, as a plain record)."""
+
+    as_of: date
+    measured_value: float | None
+    trajectory_value: float
+    target_met: bool
+    days_to_deadline: int
+    pillars: tuple[Position[Obs], ...]
+    triggers_fired: tuple[TriggerKind, ...]
+    rating: Rating
+    reasons: tuple[str, ...]
+
+
+def _sort_key(e: Observation) -> tuple[date, int]:
     return (e.observed_on, e.id or 0)
 
 
-def pillar_positions(
-    evidence: Iterable[Evidence], as_of: date, freshness_days: int = DEFAULT_FRESHNESS_DAYS
-) -> tuple[PillarPosition, ...]:
+def positions(
+    evidence: Iterable[Obs], as_of: date, freshness_days: int = DEFAULT_FRESHNESS_DAYS
+) -> tuple[Position[Obs], ...]:
+    """Per triangulation pillar: when it was last evidenced, its latest measure within the
+    freshness window and the measure before it, and whether it is fresh."""
     cutoff = as_of - timedelta(days=freshness_days)
-    by_pillar: dict[Pillar, list[Evidence]] = {p: [] for p in TRIANGULATION_PILLARS}
+    by_pillar: dict[Pillar, list[Obs]] = {p: [] for p in TRIANGULATION_PILLARS}
     for item in evidence:
         if item.pillar in by_pillar and item.observed_on <= as_of:
             by_pillar[item.pillar].append(item)
@@ -125,7 +178,7 @@ def pillar_positions(
         previous = measured[-2] if len(measured) >= 2 else None
         last_seen = items[-1].observed_on if items else None
         out.append(
-            PillarPosition(
+            Position(
                 pillar=pillar,
                 last_observed_on=last_seen,
                 latest=latest,
@@ -136,7 +189,18 @@ def pillar_positions(
     return tuple(out)
 
 
-def describe(e: Evidence) -> str:
+def pillar_positions(
+    evidence: Iterable[Evidence], as_of: date, freshness_days: int = DEFAULT_FRESHNESS_DAYS
+) -> tuple[PillarPosition, ...]:
+    return tuple(_pillar_position(p) for p in positions(evidence, as_of, freshness_days))
+
+
+def _pillar_position(p: Position[Evidence]) -> PillarPosition:
+    return PillarPosition(pillar=p.pillar, last_observed_on=p.last_observed_on,
+                          latest=p.latest, previous=p.previous, fresh=p.fresh)
+
+
+def describe(e: Observation) -> str:
     return f"{SOURCE_NOUN[e.source.value]} of {e.observed_on.isoformat()} shows {e.value:g}%"
 
 
@@ -152,8 +216,43 @@ def assess_progress(
     reviews_start: date | None = None,
 ) -> ReviewAssessment:
     """One review: progress against target and trajectory, freshness, triggers, rating."""
-    target = plan.target
-    pillars = pillar_positions(evidence, as_of, freshness_days)
+    a = assess(
+        plan.target, plan.baseline, {t.kind for t in plan.triggers}, evidence, as_of=as_of,
+        cadence=cadence, last_review_on=last_review.as_of if last_review else None,
+        previous_below_trajectory=previous_below_trajectory, freshness_days=freshness_days,
+        reviews_start=reviews_start,
+    )
+    return ReviewAssessment(
+        as_of=a.as_of,
+        measured_value=a.measured_value,
+        trajectory_value=a.trajectory_value,
+        target_met=a.target_met,
+        days_to_deadline=a.days_to_deadline,
+        pillars=tuple(_pillar_position(p) for p in a.pillars),
+        triggers_fired=a.triggers_fired,
+        rating=a.rating,
+        reasons=a.reasons,
+    )
+
+
+def assess(
+    target: Target,
+    baseline: Baseline,
+    watched: Collection[TriggerKind],
+    evidence: Iterable[Obs],
+    *,
+    as_of: date,
+    cadence: Cadence,
+    last_review_on: date | None,
+    previous_below_trajectory: bool = False,
+    freshness_days: int = DEFAULT_FRESHNESS_DAYS,
+    reviews_start: date | None = None,
+) -> Assessment[Obs]:
+    """The rules of one review (`assess_progress` is this for a whole plan): progress
+    against target and trajectory, freshness, triggers, rating. `watched` are the trigger
+    kinds the plan names. Plain records in and out, so the daily cycle can assess
+    thousands of actions without building a validated model per action."""
+    pillars = positions(evidence, as_of, freshness_days)
     values = [p.latest.value for p in pillars if p.latest and p.latest.value is not None]
     measured: float | None = None
     if values:
@@ -162,9 +261,9 @@ def assess_progress(
                      for p in pillars) and all(
         p.latest is not None and p.latest.value is not None for p in pillars
     )
-    expected = trajectory_value(plan, as_of)
+    expected = _trajectory(baseline, target, as_of)
     days_left = (target.deadline - as_of).days
-    past_grace = (as_of - plan.baseline.as_of).days > EVIDENCE_GRACE_DAYS
+    past_grace = (as_of - baseline.as_of).days > EVIDENCE_GRACE_DAYS
 
     detected: dict[TriggerKind, str] = {}
     if days_left < 0 and not target_met:
@@ -189,7 +288,7 @@ def assess_progress(
         )
     feedback = next(p for p in pillars if p.pillar == Pillar.FEEDBACK)
     if feedback.latest and feedback.latest.value is not None and (
-        target.better(plan.baseline.value, feedback.latest.value)
+        target.better(baseline.value, feedback.latest.value)
         or target.better(expected, feedback.latest.value)
     ):
         detected[TriggerKind.POOR_FEEDBACK] = describe(feedback.latest) + " (below trajectory)"
@@ -210,11 +309,11 @@ def assess_progress(
         detected[TriggerKind.REPEATED_UNMET_NEED] = (
             "below trajectory at two reviews in a row"
         )
-    if last_review is not None:
-        due = next_review_due(cadence, last_review.as_of, plan.baseline.as_of)
+    if last_review_on is not None:
+        due = next_review_due(cadence, last_review_on, baseline.as_of)
         if due < as_of:
             detected[TriggerKind.DELAYED_REVIEW] = (
-                f"review was due {due.isoformat()}, last held {last_review.as_of.isoformat()}"
+                f"review was due {due.isoformat()}, last held {last_review_on.isoformat()}"
             )
     elif reviews_start is not None:
         # no review yet: the first one was due when reviews started
@@ -224,18 +323,18 @@ def assess_progress(
                 f"first review was due by {first_due.isoformat()} and none was held"
             )
 
-    applicable = UNIVERSAL_TRIGGERS | {t.kind for t in plan.triggers}
-    fired = tuple(kind for kind in TriggerKind if kind in detected and kind in applicable)
+    fired = tuple(kind for kind in _TRIGGER_ORDER if kind in detected
+                  and (kind in UNIVERSAL_TRIGGERS or kind in watched))
     reasons = [detected[k] for k in fired]
 
     declined = [
         p for p in pillars
         if p.latest and p.latest.value is not None
-        and target.better(plan.baseline.value, p.latest.value)
+        and target.better(baseline.value, p.latest.value)
     ]
     for p in declined:
         assert p.latest is not None
-        reasons.append(f"{describe(p.latest)}, worse than the baseline {plan.baseline.value:g}%")
+        reasons.append(f"{describe(p.latest)}, worse than the baseline {baseline.value:g}%")
 
     if TriggerKind.OVERDUE in fired:
         rating = Rating.OVERDUE
@@ -250,7 +349,7 @@ def assess_progress(
         rating = Rating.AT_RISK
     else:
         rating = Rating.ON_TRACK
-    return ReviewAssessment(
+    return Assessment(
         as_of=as_of,
         measured_value=measured,
         trajectory_value=round(expected, 2),

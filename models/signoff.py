@@ -72,6 +72,24 @@ class Submission(BaseModel):
     rationale: str
 
 
+#: How a refusal words a code withdrawn because someone else presented it.
+CODE_WITHDRAWN = "the sign-off code was withdrawn"
+
+
+def code_disclosed(request: SignoffRequestState, submission: Submission) -> bool:
+    """The right code, still live, presented by someone other than the named reviewer it
+    was sent to. Whoever holds it now is not who it was sent to, so it must not stay valid:
+    the request withdraws it and the reviewer gets a new one."""
+    code = submission.code.strip()
+    return (
+        request.used_at is None
+        and not request.locked
+        and normalise_email(submission.reviewer_email) != normalise_email(request.reviewer_email)
+        and len(code) == 6 and code.isdigit()
+        and hmac.compare_digest(hash_code(code, request.code_salt), request.code_hash)
+    )
+
+
 def refusal_reasons(
     request: SignoffRequestState,
     submission: Submission,

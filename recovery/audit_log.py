@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlmodel import Session, col, select
 
-from models.audit import GENESIS, AuditEntry, ChainVerification, entry_hash, verify_chain
+from models.audit import (
+    GENESIS,
+    AuditAnchor,
+    AuditEntry,
+    ChainVerification,
+    entry_hash,
+    verify_chain,
+)
 from models.tables import AuditRow
 from recovery.db import is_postgres
 
@@ -56,6 +65,65 @@ def append(
     return row
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry to append with `append_many` (the arguments of `append`)."""
+
+    actor: str
+    event: str
+    action_ref: str | None
+    details: dict[str, Any]
+    dedupe_key: str | None = None
+
+
+#: Dedupe keys per IN list (far below SQLite's and PostgreSQL's bind-parameter limits).
+_KEY_CHUNK = 2000
+
+
+def append_many(session: Session, entries: Sequence[Entry]) -> list[int]:
+    """Append entries in order, as `append` would one by one, with one lock, one dedupe
+    query per 2,000 keys, one read of the chain head and one bulk INSERT: the chain is
+    the one that appending them one by one writes (each entry hashed onto the one before,
+    an entry whose dedupe key is already in the chain, or earlier in the batch, skipped).
+    Returns each entry's sequence number (for a skipped entry, the first one's)."""
+    if not entries:
+        return []
+    if is_postgres(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
+    keys = list(dict.fromkeys(e.dedupe_key for e in entries if e.dedupe_key is not None))
+    known: dict[str, int] = {}
+    for i in range(0, len(keys), _KEY_CHUNK):
+        known.update(session.execute(
+            select(AuditRow.dedupe_key, AuditRow.seq)
+            .where(col(AuditRow.dedupe_key).in_(keys[i:i + _KEY_CHUNK]))).all())
+    head = session.execute(
+        select(AuditRow.seq, AuditRow.hash).order_by(col(AuditRow.seq).desc()).limit(1)
+    ).first()
+    seq, prev_hash = (0, GENESIS) if head is None else (head[0], head[1])
+    rows: list[dict[str, Any]] = []
+    out: list[int] = []
+    for entry in entries:
+        if entry.dedupe_key is not None and entry.dedupe_key in known:
+            out.append(known[entry.dedupe_key])
+            continue
+        seq += 1
+        at = datetime.now(UTC)
+        details = _jsonable(entry.details)
+        digest = entry_hash(seq=seq, at=at, actor=entry.actor, action_ref=entry.action_ref,
+                            event=entry.event, details=details, prev_hash=prev_hash)
+        rows.append({"seq": seq, "at": at.isoformat(), "actor": entry.actor,
+                     "action_ref": entry.action_ref, "event": entry.event,
+                     "details": details, "prev_hash": prev_hash, "hash": digest,
+                     "dedupe_key": entry.dedupe_key})
+        if entry.dedupe_key is not None:
+            known[entry.dedupe_key] = seq
+        prev_hash = digest
+        out.append(seq)
+    if rows:
+        session.execute(insert(AuditRow), rows)
+    return out
+
+
 def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
     import json
 
@@ -77,6 +145,7 @@ def entries(session: Session, action_ref: str | None = None) -> list[AuditEntry]
     return [to_entry(r) for r in session.exec(query)]
 
 
-def verify(session: Session) -> ChainVerification:
+def verify(session: Session, anchors: Iterable[AuditAnchor] = ()) -> ChainVerification:
+    """The chain, and every anchor of it kept elsewhere (see recovery/anchors.py)."""
     rows = session.exec(select(AuditRow).order_by(col(AuditRow.seq))).yield_per(2000)
-    return verify_chain(to_entry(r) for r in rows)
+    return verify_chain((to_entry(r) for r in rows), anchors)

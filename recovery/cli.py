@@ -6,11 +6,13 @@ rule (every reason listed); 1 unexpected. Every command takes --json.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -30,6 +32,27 @@ from recovery import repository as repo
 from recovery.settings import get_settings
 
 T = TypeVar("T")
+
+
+def lazy_module(name: str) -> ModuleType:
+    """The module `name`, executed at its first attribute access (importlib's LazyLoader).
+    For modules a few commands need and whose imports are heavy (reports: matplotlib,
+    WeasyPrint; spreadsheets: charts): every other command starts without them."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+    return module
+
 
 #: An error line echoes at most this much of what was typed (a 1 MB field stays one line).
 MAX_ERROR_CHARS = 500
@@ -586,19 +609,79 @@ def gate(
 
 
 @audit_app.command("verify")
-def audit_verify(as_json: JsonOpt = False) -> None:
-    """Recompute the hash chain; exit 3 if any entry was altered."""
+def audit_verify(
+    anchor: Annotated[list[str] | None, typer.Option(
+        "--anchor", help="An anchor SEQ:HASH kept elsewhere (e.g. from a weekly email); "
+                         "repeatable.")] = None,
+    prefect: Annotated[bool, typer.Option(
+        help="Also read the audit-anchor artifacts from the Prefect server.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recompute the hash chain and hold it against every anchor kept outside the database
+    (the anchor file, Prefect's audit-anchor artifacts, --anchor); exit 3 if any entry was
+    altered, or entries were deleted."""
+    from recovery import anchors as anchoring
+    from recovery import prefect_api
+
+    sources: list[str] = []
 
     def work() -> Any:
+        known = [anchoring.parse(a) for a in anchor or []]
+        if known:
+            sources.append(f"{len(known)} given")
+        from_file = anchoring.read_file()
+        known += from_file
+        sources.append(f"{len(from_file)} in {anchoring.anchor_file()}")
+        if prefect:
+            try:
+                prefect_api.check_server()
+                from_prefect = anchoring.read_artifacts()
+                known += from_prefect
+                sources.append(f"{len(from_prefect)} Prefect artifacts")
+            except ConnectionError as exc:
+                sources.append(f"Prefect not reachable ({exc}): its anchors not read")
         with db.unit_of_work() as session:
-            return audit_log.verify(session)
+            return audit_log.verify(session, known)
 
     result = run(work, as_json)
-    emit(result.model_dump(), as_json, lambda: out.print(
-        f"audit chain verified: {result.entries} entries" if result.ok
+    emit({**result.model_dump(), "anchor_sources": sources}, as_json, lambda: out.print(
+        (f"audit chain verified: {result.entries} entries, {result.anchors_checked} "
+         f"anchors held ({'; '.join(sources)})") if result.ok
         else f"[red]audit chain broken[/red]: {result.reason}"))
     if not result.ok:
         raise typer.Exit(3)
+
+
+@audit_app.command("anchor")
+def audit_anchor(as_json: JsonOpt = False) -> None:
+    """Copy the chain's head (entry number and hash) to the anchor file and, when the
+    Prefect server answers, to an audit-anchor artifact. Review cycles do this on every
+    run; this is for an anchor now (before a migration, at a governance meeting)."""
+    from recovery import anchors as anchoring
+    from recovery import prefect_api
+
+    where: list[str] = []
+
+    def work() -> Any:
+        with db.unit_of_work() as session:
+            head = anchoring.head(session)
+        if head is None:
+            return None
+        anchoring.record(head)
+        where.append(str(anchoring.anchor_file()))
+        try:
+            prefect_api.check_server()
+            anchoring.publish_artifact(head)
+            where.append("Prefect artifact audit-anchor")
+        except ConnectionError as exc:
+            where.append(f"not in Prefect ({exc})")
+        return head
+
+    head = run(work, as_json)
+    data = None if head is None else {"seq": head.seq, "hash": head.hash, "where": where}
+    emit(data, as_json, lambda: out.print(
+        "the audit chain is empty: nothing to anchor" if head is None
+        else f"audit anchor {head.seq}:{head.hash} ({'; '.join(where)})"))
 
 
 @audit_app.command("show")
@@ -910,16 +993,27 @@ def reconcile(
 @app.command()
 def serve() -> None:
     """Serve every deployment from this process (lifecycle, cycles, UI forms)."""
+    import contextlib
+    import math
     import os
 
     from recovery import prefect_api
 
     prefect_api.api_url()
-    os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY",
-                          str(max(1, int(get_settings().signoff_poll_seconds))))
+    # The runner polls every RECOVERY_RUNNER_POLL_SECONDS (default 1 s): a resumed run
+    # (a sign-off) waits for the next poll. PREFECT_RUNNER_POLL_FREQUENCY counts only when
+    # ours is not set. Prefect's setting is whole seconds, so it gets the interval rounded
+    # up (before Prefect is imported) and the runner the exact interval.
+    settings = get_settings()
+    poll = settings.runner_poll_seconds
+    given = os.environ.get("PREFECT_RUNNER_POLL_FREQUENCY", "")
+    if given and "runner_poll_seconds" not in settings.model_fields_set:
+        with contextlib.suppress(ValueError):
+            poll = max(0.1, float(given))
+    os.environ["PREFECT_RUNNER_POLL_FREQUENCY"] = str(max(1, math.ceil(poll)))
     from deployments.serve import main as serve_main
 
-    serve_main()
+    serve_main(poll_seconds=poll)
 
 
 # Reports, tracker import and export live in recovery/cli_reports.py; imported here, at the

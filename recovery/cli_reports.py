@@ -23,9 +23,23 @@ import_app = typer.Typer(no_args_is_help=True, help="Bring a provider's existing
 export_app = typer.Typer(no_args_is_help=True, help="The risk-rated tracker out to Excel or CSV.")
 
 from models.errors import InvalidInput  # noqa: E402
-from recovery import db, reports, spreadsheets  # noqa: E402
-from recovery.cli import JsonOpt, emit, err, out, parse_day, read_file, run  # noqa: E402
+from recovery import db  # noqa: E402
+from recovery.cli import (  # noqa: E402
+    JsonOpt,
+    emit,
+    err,
+    lazy_module,
+    out,
+    parse_day,
+    read_file,
+    run,
+)
 from recovery.settings import get_settings  # noqa: E402
+
+# Loaded when a report, import or export command first uses them (matplotlib and
+# WeasyPrint behind them), not on every `recovery` start-up.
+reports = lazy_module("recovery.reports")
+spreadsheets = lazy_module("recovery.spreadsheets")
 
 LocationOpt = Annotated[str | None, typer.Option(help="Only this location (name or code).")]
 AsOfOpt = Annotated[str | None, typer.Option("--as-of",
@@ -72,12 +86,13 @@ def _check_out(path: Path) -> None:
 
 
 def _report(kind: str, location: str | None, as_of: str | None, fmt: str | None, out_path: Path,
-            as_json: bool) -> None:
+            as_json: bool, charts: str = "auto") -> None:
     def work() -> reports.ReportResult:
         _check_out(out_path)
         day = parse_day(as_of, "as_of") if as_of else get_settings().today()
         chosen = _format(fmt, out_path, _REPORT_SUFFIXES)
-        return reports.write_report(kind, chosen, out_path, as_of=day, location=location)
+        return reports.write_report(kind, chosen, out_path, as_of=day, location=location,
+                                    charts=charts)
 
     result = run(work, as_json)
     emit(result.model_dump(mode="json"), as_json, lambda: out.print(
@@ -88,28 +103,35 @@ def _report(kind: str, location: str | None, as_of: str | None, fmt: str | None,
 
 FormatOpt = Annotated[str | None, typer.Option("--format", help="html, pdf or md "
                                                                 "(default: from --out).")]
+ChartsOpt = Annotated[str, typer.Option(
+    "--charts", help="Which actions get a measure chart: auto (every action in a small pack; "
+                     "high-risk ones; beyond 100 high-risk, those needing attention), all, "
+                     "high, attention or none.")]
 
 
 @report_app.command("governance")
 def report_governance(out_path: OutOpt, location: LocationOpt = None, as_of: AsOfOpt = None,
-                      fmt: FormatOpt = None, as_json: JsonOpt = False) -> None:
+                      fmt: FormatOpt = None, charts: ChartsOpt = "auto",
+                      as_json: JsonOpt = False) -> None:
     """The provider governance pack: high-risk actions first, weaknesses, decisions."""
-    _report("governance", location, as_of, fmt, out_path, as_json)
+    _report("governance", location, as_of, fmt, out_path, as_json, charts)
 
 
 @report_app.command("commissioner")
 def report_commissioner(out_path: OutOpt, location: LocationOpt = None, as_of: AsOfOpt = None,
-                        fmt: FormatOpt = None, as_json: JsonOpt = False) -> None:
+                        fmt: FormatOpt = None, charts: ChartsOpt = "auto",
+                        as_json: JsonOpt = False) -> None:
     """The commissioner pack: tracker and evidence by risk domain, and the improvement plan."""
-    _report("commissioner", location, as_of, fmt, out_path, as_json)
+    _report("commissioner", location, as_of, fmt, out_path, as_json, charts)
 
 
 @report_app.command("inspector")
 def report_inspector(out_path: OutOpt, location: LocationOpt = None, as_of: AsOfOpt = None,
-                     fmt: FormatOpt = None, as_json: JsonOpt = False) -> None:
+                     fmt: FormatOpt = None, charts: ChartsOpt = "auto",
+                     as_json: JsonOpt = False) -> None:
     """The inspector pack: prioritisation, reviewers, and each claim's records and decision
     log (audit chain verified)."""
-    _report("inspector", location, as_of, fmt, out_path, as_json)
+    _report("inspector", location, as_of, fmt, out_path, as_json, charts)
 
 
 # ---------------------------------------------------------------- trackers

@@ -19,6 +19,7 @@ EXPECTED_DEPLOYMENTS = (
     "open-action/open-action",
     "record-evidence/record-evidence",
     "recovery-notify/recovery-notify",
+    "reconcile-lost-runs/reconcile-lost-runs",
 )
 
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 import contextlib
 import email
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import insert
 from sqlmodel import Session, col, or_, select
 
 from models.tables import OutboxRow, as_utc, utcnow
@@ -87,13 +90,55 @@ def enqueue(
     existing = session.exec(select(OutboxRow).where(OutboxRow.dedupe_key == dedupe_key)).first()
     if existing is not None:
         return existing
-    subject, text, html = render(template, context)
-    row = OutboxRow(dedupe_key=dedupe_key, action_ref=action_ref,
-                    recipients=sorted({r.strip().lower() for r in to}), subject=subject,
-                    text_body=text, html_body=html, next_attempt_at=utcnow())
+    row = OutboxRow(**_row_values(Email(dedupe_key, to, template, context, action_ref)))
     session.add(row)
     session.flush()
     return row
+
+
+@dataclass(frozen=True, slots=True)
+class Email:
+    """One email to queue with `enqueue_many` (the arguments of `enqueue`)."""
+
+    dedupe_key: str
+    to: list[str]
+    template: str
+    context: dict[str, Any]
+    action_ref: str | None = None
+
+
+#: Dedupe keys per IN list (far below SQLite's and PostgreSQL's bind-parameter limits).
+_KEY_CHUNK = 2000
+
+
+def enqueue_many(session: Session, emails: Sequence[Email]) -> int:
+    """Store rendered emails in order, as `enqueue` would one by one, with one dedupe
+    query per 2,000 keys and one bulk INSERT: a key already in the outbox (or earlier in
+    the batch) is skipped and its email not rendered. Returns how many rows were added."""
+    keys = list(dict.fromkeys(e.dedupe_key for e in emails))
+    queued: set[str] = set()
+    for i in range(0, len(keys), _KEY_CHUNK):
+        queued.update(session.execute(
+            select(OutboxRow.dedupe_key)
+            .where(col(OutboxRow.dedupe_key).in_(keys[i:i + _KEY_CHUNK]))).scalars())
+    rows = []
+    for item in emails:
+        if item.dedupe_key in queued:
+            continue
+        queued.add(item.dedupe_key)
+        rows.append({**_row_values(item), "attempts": 0, "sent_at": None, "last_error": None})
+    if rows:
+        session.execute(insert(OutboxRow), rows)
+    return len(rows)
+
+
+def _row_values(item: Email) -> dict[str, Any]:
+    """The columns of a newly queued email: rendered now, due now."""
+    subject, text, html = render(item.template, item.context)
+    now = utcnow()
+    return {"dedupe_key": item.dedupe_key, "action_ref": item.action_ref,
+            "recipients": sorted({r.strip().lower() for r in item.to}), "subject": subject,
+            "text_body": text, "html_body": html, "created_at": now, "next_attempt_at": now}
 
 
 def _mailer_class() -> Any:
@@ -256,4 +301,4 @@ def pending(session: Session) -> list[OutboxRow]:
                              .order_by(col(OutboxRow.id))))
 
 
-__all__ = ["enqueue", "flush", "render", "pending", "as_utc"]
+__all__ = ["Email", "enqueue", "enqueue_many", "flush", "render", "pending", "as_utc"]

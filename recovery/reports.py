@@ -15,12 +15,13 @@ import base64
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import and_
+from sqlalchemy import and_, case, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from models.action import RiskDomain
@@ -28,7 +29,7 @@ from models.audit import AuditEntry
 from models.cadence import HIGH_RISK_DAILY_DAYS
 from models.evidence import TRIANGULATION_PILLARS, Evidence, Pillar
 from models.people import PROVIDER_LEVEL_ROLES, Role
-from models.review import pillar_positions
+from models.review import Rating
 from models.risk import (
     FACTOR_LABELS,
     FACTOR_SCALES,
@@ -53,7 +54,13 @@ from models.tables import (
 )
 from recovery import audit_log, charts, mail
 from recovery import repository as repo
-from recovery.governance import LOCAL_ONLY, ActionLine, GovernanceSnapshot, build_snapshot
+from recovery.governance import (
+    ID_CHUNK,
+    LOCAL_ONLY,
+    ActionLine,
+    GovernanceSnapshot,
+    build_snapshot,
+)
 from recovery.settings import get_settings
 
 PackKind = Literal["governance", "commissioner", "inspector"]
@@ -67,6 +74,13 @@ TITLES = {
 }
 #: Up to this many actions every action gets a chart; beyond it only high-risk ones do.
 CHART_ALL_LIMIT = 12
+#: Beyond this many high-risk actions a pack charts those that need the meeting's
+#: attention (not on track, escalated, review overdue, a decision waiting): a provider
+#: group's pack with thousands of charts is read by nobody, and costs minutes to draw.
+ATTENTION_OVER = 100
+#: Which actions get a measure chart: "auto" (the rules above), "all", "high",
+#: "attention" (high-risk ones needing attention) or "none".
+CHART_CHOICES = ("auto", "all", "high", "attention", "none")
 
 #: What commissioners ask for, by the source of the evidence, and the risk domains in
 #: which the heading is shown even when nothing has been recorded ("*": every domain).
@@ -210,7 +224,6 @@ class ActionDetail(BaseModel):
     control_changes: list[ControlChangeView]
     decisions: list[DecisionView]
     assurance: list[AssuranceView]
-    reviews: list[charts.ReviewPoint]
     chart_svg: str | None = None
     claims: list[ClaimView] = []
     log: list[AuditView] = []
@@ -237,6 +250,7 @@ class PackMeta(BaseModel):
     location: str | None
     freshness_days: int
     timezone: str
+    charts_note: str | None = None
 
 
 class Counts(BaseModel):
@@ -426,113 +440,225 @@ def _local_date(value: datetime) -> date:
     return as_utc(value).astimezone(get_settings().tz).date()
 
 
+def _chunks(ids: list[int]) -> list[list[int]]:
+    return [ids[i:i + ID_CHUNK] for i in range(0, len(ids), ID_CHUNK)]
+
+
+def _pillar_views(
+    session: Session, ids: list[int], as_of: date, freshness_days: int,
+) -> dict[int, list[PillarView]]:
+    """Per action, evidence per pillar with freshness, as `pillar_positions` defines it,
+    worked out in the database: per action and pillar one row (the latest measured item,
+    or the latest item when none is measured) with the number of items and the last day
+    one was observed (window functions), instead of every evidence row as an object."""
+    e = EvidenceRow.__table__.c
+    part = (e.action_id, e.pillar)
+    cutoff = as_of - timedelta(days=freshness_days)
+    found: dict[int, dict[str, tuple[date, float | None, int, date]]] = defaultdict(dict)
+    for chunk in _chunks(ids):
+        ranked = sa_select(
+            e.action_id, e.pillar, e.observed_on, e.value,
+            func.row_number().over(partition_by=part, order_by=(
+                case((e.value.is_(None), 1), else_=0), e.observed_on.desc(),
+                e.id.desc())).label("pos"),
+            func.count().over(partition_by=part).label("n_items"),
+            func.max(e.observed_on).over(partition_by=part).label("last_seen"),
+        ).where(e.action_id.in_(chunk), e.observed_on <= as_of).subquery()
+        for action_id, pillar, observed_on, value, items, last_seen in session.connection(
+        ).execute(sa_select(ranked.c.action_id, ranked.c.pillar, ranked.c.observed_on,
+                            ranked.c.value, ranked.c.n_items, ranked.c.last_seen)
+                  .where(ranked.c.pos == 1)):
+            found[action_id][pillar] = (observed_on, value, items, last_seen)
+    out: dict[int, list[PillarView]] = {}
+    for action_id in ids:
+        mine = found.get(action_id, {})
+        views = []
+        for pillar in TRIANGULATION_PILLARS:
+            observed_on, value, items, last_seen = mine.get(pillar.value,
+                                                            (None, None, 0, None))
+            views.append(PillarView(
+                pillar=pillar.value, label=pillar.label,
+                latest_value=value if observed_on is not None and observed_on >= cutoff
+                else None,
+                last_observed_on=last_seen,
+                fresh=last_seen is not None and last_seen >= cutoff, items=items))
+        _, value, items, last_seen = mine.get(Pillar.SUPPORTING.value, (None, None, 0, None))
+        views.append(PillarView(
+            pillar="supporting", label="supporting (not triangulated)", latest_value=value,
+            last_observed_on=last_seen,
+            fresh=last_seen is not None and last_seen >= cutoff, items=items))
+        out[action_id] = views
+    return out
+
+
+def _chart_evidence(session: Session, ids: list[int],
+                    as_of: date) -> dict[int, list[tuple[date, float, str]]]:
+    """The measured evidence the charts plot: (observed on, value, pillar) per action, four
+    columns read as plain tuples (points are made per chart, then dropped)."""
+    e = EvidenceRow.__table__.c
+    out: dict[int, list[tuple[date, float, str]]] = defaultdict(list)
+    for chunk in _chunks(ids):
+        for action_id, observed_on, value, pillar in session.connection().execute(
+                sa_select(e.action_id, e.observed_on, e.value, e.pillar)
+                .where(e.action_id.in_(chunk), e.observed_on <= as_of,
+                       e.value.is_not(None))
+                .order_by(e.observed_on, e.id)):
+            out[action_id].append((observed_on, value, pillar))
+    return out
+
+
+def _evidence_items(session: Session, ids: list[int], as_of: date) -> dict[int, list[Evidence]]:
+    """Every evidence item of each action (the commissioner and inspector packs list them)."""
+    out: dict[int, list[Evidence]] = defaultdict(list)
+    for chunk in _chunks(ids):
+        for e in session.exec(select(EvidenceRow).where(
+                col(EvidenceRow.action_id).in_(chunk), EvidenceRow.observed_on <= as_of)
+                .order_by(col(EvidenceRow.observed_on), col(EvidenceRow.id))):
+            out[e.action_id].append(repo.to_evidence(e))
+    return out
+
+
+def _in_plan_order(views: list[StatementView], plan: dict[str, Any]) -> list[StatementView]:
+    """The quality statements in the order the plan lists them."""
+    listed = {key: i for i, key in enumerate(plan.get("quality_statements", []))}
+    return sorted(views, key=lambda v: (listed.get(v.id, len(listed)), v.id))
+
+
+def needs_attention(line: ActionLine) -> bool:
+    """What a governance meeting must look at: anything but a reviewed action on track."""
+    return (line.rating != Rating.ON_TRACK.value or line.escalated or line.review_overdue
+            or bool(line.decisions_needed))
+
+
+def chart_plan(lines: list[ActionLine], chart: str) -> tuple[set[str], str | None]:
+    """The refs that get a measure chart, and a sentence for the pack when some high-risk
+    actions are shown without one."""
+    from models.errors import InvalidInput
+
+    if chart not in CHART_CHOICES:
+        raise InvalidInput("charts", f"'{chart}' is not one of {', '.join(CHART_CHOICES)}")
+    high = [line for line in lines if line.risk_level == RiskLevel.HIGH.value]
+    if chart == "auto":
+        chart = ("all" if len(lines) <= CHART_ALL_LIMIT
+                 else "high" if len(high) <= ATTENTION_OVER else "attention")
+    if chart == "none":
+        return set(), None
+    if chart == "all":
+        return {line.ref for line in lines}, None
+    if chart == "high":
+        return {line.ref for line in high}, None
+    charted = {line.ref for line in high if needs_attention(line)}
+    left = len(high) - len(charted)
+    note = (f"{left} of the {len(high)} high-risk actions are on track, reviewed on time, "
+            "not escalated and wait on no decision: they are shown without a measure chart. "
+            "`recovery report governance --charts high` draws every high-risk action's "
+            "chart.") if left else None
+    return charted, note
+
+
 def _details(
     session: Session, snapshot: GovernanceSnapshot, *, freshness_days: int,
-    chart: str = "high", audit: ChainView | None = None,
+    chart: str = "high", audit: ChainView | None = None, items: bool = True,
 ) -> list[ActionDetail]:
-    """Every snapshot line with what the packs show about it, read in a few queries."""
+    """Every snapshot line with what the packs show about it, read in a few queries.
+    `items`: list every evidence item (`ActionDetail.evidence`; the commissioner and
+    inspector packs show them); without it only the per-pillar summary is read, which is
+    all the governance pack shows."""
     as_of = snapshot.as_of
     lines = snapshot.lines
     refs = [line.ref for line in lines]
     if not refs:
         return []
-    rows = {r.ref: r for r in session.exec(select(ActionRow).where(col(ActionRow.ref).in_(refs)))}
-    ids = [r.id for r in rows.values()]
+    rows: dict[str, ActionRow] = {}
+    for ref_chunk in [refs[i:i + ID_CHUNK] for i in range(0, len(refs), ID_CHUNK)]:
+        rows.update((r.ref, r) for r in session.exec(
+            select(ActionRow).where(col(ActionRow.ref).in_(ref_chunk))))
+    ids = [r.id for r in rows.values() if r.id is not None]
     people = {p.id: p for p in session.exec(select(PersonRow))}
+    charted_refs, _ = chart_plan(lines, chart)
+    charted = {rows[ref].id for ref in charted_refs}
 
-    evidence: dict[int, list[EvidenceRow]] = defaultdict(list)
-    for e in session.exec(select(EvidenceRow).where(
-            col(EvidenceRow.action_id).in_(ids), EvidenceRow.observed_on <= as_of)
-            .order_by(col(EvidenceRow.observed_on), col(EvidenceRow.id))):
-        evidence[e.action_id].append(e)
-    reviews: dict[int, list[ReviewRow]] = defaultdict(list)
-    for r in session.exec(select(ReviewRow).where(
-            col(ReviewRow.action_id).in_(ids), ReviewRow.as_of <= as_of)
-            .order_by(col(ReviewRow.as_of))):
-        reviews[r.action_id].append(r)
+    pillar_views = _pillar_views(session, ids, as_of, freshness_days)
+    evidence = _evidence_items(session, ids, as_of) if items else {}
+    chart_points = _chart_evidence(session, [i for i in ids if i in charted], as_of)
+    # reviews: per action the last one (trajectory and date), and for a charted action
+    # every one up to the date (what its chart plots), as plain tuples
+    reviews: dict[int, list[tuple[date, float | None, float, str]]] = defaultdict(list)
+    last_review: dict[int, tuple[date, float]] = {}
+    r = ReviewRow.__table__.c
+    for chunk in _chunks(ids):
+        for action_id, day, measured, trajectory, rating in session.connection().execute(
+                sa_select(r.action_id, r.as_of, r.measured_value, r.trajectory_value,
+                          r.rating)
+                .where(r.action_id.in_(chunk), r.as_of <= as_of).order_by(r.as_of)):
+            last_review[action_id] = (day, trajectory)
+            if action_id in charted:
+                reviews[action_id].append((day, measured, trajectory, rating))
     changes: dict[int, list[ControlChangeRow]] = defaultdict(list)
     change_text: dict[int, str] = {}
-    for c in session.exec(select(ControlChangeRow).where(
-            col(ControlChangeRow.action_id).in_(ids)).order_by(col(ControlChangeRow.decided_on),
-                                                               col(ControlChangeRow.id))):
-        assert c.id is not None
-        change_text[c.id] = c.what
-        if c.decided_on <= as_of:
-            changes[c.action_id].append(c)
     escalations: dict[int, list[EscalationRow]] = defaultdict(list)
-    for esc in session.exec(select(EscalationRow).where(
-            col(EscalationRow.action_id).in_(ids), EscalationRow.opened_on <= as_of)
-            .order_by(col(EscalationRow.opened_on), col(EscalationRow.id))):
-        escalations[esc.action_id].append(esc)
     decisions: dict[int, list[DecisionRow]] = defaultdict(list)
-    for d in session.exec(select(DecisionRow).where(col(DecisionRow.action_id).in_(ids))
-                          .order_by(col(DecisionRow.decided_at))):
-        if _local_date(d.decided_at) <= as_of:
-            decisions[d.action_id].append(d)
     assurance: dict[int, list[AssuranceEntryRow]] = defaultdict(list)
-    for a in session.exec(select(AssuranceEntryRow).where(
-            col(AssuranceEntryRow.action_id).in_(ids), AssuranceEntryRow.recorded_on <= as_of)
-            .order_by(col(AssuranceEntryRow.recorded_on))):
-        assurance[a.action_id].append(a)
     statements: dict[int, list[StatementView]] = defaultdict(list)
-    for link, statement in session.exec(
-            select(ActionStatementRow, StatementRow).join(
-                StatementRow, and_(StatementRow.framework_id == ActionStatementRow.framework_id,
-                                   StatementRow.statement_id == ActionStatementRow.statement_id))
-            .where(col(ActionStatementRow.action_id).in_(ids))):
-        statements[link.action_id].append(StatementView(
-            id=statement.statement_id, title=statement.title,
-            key_question=statement.key_question))
+    for chunk in _chunks(ids):
+        for c in session.exec(select(ControlChangeRow).where(
+                col(ControlChangeRow.action_id).in_(chunk)).order_by(
+                    col(ControlChangeRow.decided_on), col(ControlChangeRow.id))):
+            assert c.id is not None
+            change_text[c.id] = c.what
+            if c.decided_on <= as_of:
+                changes[c.action_id].append(c)
+        for esc in session.exec(select(EscalationRow).where(
+                col(EscalationRow.action_id).in_(chunk), EscalationRow.opened_on <= as_of)
+                .order_by(col(EscalationRow.opened_on), col(EscalationRow.id))):
+            escalations[esc.action_id].append(esc)
+        for d in session.exec(select(DecisionRow).where(col(DecisionRow.action_id).in_(chunk))
+                              .order_by(col(DecisionRow.decided_at))):
+            if _local_date(d.decided_at) <= as_of:
+                decisions[d.action_id].append(d)
+        for a in session.exec(select(AssuranceEntryRow).where(
+                col(AssuranceEntryRow.action_id).in_(chunk),
+                AssuranceEntryRow.recorded_on <= as_of)
+                .order_by(col(AssuranceEntryRow.recorded_on))):
+            assurance[a.action_id].append(a)
+        for link, statement in session.exec(
+                select(ActionStatementRow, StatementRow).join(
+                    StatementRow, and_(
+                        StatementRow.framework_id == ActionStatementRow.framework_id,
+                        StatementRow.statement_id == ActionStatementRow.statement_id))
+                .where(col(ActionStatementRow.action_id).in_(chunk))):
+            statements[link.action_id].append(StatementView(
+                id=statement.statement_id, title=statement.title,
+                key_question=statement.key_question))
     log: dict[str, list[AuditEntry]] = defaultdict(list)
     if audit is not None:
-        for entry in session.exec(select(AuditRow).where(col(AuditRow.action_ref).in_(refs))
-                                  .order_by(col(AuditRow.seq))):
-            log[entry.action_ref or ""].append(audit_log.to_entry(entry))
+        for ref_chunk in [refs[i:i + ID_CHUNK] for i in range(0, len(refs), ID_CHUNK)]:
+            for entry in session.exec(select(AuditRow).where(
+                    col(AuditRow.action_ref).in_(ref_chunk)).order_by(col(AuditRow.seq))):
+                log[entry.action_ref or ""].append(audit_log.to_entry(entry))
 
-    chart_all = chart == "all" or (chart == "high" and len(lines) <= CHART_ALL_LIMIT)
     out = []
     for line in lines:
         row = rows[line.ref]
         assert row.id is not None
         plan = row.plan
-        items = [repo.to_evidence(e) for e in evidence[row.id]]
-        positions = pillar_positions(items, as_of, freshness_days)
-        counts: dict[Pillar, int] = defaultdict(int)
-        for item in items:
-            counts[item.pillar] += 1
-        pillars = [PillarView(
-            pillar=p.pillar.value, label=p.pillar.label,
-            latest_value=(p.latest.value if p.latest else None),
-            last_observed_on=p.last_observed_on, fresh=p.fresh, items=counts[p.pillar])
-            for p in positions]
-        supporting = [e for e in items if e.pillar == Pillar.SUPPORTING]
-        pillars.append(PillarView(
-            pillar="supporting", label="supporting (not triangulated)",
-            latest_value=next((e.value for e in reversed(supporting) if e.value is not None),
-                              None),
-            last_observed_on=supporting[-1].observed_on if supporting else None,
-            fresh=bool(supporting) and (as_of - supporting[-1].observed_on).days
-            <= freshness_days, items=len(supporting)))
-        evidence_views = [_evidence_view(e, as_of, freshness_days)
-                          for e in reversed(items)]
-        history = reviews[row.id]
-        points = [charts.ReviewPoint(as_of=r.as_of, measured=r.measured_value,
-                                     trajectory=r.trajectory_value, rating=r.rating)
-                  for r in history]
+        mine = evidence.get(row.id, [])
+        last = last_review.get(row.id)
         detail = ActionDetail(
             line=line, rag=charts.rag_of(line.rating),
             lead=_person(people[row.accountable_lead_id]),
             reviewer=_person(people[row.senior_reviewer_id]),
             baseline_issue=plan["baseline"]["issue"], baseline_on=row.baseline_on,
             target_measure=plan["target"]["measure"],
-            trajectory=history[-1].trajectory_value if history else None,
-            last_review_on=history[-1].as_of if history else None,
+            trajectory=last[1] if last else None,
+            last_review_on=last[0] if last else None,
             interim_controls=list(plan.get("interim_controls", [])),
-            statements=statements[row.id],
+            statements=_in_plan_order(statements[row.id], plan),
             factors=[FactorView(key=k, label=FACTOR_LABELS[k], score=int(v),
                                 meaning=FACTOR_SCALES[k][int(v)])
                      for k, v in plan["risk"].items()],
-            pillars=pillars, evidence=evidence_views,
+            pillars=pillar_views[row.id],
+            evidence=[_evidence_view(e, as_of, freshness_days) for e in reversed(mine)],
             escalations=[EscalationView(
                 opened_on=e.opened_on, reasons=list(e.reasons),
                 resolved_on=e.resolved_on if e.resolved_on and e.resolved_on <= as_of
@@ -550,14 +676,14 @@ def _details(
             assurance=[AssuranceView(recorded_on=a.recorded_on, outcome=a.outcome,
                                      note=a.note, recorded_by=a.recorded_by)
                        for a in assurance[row.id]],
-            reviews=points,
         )
-        if chart != "none" and (chart_all or detail.is_high):
-            detail.chart_svg = charts.measure_chart(_series(detail, row, items, as_of))
+        if row.id in charted:
+            detail.chart_svg = charts.measure_chart(_series(
+                detail, row, reviews.get(row.id, []), chart_points.get(row.id, []), as_of))
         if audit is not None:
             entries = log.get(line.ref, [])
             detail.log = [_audit_view(e, audit.first_bad_seq) for e in entries]
-            detail.claims = _claims(detail, entries, items, as_of, freshness_days)
+            detail.claims = _claims(detail, entries, mine, as_of, freshness_days)
         out.append(detail)
     return out
 
@@ -571,15 +697,19 @@ def _evidence_view(e: Evidence, as_of: date, freshness_days: int) -> EvidenceVie
         fresh=age <= freshness_days, age_days=age)
 
 
-def _series(detail: ActionDetail, row: ActionRow, items: list[Evidence],
-            as_of: date) -> charts.MeasureSeries:
-    return charts.MeasureSeries(
+def _series(detail: ActionDetail, row: ActionRow,
+            reviews: list[tuple[date, float | None, float, str]],
+            points: list[tuple[date, float, str]], as_of: date) -> charts.MeasureSeries:
+    review_point = charts.ReviewPoint.model_construct
+    evidence_point = charts.EvidencePoint.model_construct
+    return charts.MeasureSeries.model_construct(
         ref=row.ref, measure=detail.target_measure, baseline_on=row.baseline_on,
         baseline=row.baseline_value, target=row.target_value, direction=row.target_direction,
-        deadline=row.deadline, as_of=as_of, reviews=detail.reviews,
-        evidence=[charts.EvidencePoint(observed_on=e.observed_on, value=e.value,
-                                       pillar=e.pillar.value)
-                  for e in items if e.value is not None])
+        deadline=row.deadline, as_of=as_of,
+        reviews=[review_point(as_of=day, measured=measured, trajectory=trajectory,
+                              rating=rating) for day, measured, trajectory, rating in reviews],
+        evidence=[evidence_point(observed_on=day, value=value, pillar=pillar)
+                  for day, value, pillar in points])
 
 
 def _claims(detail: ActionDetail, entries: list[AuditEntry], items: list[Evidence],
@@ -668,12 +798,14 @@ def _matrix(session: Session, lines: list[ActionLine], location: str | None) -> 
     return charts.matrix_chart(names, domains, cells)
 
 
-def _meta(kind: PackKind, snapshot: GovernanceSnapshot, location: str | None) -> PackMeta:
+def _meta(kind: PackKind, snapshot: GovernanceSnapshot, location: str | None,
+          charts: str = "none") -> PackMeta:
     settings = get_settings()
     return PackMeta(kind=kind, title=TITLES[kind], provider=snapshot.provider,
                     as_of=snapshot.as_of, generated_at=settings.now(), location=location,
                     freshness_days=settings.evidence_freshness_days,
-                    timezone=settings.timezone)
+                    timezone=settings.timezone,
+                    charts_note=chart_plan(snapshot.lines, charts)[1])
 
 
 def _snapshot(session: Session, as_of: date, location: str | None) -> tuple[
@@ -705,11 +837,11 @@ def _who_decides(a: ActionDetail, what: str) -> str:
 
 
 def governance_pack(session: Session, *, as_of: date, location: str | None = None,
-                    charts_for: str = "high") -> GovernancePack:
+                    charts_for: str = "auto") -> GovernancePack:
     snapshot, name = _snapshot(session, as_of, location)
     settings = get_settings()
     actions = _details(session, snapshot, freshness_days=settings.evidence_freshness_days,
-                       chart=charts_for)
+                       chart=charts_for, items=False)
     grouped: dict[str, list[WeaknessItem]] = defaultdict(list)
     for line in snapshot.lines:
         for text in line.weaknesses:
@@ -721,13 +853,13 @@ def governance_pack(session: Session, *, as_of: date, location: str | None = Non
                              who=_who_decides(a, w))
               for a in actions for w in a.line.decisions_needed]
     return GovernancePack(
-        meta=_meta("governance", snapshot, name), counts=_counts(snapshot.lines),
+        meta=_meta("governance", snapshot, name, charts_for), counts=_counts(snapshot.lines),
         matrix_svg=_matrix(session, snapshot.lines, name) if charts_for != "none" else None,
         actions=actions, weaknesses=weaknesses, decisions_needed=needed)
 
 
 def commissioner_pack(session: Session, *, as_of: date, location: str | None = None,
-                      charts_for: str = "high") -> CommissionerPack:
+                      charts_for: str = "auto") -> CommissionerPack:
     snapshot, name = _snapshot(session, as_of, location)
     settings = get_settings()
     actions = _details(session, snapshot, freshness_days=settings.evidence_freshness_days,
@@ -762,7 +894,8 @@ def commissioner_pack(session: Session, *, as_of: date, location: str | None = N
             rating=a.line.rating, rag=a.rag,
             review_frequency=a.line.cadence))
     return CommissionerPack(
-        meta=_meta("commissioner", snapshot, name), counts=_counts(snapshot.lines),
+        meta=_meta("commissioner", snapshot, name, charts_for),
+        counts=_counts(snapshot.lines),
         matrix_svg=_matrix(session, snapshot.lines, name) if charts_for != "none" else None,
         actions=actions, domains=domains, improvement_plan=list(issues.values()))
 
@@ -774,14 +907,14 @@ def verify_chain(session: Session) -> ChainView:
 
 
 def inspector_pack(session: Session, *, as_of: date, location: str | None = None,
-                   charts_for: str = "high") -> InspectorPack:
+                   charts_for: str = "auto") -> InspectorPack:
     snapshot, name = _snapshot(session, as_of, location)
     settings = get_settings()
     chain = verify_chain(session)
     actions = _details(session, snapshot, freshness_days=settings.evidence_freshness_days,
                        chart=charts_for, audit=chain)
     return InspectorPack(
-        meta=_meta("inspector", snapshot, name), counts=_counts(snapshot.lines),
+        meta=_meta("inspector", snapshot, name, charts_for), counts=_counts(snapshot.lines),
         chain=chain,
         factor_scales=[FactorScale(key=k, label=FACTOR_LABELS[k], short=SHORT_FACTOR_LABELS[k],
                                    scale=sorted(v.items()))
@@ -795,7 +928,7 @@ BUILDERS = {"governance": governance_pack, "commissioner": commissioner_pack,
 
 
 def build_pack(session: Session, kind: str, *, as_of: date, location: str | None = None,
-               charts_for: str = "high") -> Pack:
+               charts_for: str = "auto") -> Pack:
     from models.errors import InvalidInput
 
     if kind not in BUILDERS:
@@ -865,7 +998,7 @@ class ReportResult(BaseModel):
 
 
 def write_report(kind: str, fmt: str, out: Path, *, as_of: date,
-                 location: str | None = None) -> ReportResult:
+                 location: str | None = None, charts: str = "auto") -> ReportResult:
     """Build, render and write one pack (the CLI's `recovery report ...`)."""
     from models.errors import InvalidInput
     from recovery import db
@@ -874,18 +1007,38 @@ def write_report(kind: str, fmt: str, out: Path, *, as_of: date,
         raise InvalidInput("pack", f"'{kind}' is not a pack ({', '.join(PACKS)})")
     if fmt not in FORMATS:
         raise InvalidInput("format", f"'{fmt}' is not a report format ({', '.join(FORMATS)})")
+    if charts not in CHART_CHOICES:
+        raise InvalidInput("charts", f"'{charts}' is not one of {', '.join(CHART_CHOICES)}")
     if out.exists() and out.is_dir():
         raise InvalidInput("out", f"{out} is a directory; give a file name")
     if not out.parent.exists():
         raise InvalidInput("out", f"the folder {out.parent} does not exist")
     with db.unit_of_work() as session:
         pack = build_pack(session, kind, as_of=as_of, location=location,
-                          charts_for="none" if fmt == "md" else "high")
-    data = render(pack, fmt)
+                          charts_for="none" if fmt == "md" else charts)
     try:
-        out.write_bytes(data)
+        if fmt == "html":  # streamed to the file: a provider's pack is tens of MB
+            size = _write_html(pack, out)
+        else:
+            data = render(pack, fmt)
+            out.write_bytes(data)
+            size = len(data)
     except OSError as exc:
         raise InvalidInput("out", f"cannot write {out}: {exc.strerror}") from None
     return ReportResult(pack=kind, format=fmt, out=str(out), as_of=as_of,
                         location=pack.meta.location, actions=pack.counts.actions,
-                        high=pack.counts.high, bytes=len(data))
+                        high=pack.counts.high, bytes=size)
+
+
+def _write_html(pack: Pack, out: Path) -> int:
+    """The HTML written as the template produces it, without holding the whole page (and
+    its UTF-8 copy) in memory; the same bytes as `render_html(pack).encode()`."""
+    stream = mail.environment().get_template(f"reports/{pack.meta.kind}.html").generate(
+        p=pack, provider_roles=[r.label for r in PROVIDER_LEVEL_ROLES])
+    size = 0
+    with out.open("wb") as fh:
+        for piece in stream:
+            data = piece.encode("utf-8")
+            fh.write(data)
+            size += len(data)
+    return size

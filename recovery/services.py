@@ -29,7 +29,12 @@ from models.gate import GateVerdict, triangulation_gate
 from models.lifecycle import Event, Status, transition
 from models.people import Role, slug
 from models.planfile import PeopleFile
-from models.review import DEFAULT_FRESHNESS_DAYS, ReviewAssessment, assess_progress
+from models.review import (
+    DEFAULT_FRESHNESS_DAYS,
+    Assessment,
+    ReviewAssessment,
+    assess_progress,
+)
 from models.risk import RiskLevel, RiskRating, rate_risk
 from models.tables import (
     ActionRow,
@@ -301,18 +306,26 @@ def open_action(
 def move(
     session: Session, row: ActionRow, event: Event, *, actor: str,
     details: dict[str, Any] | None = None, dedupe_key: str | None = None,
+    audit: list[audit_log.Entry] | None = None,
 ) -> Status:
-    """The one way an action's status changes: a lifecycle transition plus an audit entry."""
+    """The one way an action's status changes: a lifecycle transition plus an audit entry
+    (appended now, or added to `audit` for the caller's `audit_log.append_many`)."""
     before = Status(row.status)
     after = transition(before, event)
     row.status = after.value
     row.updated_at = utcnow()
     session.add(row)
-    audit_log.append(
-        session, actor=actor, event=f"status.{event.value}", action_ref=row.ref,
+    entry = audit_log.Entry(
+        actor=actor, event=f"status.{event.value}", action_ref=row.ref,
         details={"from": before.value, "to": after.value, **(details or {})},
         dedupe_key=dedupe_key,
     )
+    if audit is not None:
+        audit.append(entry)
+    else:
+        audit_log.append(session, actor=entry.actor, event=entry.event,
+                         action_ref=entry.action_ref, details=entry.details,
+                         dedupe_key=entry.dedupe_key)
     return after
 
 
@@ -541,21 +554,30 @@ def record_review(
 def review_row(
     action_id: int, assessment: ReviewAssessment, cadence: Cadence, reviewed_by: str
 ) -> ReviewRow:
-    return ReviewRow(
-        action_id=action_id, as_of=assessment.as_of, cadence=cadence.value,
-        measured_value=assessment.measured_value,
-        trajectory_value=assessment.trajectory_value, target_met=assessment.target_met,
-        rating=assessment.rating.value, days_to_deadline=assessment.days_to_deadline,
-        triggers=[t.value for t in assessment.triggers_fired],
-        reasons=list(assessment.reasons),
-        pillars=[
+    return ReviewRow(**review_values(action_id, assessment, cadence, reviewed_by))
+
+
+def review_values(
+    action_id: int, assessment: ReviewAssessment | Assessment[Any], cadence: Cadence,
+    reviewed_by: str,
+) -> dict[str, Any]:
+    """The columns of a stored review: one mapping for `review_row` and for the daily
+    cycle's bulk INSERT (which passes the plain `Assessment` of the same fields)."""
+    return {
+        "action_id": action_id, "as_of": assessment.as_of, "cadence": cadence.value,
+        "measured_value": assessment.measured_value,
+        "trajectory_value": assessment.trajectory_value, "target_met": assessment.target_met,
+        "rating": assessment.rating.value, "days_to_deadline": assessment.days_to_deadline,
+        "triggers": [t.value for t in assessment.triggers_fired],
+        "reasons": list(assessment.reasons),
+        "pillars": [
             {"pillar": p.pillar.value,
              "last_observed_on": p.last_observed_on.isoformat() if p.last_observed_on else None,
              "latest_value": p.latest.value if p.latest else None, "fresh": p.fresh}
             for p in assessment.pillars
         ],
-        reviewed_by=reviewed_by,
-    )
+        "reviewed_by": reviewed_by,
+    }
 
 
 def summaries(session: Session, rows: list[ActionRow], *, as_of: date) -> list[ActionSummary]:

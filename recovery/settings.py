@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 HOME = Path(".recovery")
@@ -43,8 +43,16 @@ class Settings(BaseSettings):
     # On a work pool (deployments/prefect.yaml), route lifecycle runs to the "high-risk" or
     # "routine" queue so high-risk actions are picked up first.
     work_pool_queues: bool = False
-    signoff_poll_seconds: float = 1.0
+    runner_poll_seconds: float = Field(default=1.0, ge=0.1)
+    """RECOVERY_RUNNER_POLL_SECONDS: how often `recovery serve` asks the Prefect server for
+    runs to start, so about how long a signed-off (resumed) run may wait to be picked up.
+    Given to the served runner as its poll interval (Prefect's own default,
+    PREFECT_RUNNER_POLL_FREQUENCY, is 10 s; that setting is used only when this one is not
+    set). Each poll is one small query to the Prefect server."""
     mail_dir: Path | None = None
+    # Append-only copy of the audit chain's head (default: <home>/audit-anchors-<db>.jsonl);
+    # see recovery/anchors.py. Put it on storage the database's administrators cannot edit.
+    audit_anchor_file: Path | None = None
     business_date: date | None = None
     """RECOVERY_BUSINESS_DATE: the day that reviews, evidence checks and the triangulation
     gate treat as today (training, demos, replaying a day). Unset: the real date in
@@ -66,6 +74,11 @@ class Settings(BaseSettings):
 
     def today(self) -> date:
         return self.business_date or self.now().date()
+
+    @property
+    def signoff_poll_seconds(self) -> float:
+        """The former name of `runner_poll_seconds`."""
+        return self.runner_poll_seconds
 
     def run_url(self, flow_run_id: str | None) -> str:
         if not flow_run_id:

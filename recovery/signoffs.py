@@ -16,12 +16,14 @@ from models.lifecycle import Event, Status
 from models.people import Role, normalise_email
 from models.signoff import (
     CODE_TTL,
+    CODE_WITHDRAWN,
     MAX_WRONG_CODES,
     MIN_RATIONALE,
     Decision,
     SignoffKind,
     SignoffRequestState,
     Submission,
+    code_disclosed,
     hash_code,
     new_code,
     new_salt,
@@ -141,7 +143,7 @@ def open_signoff(
     # An expired code is replaced only once an answer has been refused for it: reissuing
     # sooner moves the run to a new key and silently drops the answer that woke it.
     expired = request is not None and as_utc(request.expires_at) <= now and any(
-        reason.startswith(EXPIRED_REFUSAL)
+        reason.startswith((EXPIRED_REFUSAL, CODE_WITHDRAWN))
         for wait in session.exec(select(WaitRow).where(
             WaitRow.action_id == row.id, WaitRow.outcome == "refused",
             WaitRow.base == signoff_base(kind, request.attempt)))
@@ -236,6 +238,11 @@ def apply_signoff(
     lead = repo.person_by_id(session, row.accountable_lead_id)
     reasons = refusal_reasons(_state(request), submission, accountable_lead=lead.email, now=now)
     if reasons:
+        if code_disclosed(_state(request), submission):
+            request.expires_at = min(as_utc(request.expires_at), now)
+            reasons.append(f"{CODE_WITHDRAWN}: it was presented by someone other than "
+                           f"{request.reviewer_email}, who is sent a new one")
+            _alert_disclosed(session, row, request, submission.reviewer_email)
         if "the sign-off code is wrong" in reasons:
             request.wrong_attempts += 1
             if request.wrong_attempts >= MAX_WRONG_CODES and not request.locked:
@@ -301,6 +308,34 @@ def _alert_lockout(session: Session, row: ActionRow, request: SignoffRequestRow)
         details={"kind": request.kind, "attempt": request.attempt,
                  "wrong_attempts": request.wrong_attempts},
         dedupe_key=f"signoff.locked:{row.ref}:{request.kind}:{request.attempt}",
+    )
+
+
+def _alert_disclosed(session: Session, row: ActionRow, request: SignoffRequestRow,
+                     presented_by: str) -> None:
+    """The registered manager and nominated individual learn that a live code reached
+    someone it was not sent to (once per request)."""
+    location_people = session.exec(
+        select(PersonRow).where(
+            (PersonRow.role == Role.NOMINATED_INDIVIDUAL.value)
+            | ((PersonRow.role == Role.REGISTERED_MANAGER.value)
+               & (PersonRow.location_id == row.location_id))
+        )
+    ).all()
+    who = normalise_email(presented_by) or "someone unnamed"
+    key = f"signoff.withdrawn:{row.ref}:{request.kind}:{request.attempt}"
+    mail.enqueue(
+        session, dedupe_key=key, to=[p.email for p in location_people],
+        template="signoff_withdrawn", action_ref=row.ref,
+        context={"ref": row.ref, "title": row.title, "kind": request.kind,
+                 "presented_by": who, "reviewer_email": request.reviewer_email,
+                 "run_url": get_settings().run_url(row.flow_run_id)},
+    )
+    audit_log.append(
+        session, actor="system", event="signoff.code_withdrawn", action_ref=row.ref,
+        details={"kind": request.kind, "attempt": request.attempt, "presented_by": who,
+                 "reviewer": request.reviewer_email},
+        dedupe_key=key,
     )
 
 

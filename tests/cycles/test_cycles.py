@@ -19,6 +19,7 @@ except that the weakness test must run before monthly assurance, which clears th
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, date, datetime
 from typing import Any
@@ -189,6 +190,15 @@ def test_weekly_governance_publishes_artifacts_and_emails_once(stack: CycleStack
         assert "What is asked of you" in body and stack.server.ui_url in body
     rose = next(m for m in delivered if str(m["X-Recovery-Key"]).endswith(":ROSE"))
     assert "ROSE-SG-001" in text_of(rose) and "QUAY-MED-001" not in text_of(rose)
+    # the nominated individual's copy carries an anchor of the audit chain that the
+    # decision log must go on holding
+    provider = next(m for m in delivered if str(m["X-Recovery-Key"]).endswith(":provider"))
+    found = re.search(r"Audit chain anchor \(keep this email\): (\d+:[0-9a-f]{64})",
+                      text_of(provider))
+    assert found, text_of(provider)
+    assert "Audit chain anchor" not in text_of(rose)
+    held = stack.local("audit", "verify", "--no-prefect", "--anchor", found.group(1))
+    assert held.exit_code == 0, held
 
     # the same date again: no email, no new artifact version
     mail_before = len(stack.sink.paths())
@@ -428,3 +438,51 @@ def test_monthly_assurance_form_records_provider_oversight(stack: CycleStack) ->
     # provider-level oversight now on record: QUAY-MED-001 is no longer local only
     weaknesses = snapshot_weaknesses(date(2026, 12, 7))
     assert not [w for ws in weaknesses.values() for w in ws if w.startswith(LOCAL_ONLY)]
+
+
+# ---------------------------------------------------------------- audit anchors
+
+
+def test_every_cycle_anchors_the_audit_chain_in_prefect_where_a_cut_tail_shows(
+    stack: CycleStack,
+) -> None:
+    from recovery import anchors
+
+    for _ in range(2):  # the second run finds no work, and anchors all the same
+        stack.cycle("daily", AFTER_CONTROL_CHANGE)
+    versions = artifacts(stack, anchors.artifact_key())
+    assert len(versions) >= 2, "each cycle run publishes an anchor version"
+    assert all(v.flow_run_id is not None for v in versions)
+    rows = {(r["seq"], r["hash"]) for v in versions for r in table_rows(v)}
+    chain = {(a.seq, a.hash) for a in stack.select(select(AuditRow))}
+    assert rows <= chain  # every anchor is a real entry of this chain
+    newest = max(seq for seq, _ in rows)
+    assert newest == max(seq for seq, _ in chain)
+
+    # Delete the two newest entries, and the anchor file with them: only Prefect's copy
+    # is left to tell. Then put everything back for whatever runs after.
+    saved = stack.query("SELECT * FROM audit_log WHERE seq >= :s", s=newest - 1)
+    columns = [c for c in stack.query("SELECT name FROM pragma_table_info('audit_log')")]
+    anchor_file = anchors.anchor_file()
+    kept = anchor_file.read_bytes()
+    anchor_file.unlink()
+    stack.execute("DELETE FROM audit_log WHERE seq >= :s", s=newest - 1)
+    try:
+        with stack.server.settings():
+            broken = stack.local("audit", "verify", "--json")
+        assert broken.exit_code == 3, broken
+        data = broken.json()
+        assert data["first_bad_seq"] == newest - 1
+        assert "(Prefect artifact)" in data["reason"] and "were deleted" in data["reason"]
+    finally:
+        names = [c[0] for c in columns]
+        for row in saved:
+            stack.execute(
+                f"INSERT INTO audit_log ({', '.join(names)}) "
+                f"VALUES ({', '.join(':' + n for n in names)})",
+                **dict(zip(names, row, strict=True)))
+        anchor_file.write_bytes(kept)
+    with stack.server.settings():
+        restored = stack.local("audit", "verify", "--json")
+    assert restored.exit_code == 0, restored
+    assert restored.json()["anchors_checked"] >= len(versions)

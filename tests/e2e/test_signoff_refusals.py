@@ -3,7 +3,8 @@
 Every refusal goes through `recovery signoff` (the same resume the UI form makes) against
 one action waiting for plan sign-off. A refusal in the domain (the accountable lead, a
 junior person, a wrong or expired code) is recorded in the audit trail and the run
-suspends again under a new key; a malformed form (thin rationale) is refused by the
+suspends again under a new key (a right code presented by the wrong person is withdrawn
+and the named reviewer sent a new one); a malformed form (thin rationale) is refused by the
 Prefect server itself and the run stays under the same key. Either way the action's status
 does not move and no decision is recorded.
 
@@ -99,13 +100,25 @@ def test_refused_in_the_domain_and_the_run_waits_again(
     valid = latest_code(stack)
     given = valid if code == "valid" else f"{(int(valid) + 1) % 1_000_000:06d}"
 
+    mails = len(stack.signoff_mails(REF, "plan"))
+
     result = sign(stack, who, given)
 
     assert_refused_in_domain(stack, result, reason, before, who)
-    assert stack.wait_for_wait(REF, next_key(key)) == next_key(key)
     assert stack.status(REF) == "awaiting_plan_signoff"
     assert stack.count("decision", REF) == 0
-    assert len(stack.signoff_mails(REF, "plan")) == 1  # no new code for a refusal
+    if code == "wrong":  # a wrong code: the same request and code, asked again
+        assert stack.wait_for_wait(REF, next_key(key)) == next_key(key)
+        assert len(stack.signoff_mails(REF, "plan")) == mails
+    else:
+        # the right code in someone else's hands is withdrawn: the run asks again under
+        # a new request, and the named reviewer is sent a new code
+        assert "the sign-off code was withdrawn" in " ".join(result.error_json()["reasons"])
+        attempt = int(key.split("-")[2])
+        assert stack.wait_for_wait(REF, f"plan-signoff-{attempt + 1}-") == \
+            f"plan-signoff-{attempt + 1}-1"
+        stack.wait_for_mails(mails + 1, subject=f"{REF}: your plan sign-off is needed")
+        assert stack.audit_events(REF).count("signoff.code_withdrawn") >= 1
 
 
 @pytest.mark.timeout(300)
@@ -147,12 +160,13 @@ def test_expired_code_is_refused_and_a_new_one_is_issued(
     result = sign(stack, REVIEWER, code)
 
     assert_refused_in_domain(stack, result, "the sign-off code expired at", before, REVIEWER)
-    # the run asks again: a new request (attempt 2) with a new code by email
-    stack.wait_for_wait(REF, "plan-signoff-2-")
+    # the run asks again: a new request (the next attempt) with a new code by email
+    attempt = int(key.split("-")[2])
+    stack.wait_for_wait(REF, f"plan-signoff-{attempt + 1}-")
     assert stack.status(REF) == "awaiting_plan_signoff"
     assert stack.count("decision", REF) == 0
+    stack.wait_for_mails(mails + 1, subject=f"{REF}: your plan sign-off is needed")
     assert len(stack.signoff_mails(REF, "plan")) == mails + 1
     attempts = stack.query("SELECT s.attempt FROM signoff_request s JOIN recovery_action a "
                            "ON a.id = s.action_id WHERE a.ref = :r ORDER BY s.attempt", r=REF)
-    assert attempts == [(1,), (2,)]
-    assert key.startswith("plan-signoff-1-")
+    assert attempts == [(n,) for n in range(1, attempt + 2)]

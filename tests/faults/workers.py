@@ -63,17 +63,22 @@ def evaluate_gate(env: Mapping[str, str], barrier: Any, results: Any, name: str,
     writer has finished), then once more; every verdict seen."""
 
     def work() -> list[tuple[bool, tuple[str, ...]]]:
+        import time
         from pathlib import Path
 
         from recovery import db, services
 
         seen = []
         finished = False
-        while not finished and len(seen) < 5000:
+        # bounded by time, not by a count: on a loaded machine the writer can take far
+        # longer than the gate, and the last verdict must come after its last commit
+        deadline = time.monotonic() + 300
+        while not finished and time.monotonic() < deadline:
             finished = Path(done).exists()
             with db.unit_of_work() as session:
                 verdict = services.gate_verdict(session, ref, as_of=as_of)
             seen.append((verdict.passed, tuple(verdict.reasons)))
+            time.sleep(0.005)
         return seen
 
     _run(env, barrier, results, name, work)

@@ -345,6 +345,53 @@ def test_audit_verify_reports_a_tampered_row(directory: str) -> None:
     assert human.exit_code == 3 and "audit chain broken" in human.stdout
 
 
+def test_entries_deleted_from_the_tail_are_found_through_the_anchor(directory: str) -> None:
+    _open(SEED_PLANS["QUAY-MED-001"])
+    anchored = cli("audit", "anchor", "--json")
+    assert anchored.exit_code == 0, anchored.stderr
+    head = anchored.json()
+    assert head["seq"] >= 3 and len(head["hash"]) == 64
+    # the anchor file is outside the database, one line per anchor, appended once per head
+    from recovery import anchors
+
+    assert [(a.seq, a.hash) for a in anchors.read_file()] == [(head["seq"], head["hash"])]
+    assert cli("audit", "anchor").exit_code == 0
+    assert len(anchors.read_file()) == 1
+    assert cli("audit", "verify", "--no-prefect").exit_code == 0
+    with db.engine_for(directory).begin() as conn:  # the newest entries deleted
+        conn.execute(text("DELETE FROM audit_log WHERE seq >= :s"), {"s": head["seq"] - 1})
+    result = cli("audit", "verify", "--no-prefect", "--json")
+    assert result.exit_code == 3
+    data = result.json()
+    assert data["ok"] is False and data["first_bad_seq"] == head["seq"] - 1
+    assert f"holds entry {head['seq']}: entries {head['seq'] - 1} to {head['seq']} or more " \
+           "were deleted" in data["reason"]
+    # the same anchor given by hand (as printed in a weekly email), without the file
+    anchors.anchor_file().unlink()
+    assert cli("audit", "verify", "--no-prefect").exit_code == 0  # nothing left to compare
+    given = cli("audit", "verify", "--no-prefect", "--anchor", f"{head['seq']}:{head['hash']}")
+    assert given.exit_code == 3 and "were deleted" in given.stdout
+
+
+@pytest.mark.parametrize("value", ["12", "x:" + "a" * 64, "3:abc", "0:" + "a" * 64])
+def test_a_malformed_anchor_is_refused_by_name(directory: str, value: str) -> None:
+    result = cli("audit", "verify", "--no-prefect", "--anchor", value)
+    assert result.exit_code == 2
+    assert "--anchor" in result.stderr and "SEQ:HASH" in result.stderr
+
+
+def test_an_edited_anchor_file_is_reported_not_ignored(directory: str) -> None:
+    _open(SEED_PLANS["QUAY-MED-001"])
+    assert cli("audit", "anchor").exit_code == 0
+    from recovery import anchors
+
+    path = anchors.anchor_file()
+    path.write_text(path.read_text().replace('"seq": ', '"seq": "x'), encoding="utf-8")
+    result = cli("audit", "verify", "--no-prefect")
+    assert result.exit_code == 2
+    assert f"{path} line 1" in result.stderr and "the file was edited" in result.stderr
+
+
 def test_people_name_their_location_by_name_or_code(directory: str) -> None:
     for email, location in (("a@rose.example", "  rose HOUSE "), ("b@rose.example", "rose")):
         added = cli("people", "add", "--name", "New Starter", "--email", email, "--role",

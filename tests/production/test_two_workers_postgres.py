@@ -76,6 +76,15 @@ class Production:
     workers: list[ServeProcess]
     plans: Path
 
+    def housekeeping(self) -> set[str]:
+        """Runs of the scheduled reconcile-lost-runs deployment (every 5 minutes)."""
+        from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+        with self.server.settings(), prefect_client(self.server) as client:
+            runs = client.read_flow_runs(flow_filter=FlowFilter(
+                name=FlowFilterName(any_=["reconcile-lost-runs"])))
+        return {str(r.id) for r in runs}
+
 
 @contextlib.contextmanager
 def app_database() -> Iterator[str]:
@@ -197,7 +206,8 @@ def test_twenty_actions_on_two_workers(production: Production) -> None:
         # the deployments prefect.yaml describes, on the pool and queues it names
         deployments = {d.name: d for d in client.read_deployments()}
         assert {"high-risk-action", "daily-review", "weekly-governance", "monthly-assurance",
-                "open-action", "record-evidence", "recovery-notify"} <= set(deployments)
+                "open-action", "record-evidence", "recovery-notify",
+                "reconcile-lost-runs"} <= set(deployments)
         assert {d.work_pool_name for d in deployments.values()} == {"recovery"}
         assert deployments["daily-review"].work_queue_name == "high-risk"
         assert deployments["high-risk-action"].work_queue_name == "routine"
@@ -265,8 +275,9 @@ def test_twenty_actions_on_two_workers(production: Production) -> None:
         workers = submissions.get(run_id, [])
         assert len(workers) == executions[run_id], (run_id, workers, executions[run_id])
         assert set(workers) <= set(WORKERS), workers
-    assert set(submissions) == set(all_runs), set(submissions) - set(all_runs)
-    used = Counter(w for workers in submissions.values() for w in workers)
+    ours = {r: w for r, w in submissions.items() if r not in production.housekeeping()}
+    assert set(ours) == set(all_runs), set(ours) - set(all_runs)
+    used = Counter(w for workers in ours.values() for w in workers)
     assert set(used) == set(WORKERS), used  # both workers took part
 
     # each action processed exactly once
@@ -288,5 +299,93 @@ def test_twenty_actions_on_two_workers(production: Production) -> None:
     assert sorted(k for k in keys if k.startswith("signoff:")) == \
         sorted(f"signoff:{r}:plan:1" for r in refs)
     assert sum(k.startswith("escalation:") for k in keys) == len(refs)
+    verified = app.cli("audit", "verify", "--json")
+    assert verified.exit_code == 0 and verified.json()["ok"] is True, str(verified)
+
+
+CHAIN_LOCK = 7_204_161  # recovery.audit_log._CHAIN_LOCK
+
+
+def _waiting_on_chain_lock(app: App) -> bool:
+    """A backend of the app database that has written (it has a transaction id) and now
+    waits for the audit chain's advisory lock."""
+    name = app.database_url.rsplit("/", 1)[1]
+    return bool(app.scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = :d AND wait_event_type = "
+        "'Lock' AND wait_event = 'advisory' AND backend_xid IS NOT NULL", d=name))
+
+
+@pytest.mark.timeout(1200)
+def test_a_worker_killed_in_a_daily_review_is_made_good_by_the_other(
+    production: Production,
+) -> None:
+    """The next day's review runs on one worker; inside its transaction (reviews written,
+    the audit append waiting for the chain lock the test holds) that worker and its
+    flow-run process are SIGKILLed, as a lost machine would be. The scheduled housekeeping
+    deployment, reconcile-lost-runs, runs on the surviving worker, finds the run with no
+    sign of life, and has it run again, on the surviving worker: the day's reviews are
+    recorded exactly once."""
+    from prefect.deployments import run_deployment
+
+    server, app = production.server, production.app
+    refs = sorted(r for (r,) in app.query("SELECT ref FROM recovery_action"))
+    assert len(refs) == HIGH + MEDIUM, "runs after test_twenty_actions_on_two_workers"
+    day = TODAY + timedelta(days=1)
+    keys_before = app.mail_keys()
+    escalations_before = app.scalar("SELECT COUNT(*) FROM escalation")
+
+    holder = psycopg.connect(app.database_url.replace("postgresql+psycopg", "postgresql"),
+                             autocommit=True)
+    try:
+        holder.execute("SELECT pg_advisory_lock(%s)", (CHAIN_LOCK,))
+        with server.settings(), prefect_client(server) as client:
+            started = datetime.now(UTC) - timedelta(seconds=5)
+            daily = run_deployment("daily-review/daily-review",
+                                   parameters={"as_of": day.isoformat()}, timeout=0)
+            wait_until(lambda: _waiting_on_chain_lock(app), timeout=300,
+                       message=f"the daily review waiting for the chain lock\n"
+                               f"{_diagnostics(production)}")
+            assert client.read_flow_run(daily.id).state.is_running()
+            [victim] = wait_until(lambda: _submissions(client, started).get(str(daily.id)),
+                                  timeout=60, message="the worker of the daily review")
+            index = WORKERS.index(victim)
+            production.workers[index].kill()
+    finally:
+        holder.close()
+    survivor = WORKERS[1 - index]
+    # the lost transaction is rolled back with its connection: nothing of the day
+    assert app.scalar("SELECT COUNT(*) FROM review WHERE as_of = :d", d=day) == 0
+
+    with server.settings(), prefect_client(server) as client:
+        assert client.read_flow_run(daily.id).state.is_running()  # Prefect cannot tell
+        time.sleep(6)
+        sweep = run_deployment("reconcile-lost-runs/reconcile-lost-runs",
+                               parameters={"older_than_seconds": 5}, timeout=0)
+        swept = wait_for_final(client, sweep.id, timeout=300)
+        assert swept.state.is_completed(), f"{swept.state}\n{_diagnostics(production)}"
+
+        def completed() -> Any:
+            run = client.read_flow_run(daily.id)
+            return run if run.state.is_completed() else None
+
+        wait_until(completed, timeout=600,
+                   message=f"the daily review run again\n{_diagnostics(production)}")
+        states = client.read_flow_run_states(daily.id)
+        submissions = _submissions(client, started)
+
+    names = [s.name for s in states]
+    assert names.count("Crashed") == 1 and names.count("Rescheduled") == 1, names
+    [crashed] = [s for s in states if s.name == "Crashed"]
+    assert "found by recovery reconcile" in (crashed.message or "")
+    # (events come newest first) the killed worker's run, then the survivor's re-run
+    assert sorted(submissions[str(daily.id)]) == sorted([victim, survivor])
+    assert submissions[str(sweep.id)] == [survivor]
+    # exactly once: one review per action for the day, nothing else repeated
+    assert app.per_action("SELECT a.ref, COUNT(*) FROM review r JOIN recovery_action a "
+                          "ON a.id = r.action_id WHERE r.as_of = :d GROUP BY a.ref",
+                          d=day) == dict.fromkeys(refs, 1)
+    assert app.scalar("SELECT COUNT(*) FROM escalation") == escalations_before
+    keys = app.mail_keys()
+    assert len(keys) == len(set(keys)) and set(keys_before) <= set(keys)
     verified = app.cli("audit", "verify", "--json")
     assert verified.exit_code == 0 and verified.json()["ok"] is True, str(verified)

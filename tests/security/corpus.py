@@ -488,7 +488,8 @@ SIGNOFF_DOMAIN: list[FormCase] = [
     FormCase("the lead signs, in capitals with spaces",
              signoff(by="<LEAD>"), 3, "sign-off",
              reasons=("the accountable lead may not sign off their own action",
-                      "only the named senior reviewer")),
+                      "only the named senior reviewer",
+                      "the sign-off code was withdrawn")),
     FormCase("rationale of twenty spaces", signoff(rationale=" " * 25), 3, "sign-off",
              reasons=("the rationale must be at least 20 characters",)),
 ]

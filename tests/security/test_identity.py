@@ -231,16 +231,49 @@ def test_codes_expire_and_a_new_one_is_issued(world: World, sink: MailSink) -> N
     (LEAD, ["the accountable lead may not", "only the named senior reviewer"]),
     (f" {LEAD.upper()}  ", ["the accountable lead may not", "only the named senior reviewer"]),
 ])
-def test_a_code_is_bound_to_the_named_reviewer(world: World, by: str,
+def test_a_code_is_bound_to_the_named_reviewer(world: World, sink: MailSink, by: str,
                                                reasons: list[str]) -> None:
     open_plan_signoff(REF)
-    outcome = sign(REF, code=queued_code(REF), by=by)
+    leaked = queued_code(REF)
+    outcome = sign(REF, code=leaked, by=by)
     assert not outcome.applied
-    for reason in reasons:
+    for reason in [*reasons, "the sign-off code was withdrawn: it was presented by someone "
+                   f"other than {REVIEWER}, who is sent a new one"]:
         assert any(r.startswith(reason) for r in outcome.reasons), outcome.reasons
     assert status(REF) == "awaiting_plan_signoff"
-    # the named reviewer, however they type their email, still can
-    assert sign(REF, code=queued_code(REF), by=f"\t{REVIEWER.upper()} ").applied
+    # the right code in the wrong hands is spent: not even the named reviewer can use it
+    open_plan_signoff(REF)  # the flow asks again: a new request, a new code by email
+    fresh = queued_code(REF, attempt=2)
+    if fresh != leaked:  # (one chance in a million that the new code is the same)
+        assert sign(REF, code=leaked, by=REVIEWER).reasons == ["the sign-off code is wrong"]
+    # the named reviewer, however they type their email, signs with the new code
+    assert sign(REF, code=fresh, by=f"\t{REVIEWER.upper()} ").applied
+    # the registered manager and the nominated individual are told, once, who held it
+    mail.flush()
+    [alert] = delivered(sink, f"{REF}: plan sign-off code withdrawn")
+    recipients = {a.strip() for a in str(alert["X-Envelope-To"]).split(",")}
+    assert recipients == {MANAGER, REVIEWER}  # Rose House's registered manager and the NI
+    body = alert.get_body(preferencelist=("plain",))
+    assert body is not None and f"presented by {by.strip().lower()}" in body.get_content()
+    with db.unit_of_work() as session:
+        events = [a.event for a in session.exec(select(AuditRow).where(
+            AuditRow.action_ref == REF))]
+    assert events.count("signoff.code_withdrawn") == 1
+
+
+def test_a_right_code_refused_for_the_reviewers_own_slip_stays_theirs(world: World) -> None:
+    """The named reviewer with the right code and a rationale too short: refused, and the
+    code stays valid for their corrected answer (nobody else has seen it)."""
+    open_plan_signoff(REF)
+    code = queued_code(REF)
+    wait = open_plan_signoff(REF)
+    with db.unit_of_work() as session:
+        short = signoffs.apply_signoff(
+            session, REF, SignoffKind.PLAN, pause_key=wait.pause_key,
+            submission=Submission(reviewer_email=REVIEWER, code=code, decision="approve",
+                                  rationale="ok"))
+    assert short.reasons == ["the rationale must be at least 20 characters"]
+    assert sign(REF, code=code).applied
 
 
 # ---------------------------------------------------------------- bound to a request

@@ -139,11 +139,19 @@ def test_a_wait_for_the_leads_closure_request_is_not_a_signoff(
     runs = wait_notify_completed(stack, "signoff-waiting", f"prefect.flow-run.{run_id}",
                                  count=2)
     latest = max(runs, key=lambda r: r.created)
-    with stack.client() as client:
-        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[latest.id])))
-    assert any("waits for the lead's closure request (closure-request-1-1), not for a "
-               "sign-off" in log.message
-               for log in logs), [log.message for log in logs]
+    expected = ("waits for the lead's closure request (closure-request-1-1), not for a "
+                "sign-off")
+
+    def logged() -> list[str] | None:
+        # run logs reach the server in batches, after the run's final state: poll
+        with stack.client() as client:
+            logs = client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=[latest.id])))
+        messages = [log.message for log in logs]
+        return messages if any(expected in m for m in messages) else None
+
+    wait_until(logged, timeout=60, interval=1.0,
+               message=f"log line '{expected}' on run {latest.id}\n{stack.diagnostics()}")
     # ... but the lead's own wait is not a sign-off: nobody is chased
     assert len(stack.mails(to=NI, subject="waiting")) == 1
     assert len(stack.query("SELECT id FROM outbox WHERE dedupe_key LIKE "

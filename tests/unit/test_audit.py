@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from models.audit import GENESIS, AuditEntry, entry_hash, verify_chain
+from models.audit import GENESIS, AuditAnchor, AuditEntry, entry_hash, verify_chain
 
 from .factories import NOW, append_entry, audit_chain
 
@@ -148,3 +149,68 @@ def test_any_edit_to_any_past_entry_is_found_at_that_entry(
     result = verify_chain(chain)
     assert not result.ok
     assert result.first_bad_seq == index + 1
+
+
+# ----------------------------------------------------------------- anchors kept elsewhere
+
+
+def anchor_of(entry: AuditEntry, where: str = "audit-anchors.jsonl") -> AuditAnchor:
+    return AuditAnchor(seq=entry.seq, hash=entry.hash, at=NOW, where=where)
+
+
+def test_entries_deleted_from_the_tail_verify_alone_but_not_against_an_anchor() -> None:
+    chain = audit_chain(6)
+    anchor = anchor_of(chain[5])
+    cut = chain[:4]  # the two newest entries deleted: what the chain alone cannot show
+    assert verify_chain(cut).ok
+    result = verify_chain(cut, [anchor])
+    assert not result.ok
+    assert result.first_bad_seq == 5
+    assert result.reason == (
+        f"the chain ends at entry 4 but the anchor of {NOW:%d/%m/%Y %H:%M} "
+        "(audit-anchors.jsonl) holds entry 6: entries 5 to 6 or more were deleted")
+
+
+def test_a_chain_rewritten_with_every_hash_recomputed_fails_against_an_anchor() -> None:
+    chain = audit_chain(4)
+    anchor = anchor_of(chain[3], where="Prefect artifact")
+    # someone with write access edits entry 2 and recomputes every hash after it
+    rewritten: list[AuditEntry] = chain[:1]
+    for entry in chain[1:]:
+        fields = entry.model_dump(exclude={"hash"})
+        fields["prev_hash"] = rewritten[-1].hash
+        if entry.seq == 2:
+            fields["details"] = {"rationale": "approved after all"}
+        rewritten.append(AuditEntry(**fields, hash=entry_hash(**fields)))
+    assert verify_chain(rewritten).ok
+    result = verify_chain(rewritten, [anchor])
+    assert not result.ok and result.first_bad_seq == 4
+    assert result.reason is not None and "(Prefect artifact): the chain was rewritten" in (
+        result.reason)
+
+
+def test_an_honest_chain_holds_every_anchor_taken_along_the_way() -> None:
+    chain = audit_chain(7)
+    anchors = [anchor_of(chain[i]) for i in (0, 2, 2, 6)]
+    result = verify_chain(chain, anchors)
+    assert result.ok and result.anchors_checked == 4
+
+
+@given(chains(), st.data())
+def test_any_tail_deletion_below_an_anchor_is_found(chain: list[AuditEntry],
+                                                    data: st.DataObject) -> None:
+    anchored = data.draw(st.integers(0, len(chain) - 1))
+    keep = data.draw(st.integers(0, anchored))
+    result = verify_chain(chain[:keep], [anchor_of(chain[anchored])])
+    assert not result.ok and result.first_bad_seq == keep + 1
+
+
+@pytest.mark.parametrize("fields", [
+    {"seq": 0, "hash": "a" * 64},
+    {"seq": 3, "hash": "a" * 63},
+    {"seq": 3, "hash": "A" * 64},
+    {"seq": 3, "hash": "g" * 64},
+])
+def test_an_anchor_is_an_entry_number_and_a_sha256_digest(fields: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        AuditAnchor(**fields, at=NOW)

@@ -20,6 +20,7 @@ from models.review import (
     pillar_positions,
     trajectory_value,
 )
+from models.review import assess as assess_plain
 
 from .factories import (
     BASELINE_ON,
@@ -334,3 +335,26 @@ def test_first_review_on_time_is_not_delayed() -> None:
     result = assess_progress(LINE_PLAN, pillars_at(85), as_of=DAY_20, cadence=Cadence.DAILY,
                              last_review=None, reviews_start=DAY_20 - timedelta(days=1))
     assert TriggerKind.DELAYED_REVIEW not in result.triggers_fired
+
+
+@given(plan_triggers, review_evidence, st.dates(date(2026, 10, 2), date(2026, 12, 15)),
+       st.sampled_from(list(Cadence)), st.none() | st.dates(BASELINE_ON, date(2026, 12, 1)),
+       st.booleans())
+def test_the_plain_assessment_the_daily_cycle_uses_is_the_reviews_assessment(
+    kinds: list[TriggerKind], evidence: list[Evidence], as_of: date, cadence: Cadence,
+    last_review_on: date | None, previous_below: bool,
+) -> None:
+    plan = plan_with_triggers(*kinds)
+    full = assess(
+        evidence, plan=plan, as_of=as_of, cadence=cadence,
+        last_review=make_review(last_review_on) if last_review_on else None,
+        previous_below_trajectory=previous_below,
+    )
+    plain = assess_plain(
+        plan.target, plan.baseline, set(kinds), evidence, as_of=as_of, cadence=cadence,
+        last_review_on=last_review_on, previous_below_trajectory=previous_below,
+    )
+    assert {k: v for k, v in plain._asdict().items() if k != "pillars"} == full.model_dump(
+        exclude={"pillars"})
+    assert [p._asdict() for p in plain.pillars] == [
+        {**p.model_dump(), "latest": p.latest, "previous": p.previous} for p in full.pillars]

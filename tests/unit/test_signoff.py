@@ -11,6 +11,7 @@ from models.signoff import (
     CODE_TTL,
     MIN_RATIONALE,
     Decision,
+    code_disclosed,
     hash_code,
     new_code,
     new_salt,
@@ -133,3 +134,22 @@ def test_stored_hash_depends_on_the_salt_and_never_contains_the_code() -> None:
     first, second = new_salt(), new_salt()
     assert hash_code(GOOD_CODE, first) != hash_code(GOOD_CODE, second)
     assert GOOD_CODE not in hash_code(GOOD_CODE, first)
+
+
+@pytest.mark.parametrize(("overrides", "disclosed"), [
+    ({"reviewer_email": "someone.else@rose.example"}, True),
+    ({"reviewer_email": LEAD}, True),
+    ({"reviewer_email": "someone.else@rose.example", "code": "000000"}, False),  # wrong code
+    ({}, False),  # the named reviewer: their own code
+    ({"rationale": "too short"}, False),  # the reviewer's own slip
+])
+def test_a_live_code_in_the_wrong_hands_is_disclosed(overrides: dict[str, str],
+                                                     disclosed: bool) -> None:
+    assert GOOD_CODE != "000000"
+    assert code_disclosed(signoff_request(), submission(**overrides)) is disclosed
+
+
+@pytest.mark.parametrize("state", [{"used_at": NOW}, {"locked": True}])
+def test_a_spent_or_locked_code_is_not_disclosed_again(state: dict[str, Any]) -> None:
+    assert not code_disclosed(signoff_request(**state),
+                              submission(reviewer_email="someone.else@rose.example"))
