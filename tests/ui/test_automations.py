@@ -159,15 +159,21 @@ def test_a_wait_for_the_leads_closure_request_is_not_a_signoff(
 
 
 def _emit_escalation(stack: RecoveryStack, ref: str, payload: dict[str, Any]) -> None:
-    from prefect.events import emit_event
-    from prefect.events.worker import EventsWorker
-
-    with stack.server.settings():
-        emit_event(event="recovery.action.escalated",
-                   resource={"prefect.resource.id": f"recovery.action.{ref}",
-                             "prefect.resource.name": ref},
-                   payload=payload)
-        EventsWorker.drain_all()
+    """The event as the daily review emits it: from a process of its own (as a flow run
+    is), which sends it and waits until Prefect's events client has delivered it."""
+    code = (
+        "import json, sys\n"
+        "from prefect.events import emit_event\n"
+        "from prefect.events.worker import EventsWorker\n"
+        f"ref = {ref!r}\n"
+        "emit_event(event='recovery.action.escalated',\n"
+        "           resource={'prefect.resource.id': f'recovery.action.{ref}',\n"
+        "                     'prefect.resource.name': ref},\n"
+        f"           payload=json.loads({json.dumps(payload)!r}))\n"
+        "EventsWorker.drain_all()\n"
+        "print('sent')\n"
+    )
+    assert run_python(code, stack.env).strip().endswith("sent")
 
 
 def test_escalation_event_emails_the_registered_manager_even_through_an_smtp_outage(
