@@ -20,7 +20,7 @@ sign-off: the CPU time of the flow-run process (user + system, read from the ser
 process's reaped-children counters once the run has suspended again and its process has
 gone) and the load average. Prints each sample and p50/p95. Usage::
 
-    .venv/bin/python -m benchmarks.signoff_latency [--runs 5] [--poll 1] [--pycache DIR] [--keep]
+    .venv/bin/python -m benchmarks.signoff_latency [--runs 5] [--poll 0.5] [--pycache DIR] [--keep]
 
 ``--poll`` is passed as RECOVERY_RUNNER_POLL_SECONDS (the runner's poll interval in
 `recovery serve`) and, rounded up to whole seconds, as ``PREFECT_RUNNER_POLL_FREQUENCY``
@@ -145,7 +145,7 @@ def measure_one(stack: RecoveryStack, ref: str) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="sign-offs to measure")
-    parser.add_argument("--poll", type=float, default=1.0,
+    parser.add_argument("--poll", type=float, default=0.5,
                         help="the serve process's poll interval, RECOVERY_RUNNER_POLL_SECONDS "
                              "(seconds)")
     parser.add_argument("--keep", action="store_true",

@@ -1000,7 +1000,7 @@ def serve() -> None:
     from recovery import prefect_api
 
     prefect_api.api_url()
-    # The runner polls every RECOVERY_RUNNER_POLL_SECONDS (default 1 s): a resumed run
+    # The runner polls every RECOVERY_RUNNER_POLL_SECONDS (default 0.5 s): a resumed run
     # (a sign-off) waits for the next poll. PREFECT_RUNNER_POLL_FREQUENCY counts only when
     # ours is not set. Prefect's setting is whole seconds, so it gets the interval rounded
     # up (before Prefect is imported) and the runner the exact interval.

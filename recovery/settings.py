@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     # On a work pool (deployments/prefect.yaml), route lifecycle runs to the "high-risk" or
     # "routine" queue so high-risk actions are picked up first.
     work_pool_queues: bool = False
-    runner_poll_seconds: float = Field(default=1.0, ge=0.1)
+    runner_poll_seconds: float = Field(default=0.5, ge=0.1)
     """RECOVERY_RUNNER_POLL_SECONDS: how often `recovery serve` asks the Prefect server for
     runs to start, so about how long a signed-off (resumed) run may wait to be picked up.
     Given to the served runner as its poll interval (Prefect's own default,
