@@ -288,14 +288,20 @@ def apply_signoff(
     return SignoffOutcome(applied=True, decision=decision.value, status=after.value, reasons=[])
 
 
-def _alert_lockout(session: Session, row: ActionRow, request: SignoffRequestRow) -> None:
-    location_people = session.exec(
+def _manager_and_ni(session: Session, row: ActionRow) -> list[PersonRow]:
+    """Who hears of a sign-off in trouble: the location's registered manager(s) and the
+    provider's nominated individual(s)."""
+    return list(session.exec(
         select(PersonRow).where(
             (PersonRow.role == Role.NOMINATED_INDIVIDUAL.value)
             | ((PersonRow.role == Role.REGISTERED_MANAGER.value)
                & (PersonRow.location_id == row.location_id))
         )
-    ).all()
+    ).all())
+
+
+def _alert_lockout(session: Session, row: ActionRow, request: SignoffRequestRow) -> None:
+    location_people = _manager_and_ni(session, row)
     mail.enqueue(
         session, dedupe_key=f"signoff.locked:{row.ref}:{request.kind}:{request.attempt}",
         to=[p.email for p in location_people], template="signoff_locked", action_ref=row.ref,
@@ -315,13 +321,7 @@ def _alert_disclosed(session: Session, row: ActionRow, request: SignoffRequestRo
                      presented_by: str) -> None:
     """The registered manager and nominated individual learn that a live code reached
     someone it was not sent to (once per request)."""
-    location_people = session.exec(
-        select(PersonRow).where(
-            (PersonRow.role == Role.NOMINATED_INDIVIDUAL.value)
-            | ((PersonRow.role == Role.REGISTERED_MANAGER.value)
-               & (PersonRow.location_id == row.location_id))
-        )
-    ).all()
+    location_people = _manager_and_ni(session, row)
     who = normalise_email(presented_by) or "someone unnamed"
     key = f"signoff.withdrawn:{row.ref}:{request.kind}:{request.attempt}"
     mail.enqueue(

@@ -318,6 +318,19 @@ class App:
         return [str(read_message(p)["X-Recovery-Key"]) for p in self.sink.paths()]
 
 
+#: recovery.audit_log._CHAIN_LOCK: a test that holds it stops every audit append there.
+CHAIN_LOCK = 7_204_161
+
+
+def waiting_on_chain_lock(app: App) -> bool:
+    """A backend of the app database (PostgreSQL) that has written (it has a transaction
+    id) and now waits for the audit chain's advisory lock."""
+    name = app.database_url.rsplit("/", 1)[1]
+    return bool(app.scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = :d AND wait_event_type = "
+        "'Lock' AND wait_event = 'advisory' AND backend_xid IS NOT NULL", d=name))
+
+
 def new_sqlite_app(home: Path, template: Path, **kwargs: Any) -> App:
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(template, home / "recovery.db")

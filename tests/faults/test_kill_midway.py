@@ -33,6 +33,7 @@ import pytest
 from recovery.mailsink import MailSink
 from tests.faults.conftest import SITES
 from tests.faults.helpers import (
+    CHAIN_LOCK,
     RATIONALE,
     TODAY,
     App,
@@ -47,6 +48,7 @@ from tests.faults.helpers import (
     reviewer_of,
     signoff_codes,
     wait_all_paused,
+    waiting_on_chain_lock,
     write_plans,
 )
 from tests.support.prefect_server import PrefectServer, wait_for_final, wait_until
@@ -62,7 +64,6 @@ SERVE_ENV = {
     "RECOVERY_DB_BUSY_TIMEOUT": "120",
 }
 CYCLE_ACTIONS = 40
-CHAIN_LOCK = 7_204_161  # recovery.audit_log._CHAIN_LOCK
 
 
 def _reconcile(app: App) -> list[str]:
@@ -234,15 +235,6 @@ def cycle_app(faults_server: PrefectServer, tmp_path_factory: pytest.TempPathFac
             app.stop()
 
 
-def _waiting_on_chain_lock(app: App) -> bool:
-    """A backend of the app database that has written (it has a transaction id) and now
-    waits for the audit chain's advisory lock."""
-    name = app.database_url.rsplit("/", 1)[1]
-    return bool(app.scalar(
-        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = :d AND wait_event_type = "
-        "'Lock' AND wait_event = 'advisory' AND backend_xid IS NOT NULL", d=name))
-
-
 @pytest.mark.timeout(900)
 def test_serve_killed_in_a_daily_review(cycle_app: App, tmp_path: Path) -> None:
     from prefect.deployments import run_deployment
@@ -274,7 +266,7 @@ def test_serve_killed_in_a_daily_review(cycle_app: App, tmp_path: Path) -> None:
             run = run_deployment("daily-review/daily-review", parameters={"as_of": day},
                                  timeout=0)
             run_id = str(run.id)
-            wait_until(lambda: _waiting_on_chain_lock(app), timeout=300, interval=0.1,
+            wait_until(lambda: waiting_on_chain_lock(app), timeout=300, interval=0.1,
                        message=f"the cycle's transaction at the audit append\n"
                                f"{app.diagnostics()}")
             assert app.serve is not None
@@ -282,7 +274,7 @@ def test_serve_killed_in_a_daily_review(cycle_app: App, tmp_path: Path) -> None:
         finally:
             chain.close()  # releases the lock
         assert _state(client, run_id).is_running()
-        wait_until(lambda: not _waiting_on_chain_lock(app), timeout=30, message="abort")
+        wait_until(lambda: not waiting_on_chain_lock(app), timeout=30, message="abort")
         assert reviews() == 0  # the lost transaction left nothing behind
         assert app.scalar("SELECT COUNT(*) FROM escalation") == 0
         assert app.scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL") == 0

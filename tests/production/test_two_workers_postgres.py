@@ -32,6 +32,7 @@ import pytest
 
 from recovery.mailsink import MailSink
 from tests.faults.helpers import (
+    CHAIN_LOCK,
     PG_ADMIN_URL,
     RATIONALE,
     REPO_ROOT,
@@ -47,6 +48,7 @@ from tests.faults.helpers import (
     reviewer_of,
     signoff_codes,
     wait_all_paused,
+    waiting_on_chain_lock,
     write_yaml,
 )
 from tests.support.prefect_server import (
@@ -303,18 +305,6 @@ def test_twenty_actions_on_two_workers(production: Production) -> None:
     assert verified.exit_code == 0 and verified.json()["ok"] is True, str(verified)
 
 
-CHAIN_LOCK = 7_204_161  # recovery.audit_log._CHAIN_LOCK
-
-
-def _waiting_on_chain_lock(app: App) -> bool:
-    """A backend of the app database that has written (it has a transaction id) and now
-    waits for the audit chain's advisory lock."""
-    name = app.database_url.rsplit("/", 1)[1]
-    return bool(app.scalar(
-        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = :d AND wait_event_type = "
-        "'Lock' AND wait_event = 'advisory' AND backend_xid IS NOT NULL", d=name))
-
-
 @pytest.mark.timeout(1200)
 def test_a_worker_killed_in_a_daily_review_is_made_good_by_the_other(
     production: Production,
@@ -342,7 +332,7 @@ def test_a_worker_killed_in_a_daily_review_is_made_good_by_the_other(
             started = datetime.now(UTC) - timedelta(seconds=5)
             daily = run_deployment("daily-review/daily-review",
                                    parameters={"as_of": day.isoformat()}, timeout=0)
-            wait_until(lambda: _waiting_on_chain_lock(app), timeout=300,
+            wait_until(lambda: waiting_on_chain_lock(app), timeout=300,
                        message=f"the daily review waiting for the chain lock\n"
                                f"{_diagnostics(production)}")
             assert client.read_flow_run(daily.id).state.is_running()
