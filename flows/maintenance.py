@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from prefect import flow
 
 from recovery.reconcile import DEFAULT_OLDER_THAN
+from tasks.audit import reconcile_lost_runs as reconcile_task
 
 
 @flow(name="reconcile-lost-runs", persist_result=False)
@@ -12,10 +13,4 @@ def reconcile_lost_runs(older_than_seconds: float = DEFAULT_OLDER_THAN) -> list[
     """Lifecycle and review-cycle runs left Running or Pending by a process that died
     (no heartbeat for `older_than_seconds`): marked Crashed and scheduled again, so they
     finish from where they stopped (every stage is idempotent against the database)."""
-    from recovery.reconcile import reconcile
-
-    changed = reconcile(older_than_seconds)
-    get_run_logger().info(
-        "%s lost run(s) found and run again%s", len(changed),
-        f": {', '.join(changed)}" if changed else "")
-    return changed
+    return reconcile_task(older_than_seconds)

@@ -147,7 +147,7 @@ def _from_artifacts(artifacts: Iterable[Any]) -> Iterable[AuditAnchor]:
 
 
 def publish(session: Session) -> AuditAnchor | None:
-    """Anchor the current head: to the file always, to Prefect when the server answers.
+    """Anchor the current head to the file and to Prefect (in a flow run, on that run).
     Returns the anchor (None for an empty chain)."""
     anchor = head(session)
     if anchor is None:

@@ -1,4 +1,5 @@
-"""Anchoring the audit chain outside the application database (see recovery/anchors.py)."""
+"""Housekeeping tasks: anchoring the audit chain outside the application database (see
+recovery/anchors.py) and re-running runs whose process was lost (recovery/reconcile.py)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,20 @@ def anchor_audit_chain() -> dict[str, object] | None:
     from recovery import anchors
 
     with db.unit_of_work() as session:
-        head = anchors.head(session)
+        head = anchors.publish(session)
     if head is None:
         return None
-    anchors.record(head)
-    anchors.publish_artifact(head)
     get_run_logger().info("audit chain anchored at entry %s (%s…)", head.seq, head.hash[:12])
     return {"seq": head.seq, "hash": head.hash}
+
+
+@task(name="reconcile-lost-runs", cache_policy=NO_CACHE)
+def reconcile_lost_runs(older_than_seconds: float) -> list[str]:
+    """Mark lifecycle and cycle runs with no sign of life Crashed and schedule them again."""
+    from recovery.reconcile import reconcile
+
+    changed = reconcile(older_than_seconds)
+    get_run_logger().info(
+        "%s lost run(s) found and run again%s", len(changed),
+        f": {', '.join(changed)}" if changed else "")
+    return changed
