@@ -1,10 +1,13 @@
-"""The machine a figure was measured on: CPU, cores, RAM, Python, SQLite, PostgreSQL."""
+"""The machine a figure was measured on: CPU, cores, RAM, Python, SQLite, PostgreSQL, and
+a speed reference (a fixed pure-Python loop, best of five) so figures from different
+machines can be compared: the project's 2-core VMs differ by more than 2x between sessions."""
 
 from __future__ import annotations
 
 import os
 import platform
 import sqlite3
+import timeit
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,12 @@ def postgres_version(url: str | None) -> str | None:
         return f"unavailable ({type(exc).__name__})"
 
 
+def python_reference_ms() -> float:
+    """`sum(range(10**6))`, best of five, in ms: a fixed pure-Python workload whose time
+    scales with the interpreter speed the review cycle and the packs depend on."""
+    return round(min(timeit.repeat("sum(range(10**6))", number=1, repeat=5)) * 1000, 1)
+
+
 def describe(pg_url: str | None = None) -> dict[str, Any]:
     return {
         "cpu": _cpu_model(),
@@ -51,10 +60,13 @@ def describe(pg_url: str | None = None) -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "postgresql": postgres_version(pg_url),
+        "python_reference_ms": python_reference_ms(),
     }
 
 
 def one_line(info: dict[str, Any]) -> str:
     pg = f", PostgreSQL {info['postgresql']}" if info.get("postgresql") else ""
     return (f"{info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB RAM, {info['os']}, "
-            f"Python {info['python']}, SQLite {info['sqlite']}{pg}")
+            f"Python {info['python']}, SQLite {info['sqlite']}{pg}; "
+            f"speed reference {info.get('python_reference_ms', '?')} ms "
+            "(sum(range(10**6)), lower is faster)")

@@ -168,24 +168,30 @@ def positions(
     cutoff = as_of - timedelta(days=freshness_days)
     by_pillar: dict[Pillar, list[Obs]] = {p: [] for p in TRIANGULATION_PILLARS}
     for item in evidence:
-        if item.pillar in by_pillar and item.observed_on <= as_of:
-            by_pillar[item.pillar].append(item)
+        bucket = by_pillar.get(item.pillar)
+        if bucket is not None and item.observed_on <= as_of:
+            bucket.append(item)
     out = []
-    for pillar in TRIANGULATION_PILLARS:
-        items = sorted(by_pillar[pillar], key=_sort_key)
-        measured = [e for e in items if e.value is not None]
-        latest = measured[-1] if measured and measured[-1].observed_on >= cutoff else None
-        previous = measured[-2] if len(measured) >= 2 else None
-        last_seen = items[-1].observed_on if items else None
-        out.append(
-            Position(
-                pillar=pillar,
-                last_observed_on=last_seen,
-                latest=latest,
-                previous=previous,
-                fresh=last_seen is not None and last_seen >= cutoff,
-            )
-        )
+    for pillar, items in by_pillar.items():  # in TRIANGULATION_PILLARS order
+        if not items:
+            out.append(Position(pillar, None, None, None, False))
+            continue
+        if len(items) > 1:
+            items.sort(key=_sort_key)
+        # the latest measured item and the one before it, newest first
+        latest: Obs | None = None
+        previous: Obs | None = None
+        for e in reversed(items):
+            if e.value is not None:
+                if latest is None:
+                    latest = e
+                else:
+                    previous = e
+                    break
+        last_seen = items[-1].observed_on
+        if latest is not None and latest.observed_on < cutoff:
+            latest = None  # measured, but too long ago to count
+        out.append(Position(pillar, last_seen, latest, previous, last_seen >= cutoff))
     return tuple(out)
 
 

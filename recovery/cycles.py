@@ -135,9 +135,9 @@ def _review_items_of(
                 id=eid, source=_SOURCES[source], pillar=_PILLARS[pillar], value=value,
                 sample_size=sample, observed_on=observed, recorded_by=by, reference=ref))
         return
-    for action_id, eid, source, pillar, value, observed in session.execute(
+    for action_id, eid, source, pillar, value, observed in session.connection().execute(
             select(e.action_id, e.id, e.source, e.pillar, e.value, e.observed_on)
-            .select_from(picks).join(e, picked).order_by(*order)):
+            .select_from(picks).join(e, picked).order_by(*order)).all():
         out[action_id].append(_Item(eid, _SOURCES[source], _PILLARS[pillar], value, observed))
 
 
@@ -157,7 +157,7 @@ def _last_reviews(session: Session, ids: list[int], as_of: date) -> dict[int, An
             .where(col(ReviewRow.action_id).in_(chunk), ReviewRow.as_of < as_of)
             .group_by(col(ReviewRow.action_id)).subquery()
         )
-        rows = session.execute(
+        rows = session.connection().execute(
             select(ReviewRow.action_id, ReviewRow.as_of, ReviewRow.measured_value,
                    ReviewRow.target_met, ReviewRow.rating, ReviewRow.triggers)
             .join(latest, (ReviewRow.action_id == latest.c.action_id)
@@ -170,9 +170,9 @@ def _last_reviews(session: Session, ids: list[int], as_of: date) -> dict[int, An
 def _held_on(session: Session, ids: list[int], as_of: date) -> set[int]:
     held: set[int] = set()
     for chunk in _chunks(ids):
-        held.update(session.exec(
+        held.update(session.connection().execute(
             select(ReviewRow.action_id).where(col(ReviewRow.action_id).in_(chunk),
-                                              ReviewRow.as_of == as_of)).all())
+                                              ReviewRow.as_of == as_of)).scalars().all())
     return held
 
 
@@ -245,7 +245,10 @@ def run_daily(session: Session, *, as_of: date, actor: str = "daily-review") -> 
 
 
 def _run_daily(session: Session, as_of: date, actor: str) -> DailyResult:
-    opened = session.execute(
+    # the cycle reads through the session's connection (plain rows, no ORM loading),
+    # which does not autoflush: whatever the caller has pending is written first
+    session.flush()
+    opened = session.connection().execute(
         select(ActionRow.id, ActionRow.risk_level, ActionRow.recovery_started_on,
                ActionRow.baseline_on, ActionRow.escalated)
         .where(col(ActionRow.status).in_([s.value for s in OPEN]),
@@ -340,11 +343,11 @@ class _Cycle:
         escalate, de-escalate, reopen and close as the reviews say."""
         session, as_of = self.session, self.as_of
         a = ActionRow
-        due = {r.id: _Due(*r) for r in session.execute(
+        due = {r.id: _Due(*r) for r in session.connection().execute(
             select(a.id, a.status, a.risk_level, a.recovery_started_on, a.baseline_on,
                    a.monitoring_since, a.escalated, a.plan["target"], a.plan["baseline"],
                    a.plan["triggers"])
-            .where(col(a.id).in_(ids)))}
+            .where(col(a.id).in_(ids))).all()}
         items = _review_items(session, ids, as_of)
         freshness = self.settings.evidence_freshness_days
         reviews: list[dict[str, Any]] = []
@@ -366,7 +369,7 @@ class _Cycle:
                                           self.created_at))
             assessed.append((row, assessment))
             self.ratings[assessment.rating.value] += 1
-        session.execute(insert(ReviewRow.__table__), reviews)  # type: ignore[attr-defined]
+        session.connection().execute(insert(ReviewRow.__table__), reviews)  # type: ignore[attr-defined]
         self.result.reviewed += len(reviews)
         self.follow_up(assessed)
 
@@ -468,12 +471,12 @@ class _Cycle:
             return set()
         since: dict[int, list[tuple[bool, list[str]]]] = defaultdict(list)
         for chunk in _chunks(ids):
-            for action_id, met, triggers in self.session.execute(
+            for action_id, met, triggers in self.session.connection().execute(
                     select(ReviewRow.action_id, ReviewRow.target_met, ReviewRow.triggers)
                     .join(ActionRow, col(ActionRow.id) == col(ReviewRow.action_id))
                     .where(col(ReviewRow.action_id).in_(chunk),
                            col(ReviewRow.as_of) >= col(ActionRow.monitoring_since),
-                           ReviewRow.as_of <= self.as_of)):
+                           ReviewRow.as_of <= self.as_of)).all():
                 since[action_id].append((met, triggers))
         return {action_id for action_id in ids
                 if _sustained_by(since.get(action_id, []))}
@@ -494,8 +497,11 @@ class _Cycle:
         _escalation_notices(row, escalation, self.as_of, self.lookups, audit, emails)
 
 
+_WEAK = frozenset({Rating.OFF_TRACK, Rating.OVERDUE})
+
+
 def _weak(a: Assessment[Any] | ReviewAssessment) -> bool:
-    return a.rating in (Rating.OFF_TRACK, Rating.OVERDUE)
+    return a.rating in _WEAK
 
 
 def _relapsed(a: Assessment[Any] | ReviewAssessment) -> bool:

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -32,6 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
 
+def _dumps(value: Any) -> str:
+    """JSON columns written by orjson (several times faster than the standard library's
+    encoder, which the daily cycle's 12,000 review columns per 4,000 actions felt)."""
+    return orjson.dumps(value).decode()
+
+
 @cache
 def engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
@@ -39,7 +46,8 @@ def engine_for(url: str) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         busy = max(0.0, get_settings().db_busy_timeout)
-        engine = create_engine(url, connect_args={"timeout": busy, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": busy, "check_same_thread": False},
+                               json_serializer=_dumps, json_deserializer=orjson.loads)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -58,7 +66,8 @@ def engine_for(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                         json_serializer=_dumps, json_deserializer=orjson.loads)
 
 
 def get_engine() -> Engine:

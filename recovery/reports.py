@@ -19,8 +19,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
-from sqlalchemy import and_, case, func
+from pydantic import BaseModel, Field
+from sqlalchemy import and_, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -225,8 +225,8 @@ class ActionDetail(BaseModel):
     decisions: list[DecisionView]
     assurance: list[AssuranceView]
     chart_svg: str | None = None
-    claims: list[ClaimView] = []
-    log: list[AuditView] = []
+    claims: list[ClaimView] = Field(default_factory=list)
+    log: list[AuditView] = Field(default_factory=list)
 
     @property
     def ref(self) -> str:
@@ -448,26 +448,40 @@ def _pillar_views(
     session: Session, ids: list[int], as_of: date, freshness_days: int,
 ) -> dict[int, list[PillarView]]:
     """Per action, evidence per pillar with freshness, as `pillar_positions` defines it,
-    worked out in the database: per action and pillar one row (the latest measured item,
-    or the latest item when none is measured) with the number of items and the last day
-    one was observed (window functions), instead of every evidence row as an object."""
-    e = EvidenceRow.__table__.c
-    part = (e.action_id, e.pillar)
+    worked out in the database: per action and pillar one row with the number of items
+    and the last day one was observed (GROUP BY over the (action_id, observed_on) index),
+    and the latest measured item, or the latest item when none is measured (two
+    `ORDER BY observed_on DESC, id DESC LIMIT 1` look-ups walking that index back), instead
+    of every evidence row as an object. (A window function ranking every row of each
+    partition did the same work 3.6 times slower on SQLite.)"""
+    e = EvidenceRow.__table__
+    x = e.alias("x")
     cutoff = as_of - timedelta(days=freshness_days)
     found: dict[int, dict[str, tuple[date, float | None, int, date]]] = defaultdict(dict)
     for chunk in _chunks(ids):
-        ranked = sa_select(
-            e.action_id, e.pillar, e.observed_on, e.value,
-            func.row_number().over(partition_by=part, order_by=(
-                case((e.value.is_(None), 1), else_=0), e.observed_on.desc(),
-                e.id.desc())).label("pos"),
-            func.count().over(partition_by=part).label("n_items"),
-            func.max(e.observed_on).over(partition_by=part).label("last_seen"),
-        ).where(e.action_id.in_(chunk), e.observed_on <= as_of).subquery()
-        for action_id, pillar, observed_on, value, items, last_seen in session.connection(
-        ).execute(sa_select(ranked.c.action_id, ranked.c.pillar, ranked.c.observed_on,
-                            ranked.c.value, ranked.c.n_items, ranked.c.last_seen)
-                  .where(ranked.c.pos == 1)):
+        grouped = (
+            sa_select(e.c.action_id, e.c.pillar, func.count().label("n_items"),
+                      func.max(e.c.observed_on).label("last_seen"))
+            .where(e.c.action_id.in_(chunk), e.c.observed_on <= as_of)
+            .group_by(e.c.action_id, e.c.pillar)
+            .subquery("g")
+        )
+
+        def latest(measured: bool, g: Any = grouped) -> Any:
+            query = sa_select(x.c.id).where(x.c.action_id == g.c.action_id,
+                                            x.c.pillar == g.c.pillar, x.c.observed_on <= as_of)
+            if measured:
+                query = query.where(x.c.value.is_not(None))
+            return (query.order_by(x.c.observed_on.desc(), x.c.id.desc()).limit(1)
+                    .scalar_subquery())
+
+        rows = session.connection().execute(
+            sa_select(grouped.c.action_id, grouped.c.pillar, e.c.observed_on, e.c.value,
+                      grouped.c.n_items, grouped.c.last_seen)
+            .select_from(grouped)
+            .join(e, e.c.id == func.coalesce(latest(True), latest(False)))
+        ).all()
+        for action_id, pillar, observed_on, value, items, last_seen in rows:
             found[action_id][pillar] = (observed_on, value, items, last_seen)
     out: dict[int, list[PillarView]] = {}
     for action_id in ids:
@@ -594,42 +608,47 @@ def _details(
             last_review[action_id] = (day, trajectory)
             if action_id in charted:
                 reviews[action_id].append((day, measured, trajectory, rating))
-    changes: dict[int, list[ControlChangeRow]] = defaultdict(list)
+    # the rest as plain rows (Core, not ORM instances: a large provider has tens of
+    # thousands of them and the pack only reads their columns)
+    conn = session.connection()
+    cc, es, dc = (ControlChangeRow.__table__.c, EscalationRow.__table__.c,  # type: ignore[attr-defined]
+                  DecisionRow.__table__.c)  # type: ignore[attr-defined]
+    ae, links = AssuranceEntryRow.__table__.c, ActionStatementRow.__table__.c  # type: ignore[attr-defined]
+    st = StatementRow.__table__.c  # type: ignore[attr-defined]
+    changes: dict[int, list[Any]] = defaultdict(list)
     change_text: dict[int, str] = {}
-    escalations: dict[int, list[EscalationRow]] = defaultdict(list)
-    decisions: dict[int, list[DecisionRow]] = defaultdict(list)
-    assurance: dict[int, list[AssuranceEntryRow]] = defaultdict(list)
+    escalations: dict[int, list[Any]] = defaultdict(list)
+    decisions: dict[int, list[Any]] = defaultdict(list)
+    assurance: dict[int, list[Any]] = defaultdict(list)
     statements: dict[int, list[StatementView]] = defaultdict(list)
     for chunk in _chunks(ids):
-        for c in session.exec(select(ControlChangeRow).where(
-                col(ControlChangeRow.action_id).in_(chunk)).order_by(
-                    col(ControlChangeRow.decided_on), col(ControlChangeRow.id))):
-            assert c.id is not None
+        for c in conn.execute(sa_select(ControlChangeRow.__table__)  # type: ignore[attr-defined]
+                              .where(cc.action_id.in_(chunk))
+                              .order_by(cc.decided_on, cc.id)).all():
             change_text[c.id] = c.what
             if c.decided_on <= as_of:
                 changes[c.action_id].append(c)
-        for esc in session.exec(select(EscalationRow).where(
-                col(EscalationRow.action_id).in_(chunk), EscalationRow.opened_on <= as_of)
-                .order_by(col(EscalationRow.opened_on), col(EscalationRow.id))):
+        for esc in conn.execute(sa_select(EscalationRow.__table__)  # type: ignore[attr-defined]
+                                .where(es.action_id.in_(chunk), es.opened_on <= as_of)
+                                .order_by(es.opened_on, es.id)).all():
             escalations[esc.action_id].append(esc)
-        for d in session.exec(select(DecisionRow).where(col(DecisionRow.action_id).in_(chunk))
-                              .order_by(col(DecisionRow.decided_at))):
+        for d in conn.execute(sa_select(DecisionRow.__table__)  # type: ignore[attr-defined]
+                              .where(dc.action_id.in_(chunk))
+                              .order_by(dc.decided_at)).all():
             if _local_date(d.decided_at) <= as_of:
                 decisions[d.action_id].append(d)
-        for a in session.exec(select(AssuranceEntryRow).where(
-                col(AssuranceEntryRow.action_id).in_(chunk),
-                AssuranceEntryRow.recorded_on <= as_of)
-                .order_by(col(AssuranceEntryRow.recorded_on))):
+        for a in conn.execute(sa_select(AssuranceEntryRow.__table__)  # type: ignore[attr-defined]
+                              .where(ae.action_id.in_(chunk), ae.recorded_on <= as_of)
+                              .order_by(ae.recorded_on)).all():
             assurance[a.action_id].append(a)
-        for link, statement in session.exec(
-                select(ActionStatementRow, StatementRow).join(
-                    StatementRow, and_(
-                        StatementRow.framework_id == ActionStatementRow.framework_id,
-                        StatementRow.statement_id == ActionStatementRow.statement_id))
-                .where(col(ActionStatementRow.action_id).in_(chunk))):
-            statements[link.action_id].append(StatementView(
-                id=statement.statement_id, title=statement.title,
-                key_question=statement.key_question))
+        for action_id, statement_id, title, key_question in conn.execute(
+                sa_select(links.action_id, st.statement_id, st.title, st.key_question)
+                .join(StatementRow.__table__, and_(  # type: ignore[attr-defined]
+                    st.framework_id == links.framework_id,
+                    st.statement_id == links.statement_id))
+                .where(links.action_id.in_(chunk))).all():
+            statements[action_id].append(StatementView.model_construct(
+                id=statement_id, title=title, key_question=key_question))
     log: dict[str, list[AuditEntry]] = defaultdict(list)
     if audit is not None:
         for ref_chunk in [refs[i:i + ID_CHUNK] for i in range(0, len(refs), ID_CHUNK)]:
