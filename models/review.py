@@ -171,7 +171,7 @@ def positions(
         bucket = by_pillar.get(item.pillar)
         if bucket is not None and item.observed_on <= as_of:
             bucket.append(item)
-    out = []
+    out: list[Position[Obs]] = []
     for pillar, items in by_pillar.items():  # in TRIANGULATION_PILLARS order
         if not items:
             out.append(Position(pillar, None, None, None, False))
