@@ -15,8 +15,11 @@ moment of the resume call:
 - resume -> decision applied (the ``apply-signoff`` task started);
 - resume -> in recovery (the ``closure-request-wait`` task started: the next human wait).
 
-Sign-offs are measured one at a time (no run competes with another). Also reported per
-sign-off: the CPU time of the flow-run process (user + system, read from the serve
+Sign-offs are measured one at a time (no run competes with another). The floor, measured
+in the same run: a new Python process that imports Prefect, its flow engine and the
+lifecycle flow's module, then exits (what the runner's spawned flow-run process must do
+before anything else; Prefect 3 starts one for every resumed run), timed from outside.
+Also reported per sign-off: the CPU time of the flow-run process (user + system, read from the serve
 process's reaped-children counters once the run has suspended again and its process has
 gone) and the load average. Prints each sample and p50/p95. Usage::
 
@@ -34,6 +37,7 @@ import math
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,6 +75,28 @@ def children_cpu(pid: int | None) -> float:
         return float("nan")
     # after the ")": state is field 3, so cutime (16) and cstime (17) are at 13 and 14
     return (int(fields[13]) + int(fields[14])) / TICKS
+
+
+FLOOR_IMPORTS = {
+    "import prefect": "import prefect",
+    "+ its flow engine": "import prefect, prefect.flow_engine",
+    "+ the lifecycle flow": "import prefect, prefect.flow_engine, flows.lifecycle",
+}
+
+
+def process_floor(runs: int) -> dict[str, list[float]]:
+    """Wall seconds for a new Python process to import each of FLOOR_IMPORTS and exit,
+    `runs` times each, with the environment the stack's processes get."""
+    out: dict[str, list[float]] = {}
+    for label, code in FLOOR_IMPORTS.items():
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True,
+                           capture_output=True, timeout=120)
+            times.append(time.perf_counter() - t0)
+        out[label] = times
+    return out
 
 
 def load_average() -> str:
@@ -222,6 +248,15 @@ def main(argv: list[str] | None = None) -> int:
     cpu = [s["run_cpu"] for s in samples]
     print(f"  flow-run process CPU (user+sys)       p50 {percentile(cpu, 50):5.2f}s   "
           f"p95 {percentile(cpu, 95):5.2f}s")
+    floor = process_floor(max(3, min(10, len(samples))))
+    print("  floor: a new process that imports, then exits (wall):")
+    for label, values in floor.items():
+        print(f"    {label:34} p50 {percentile(values, 50):5.2f}s   "
+              f"p95 {percentile(values, 95):5.2f}s")
+    whole = percentile(floor["+ the lifecycle flow"], 50)
+    first = percentile([s["first_task"] for s in samples], 50)
+    print(f"  next task starts p50 {first:.2f}s = {first / whole:.1f}x the floor's p50 "
+          f"{whole:.2f}s (a process importing Prefect, its engine and the lifecycle flow)")
     return 0
 
 
