@@ -3,7 +3,9 @@ per action."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime
+from uuid import UUID, uuid5
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -13,6 +15,22 @@ from models.tables import ActionRow, EscalationRow
 from recovery import cycles, db
 
 CYCLE_TASK = {"retries": 2, "retry_delay_seconds": 5, "cache_policy": NO_CACHE}
+#: Namespace of the escalation events' ids: one id per escalation, whichever run sends it.
+_EVENT_IDS = UUID("5f0b7c1e-2d3a-4b6c-9e8f-7a1d2c3b4e5f")
+#: How long a run waits for its escalation events to leave the process before it records
+#: them as announced (past it, they stay unannounced and the next run sends them again).
+EVENTS_SENT_TIMEOUT = 60.0
+
+
+def _events_sent(timeout: float) -> bool:
+    """Wait until Prefect's events worker has handed every queued event to the server
+    connection. `emit_event` only queues: a process killed right after would lose them."""
+    from prefect.events.worker import EventsWorker
+
+    waiter = threading.Thread(target=EventsWorker.instance().wait_until_empty, daemon=True)
+    waiter.start()
+    waiter.join(timeout)
+    return not waiter.is_alive()
 
 
 @task(name="daily-review-of-due-actions", **CYCLE_TASK)
@@ -31,10 +49,12 @@ def review_due_actions(as_of: date) -> cycles.DailyResult:
 @task(name="emit-escalation-events", **CYCLE_TASK)
 def emit_escalation_events() -> list[str]:
     """`recovery.action.escalated` for every escalation not yet announced (exactly once
-    per escalation, even if a run died between recording it and announcing it)."""
+    per escalation, even if a run died between recording it and announcing it). An
+    escalation is marked announced only once its event has left this process; each event's
+    id is derived from its escalation, so a second sending is the same event."""
     from prefect.events import emit_event
 
-    emitted = []
+    emitted, queued = [], 0
     with db.unit_of_work() as session:
         rows = session.exec(
             select(EscalationRow, ActionRow.ref, ActionRow.risk_level, ActionRow.risk_domain)
@@ -44,17 +64,25 @@ def emit_escalation_events() -> list[str]:
             .with_for_update(of=EscalationRow, skip_locked=True)
         ).all()
         for escalation, ref, level, domain in rows:
-            emit_event(
+            queued += emit_event(
                 event="recovery.action.escalated",
                 resource={"prefect.resource.id": f"recovery.action.{ref}",
                           "prefect.resource.name": ref},
                 payload={"ref": ref, "opened_on": escalation.opened_on.isoformat(),
                          "reasons": escalation.reasons, "risk_level": level,
                          "risk_domain": domain},
-            )
-            escalation.event_emitted_at = datetime.now(UTC)
-            session.add(escalation)
+                id=uuid5(_EVENT_IDS, f"escalation:{escalation.id}"),
+            ) is not None  # None: events are off in this process (nothing to wait for)
             emitted.append(ref)
+        if queued and not _events_sent(EVENTS_SENT_TIMEOUT):
+            get_run_logger().warning(
+                "escalation events for %s not sent within %s s: left unannounced for the "
+                "next run", ", ".join(emitted), EVENTS_SENT_TIMEOUT)
+            return []
+        now = datetime.now(UTC)
+        for escalation, *_ in rows:
+            escalation.event_emitted_at = now
+            session.add(escalation)
     return emitted
 
 
