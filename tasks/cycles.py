@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, date, datetime
-from uuid import UUID, uuid5
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -15,8 +14,6 @@ from models.tables import ActionRow, EscalationRow
 from recovery import cycles, db
 
 CYCLE_TASK = {"retries": 2, "retry_delay_seconds": 5, "cache_policy": NO_CACHE}
-#: Namespace of the escalation events' ids: one id per escalation, whichever run sends it.
-_EVENT_IDS = UUID("5f0b7c1e-2d3a-4b6c-9e8f-7a1d2c3b4e5f")
 #: How long a run waits for its escalation events to leave the process before it records
 #: them as announced (past it, they stay unannounced and the next run sends them again).
 EVENTS_SENT_TIMEOUT = 60.0
@@ -50,8 +47,7 @@ def review_due_actions(as_of: date) -> cycles.DailyResult:
 def emit_escalation_events() -> list[str]:
     """`recovery.action.escalated` for every escalation not yet announced (exactly once
     per escalation, even if a run died between recording it and announcing it). An
-    escalation is marked announced only once its event has left this process; each event's
-    id is derived from its escalation, so a second sending is the same event."""
+    escalation is marked announced only once its event has left this process."""
     from prefect.events import emit_event
 
     emitted, queued = [], 0
@@ -71,7 +67,6 @@ def emit_escalation_events() -> list[str]:
                 payload={"ref": ref, "opened_on": escalation.opened_on.isoformat(),
                          "reasons": escalation.reasons, "risk_level": level,
                          "risk_domain": domain},
-                id=uuid5(_EVENT_IDS, f"escalation:{escalation.id}"),
             ) is not None  # None: events are off in this process (nothing to wait for)
             emitted.append(ref)
         if queued and not _events_sent(EVENTS_SENT_TIMEOUT):
