@@ -221,8 +221,9 @@ def _stage(stages: dict[str, Any], name: str, clock: Clock, fn: Callable[[], Any
 def weekly(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     """What the weekly-governance flow does besides publishing Prefect artifacts: the
     snapshot, the tracker rows, the markdown report and the weekly emails; then the
-    governance pack (HTML) for the whole provider (`--pack=high`: with the charts the CLI
-    draws, one per high-risk action; `none`: without charts; `skip`)."""
+    governance pack (HTML) for the whole provider, from the same snapshot (`--pack=high`:
+    with the charts the CLI draws, one per high-risk action; `none`: without charts;
+    `skip`)."""
     from sqlmodel import Session
 
     from recovery import db, governance, weekly
@@ -255,8 +256,9 @@ def weekly(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
             with Session(engine, expire_on_commit=False) as session:
                 clock = Clock(backend_pid(session.connection()))
                 pack_total = Clock(clock.pid)
+                # as the weekly flow does: the pack starts from the cycle's snapshot
                 pack = _stage(stages, "pack_build", clock, lambda: reports.governance_pack(
-                    session, as_of=as_of, charts_for=pack_mode))
+                    session, as_of=as_of, charts_for=pack_mode, snapshot=snapshot))
                 html = _stage(stages, "pack_render_html", clock,
                               lambda: reports.render_html(pack))
                 stages["pack"] = pack_total.read()

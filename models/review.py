@@ -30,6 +30,10 @@ UNIVERSAL_TRIGGERS: frozenset[TriggerKind] = frozenset(
     }
 )
 
+#: Where `positions` puts the pillars a trigger reads (it follows TRIANGULATION_PILLARS).
+_RECORDS = TRIANGULATION_PILLARS.index(Pillar.CARE_RECORDS)
+_FEEDBACK = TRIANGULATION_PILLARS.index(Pillar.FEEDBACK)
+
 #: Triggers in the order a review reports them.
 _TRIGGER_ORDER: tuple[TriggerKind, ...] = tuple(TriggerKind)
 
@@ -259,14 +263,21 @@ def assess(
     kinds the plan names. Plain records in and out, so the daily cycle can assess
     thousands of actions without building a validated model per action."""
     pillars = positions(evidence, as_of, freshness_days)
-    values = [p.latest.value for p in pillars if p.latest and p.latest.value is not None]
+    # the measure is the weakest pillar's latest value; the target is met only when every
+    # pillar has a fresh measured value that meets it
+    values: list[float] = []
+    target_met = True
+    for p in pillars:
+        value = p.latest.value if p.latest is not None else None
+        if value is None:
+            target_met = False
+        else:
+            values.append(value)
+            if target_met and not target.met_by(value):
+                target_met = False
     measured: float | None = None
     if values:
         measured = min(values) if target.direction == Direction.AT_LEAST else max(values)
-    target_met = all(p.latest is not None and target.met_by(p.latest.value or 0.0)
-                     for p in pillars) and all(
-        p.latest is not None and p.latest.value is not None for p in pillars
-    )
     expected = _trajectory(baseline, target, as_of)
     days_left = (target.deadline - as_of).days
     past_grace = (as_of - baseline.as_of).days > EVIDENCE_GRACE_DAYS
@@ -292,13 +303,12 @@ def assess(
         detected[TriggerKind.STALE_PILLAR] = "no fresh evidence for " + ", ".join(
             p.pillar.label for p in stale
         )
-    feedback = next(p for p in pillars if p.pillar == Pillar.FEEDBACK)
+    records, feedback = pillars[_RECORDS], pillars[_FEEDBACK]
     if feedback.latest and feedback.latest.value is not None and (
         target.better(baseline.value, feedback.latest.value)
         or target.better(expected, feedback.latest.value)
     ):
         detected[TriggerKind.POOR_FEEDBACK] = describe(feedback.latest) + " (below trajectory)"
-    records = next(p for p in pillars if p.pillar == Pillar.CARE_RECORDS)
     if (
         records.latest
         and records.previous

@@ -111,7 +111,11 @@ class ActionStatementRow(SQLModel, table=True):
 
 class EvidenceRow(SQLModel, table=True):
     __tablename__ = "evidence"
-    __table_args__ = (Index("ix_evidence_action_observed", "action_id", "observed_on"),)
+    __table_args__ = (
+        Index("ix_evidence_action_observed", "action_id", "observed_on"),
+        # the per-pillar picks of reviews, gates and packs (migration 0002)
+        Index("ix_evidence_action_pillar_observed", "action_id", "pillar", "observed_on"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     action_id: int = Field(foreign_key="recovery_action.id")
     source: str = Field(max_length=30)

@@ -151,17 +151,19 @@ def _last_reviews(session: Session, ids: list[int], as_of: date) -> dict[int, An
     """Each action's latest review before the date: action_id, as_of, measured_value,
     target_met, rating, triggers (what `repo.to_review` and the next review read)."""
     out: dict[int, Any] = {}
+    x = aliased(ReviewRow)
+    # per action one max() on the (action_id, as_of) unique index: a single seek, where a
+    # GROUP BY over the chunk reads every review of every action
+    last_day = (select(func.max(x.as_of)).where(x.action_id == ActionRow.id, x.as_of < as_of)
+                .scalar_subquery())
     for chunk in _chunks(ids):
-        latest = (
-            select(ReviewRow.action_id, func.max(ReviewRow.as_of).label("last"))
-            .where(col(ReviewRow.action_id).in_(chunk), ReviewRow.as_of < as_of)
-            .group_by(col(ReviewRow.action_id)).subquery()
-        )
         rows = session.connection().execute(
             select(ReviewRow.action_id, ReviewRow.as_of, ReviewRow.measured_value,
                    ReviewRow.target_met, ReviewRow.rating, ReviewRow.triggers)
-            .join(latest, (ReviewRow.action_id == latest.c.action_id)
-                  & (ReviewRow.as_of == latest.c.last))
+            .select_from(ActionRow)
+            .join(ReviewRow, (col(ReviewRow.action_id) == col(ActionRow.id))
+                  & (col(ReviewRow.as_of) == last_day))
+            .where(col(ActionRow.id).in_(chunk))
         ).all()
         out.update((r.action_id, r) for r in rows)
     return out
@@ -265,16 +267,16 @@ def _run_daily(session: Session, as_of: date, actor: str) -> DailyResult:
         ids = [r.id for r in part]
         held_today = _held_on(session, ids, as_of)
         last = _last_reviews(session, ids, as_of)
-        due: list[int] = []
+        due: dict[int, Cadence] = {}  # in the cycle's order
         for row in part:
             if row.id in held_today:
                 result.already_reviewed += 1
                 continue
             previous = last.get(row.id)
             start_on = row.recovery_started_on or row.baseline_on
-            if review_due(services.cadence_of(row, as_of), previous.as_of if previous else None,
-                          start_on, as_of):
-                due.append(row.id)
+            cadence = services.cadence_of(row, as_of)
+            if review_due(cadence, previous.as_of if previous else None, start_on, as_of):
+                due[row.id] = cadence
             else:
                 result.not_due += 1
         if due:
@@ -338,10 +340,12 @@ class _Cycle:
         self.lookups = _Lookups(session)
         self.created_at = utcnow()
 
-    def review(self, ids: list[int], last: dict[int, Any]) -> None:
-        """Assess and record the reviews of due actions (in the cycle's order), then
-        escalate, de-escalate, reopen and close as the reviews say."""
+    def review(self, cadences: dict[int, Cadence], last: dict[int, Any]) -> None:
+        """Assess and record the reviews of due actions (in the cycle's order, each with the
+        cadence it was found due under), then escalate, de-escalate, reopen and close as
+        the reviews say."""
         session, as_of = self.session, self.as_of
+        ids = list(cadences)
         a = ActionRow
         due = {r.id: _Due(*r) for r in session.connection().execute(
             select(a.id, a.status, a.risk_level, a.recovery_started_on, a.baseline_on,
@@ -354,7 +358,7 @@ class _Cycle:
         assessed: list[tuple[_Due, Assessment[Any]]] = []
         for action_id in ids:
             row = due[action_id]
-            cadence = services.cadence_of(row, as_of)  # type: ignore[arg-type]  # a row's columns
+            cadence = cadences[action_id]
             previous = last.get(action_id)
             assessment = assess(
                 Target.model_validate(row.target), Baseline.model_validate(row.baseline),
@@ -437,18 +441,18 @@ class _Cycle:
         as_of = self.as_of
         sustained_candidates = [
             row.id for row, a in assessed
-            if row.status == Status.ROUTINE_MONITORING.value and not _relapsed(a)
+            if row.status == _MONITORING and not _relapsed(a)
             and row.monitoring_since is not None
             and (as_of - row.monitoring_since).days >= SUSTAINED_WEEKS * 7]
         sustained = self.sustained(sustained_candidates)
         de_escalation_candidates = [
             row.id for row, a in assessed
-            if row.status != Status.ROUTINE_MONITORING.value and not _weak(a)
+            if row.status != _MONITORING and not _weak(a)
             and row.escalated and a.rating == Rating.ON_TRACK]
         open_escalations = self.open_escalations(de_escalation_candidates)
         out: list[_Outcome] = []
         for row, a in assessed:
-            if row.status == Status.ROUTINE_MONITORING.value:
+            if row.status == _MONITORING:
                 if _relapsed(a):
                     out.append(_Outcome("relapse", row.id, a, [
                         "evidence fell back below target in routine monitoring",
@@ -498,6 +502,7 @@ class _Cycle:
 
 
 _WEAK = frozenset({Rating.OFF_TRACK, Rating.OVERDUE})
+_MONITORING = Status.ROUTINE_MONITORING.value  # a row's status column
 
 
 def _weak(a: Assessment[Any] | ReviewAssessment) -> bool:

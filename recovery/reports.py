@@ -856,8 +856,17 @@ def _who_decides(a: ActionDetail, what: str) -> str:
 
 
 def governance_pack(session: Session, *, as_of: date, location: str | None = None,
-                    charts_for: str = "auto") -> GovernancePack:
-    snapshot, name = _snapshot(session, as_of, location)
+                    charts_for: str = "auto",
+                    snapshot: GovernanceSnapshot | None = None) -> GovernancePack:
+    """With `snapshot`, the whole provider's snapshot as of the same date that the caller
+    has already built (the weekly cycle), instead of building it again."""
+    if snapshot is None:
+        snapshot, name = _snapshot(session, as_of, location)
+    else:
+        if location is not None or snapshot.as_of != as_of:
+            raise ValueError("a governance pack reuses only the whole provider's snapshot "
+                             "of its own date")
+        name = None
     settings = get_settings()
     actions = _details(session, snapshot, freshness_days=settings.evidence_freshness_days,
                        chart=charts_for, items=False)
@@ -947,11 +956,16 @@ BUILDERS = {"governance": governance_pack, "commissioner": commissioner_pack,
 
 
 def build_pack(session: Session, kind: str, *, as_of: date, location: str | None = None,
-               charts_for: str = "auto") -> Pack:
+               charts_for: str = "auto", snapshot: GovernanceSnapshot | None = None) -> Pack:
     from models.errors import InvalidInput
 
     if kind not in BUILDERS:
         raise InvalidInput("pack", f"'{kind}' is not a pack ({', '.join(PACKS)})")
+    if snapshot is not None:
+        if kind != "governance":
+            raise ValueError("only the governance pack reuses a snapshot")
+        return governance_pack(session, as_of=as_of, location=location,
+                               charts_for=charts_for, snapshot=snapshot)
     builder: Any = BUILDERS[kind]
     pack: Pack = builder(session, as_of=as_of, location=location, charts_for=charts_for)
     return pack
@@ -1017,8 +1031,10 @@ class ReportResult(BaseModel):
 
 
 def write_report(kind: str, fmt: str, out: Path, *, as_of: date,
-                 location: str | None = None, charts: str = "auto") -> ReportResult:
-    """Build, render and write one pack (the CLI's `recovery report ...`)."""
+                 location: str | None = None, charts: str = "auto",
+                 snapshot: GovernanceSnapshot | None = None) -> ReportResult:
+    """Build, render and write one pack (the CLI's `recovery report ...`; the weekly cycle
+    passes the governance snapshot it has built)."""
     from models.errors import InvalidInput
     from recovery import db
 
@@ -1034,7 +1050,7 @@ def write_report(kind: str, fmt: str, out: Path, *, as_of: date,
         raise InvalidInput("out", f"the folder {out.parent} does not exist")
     with db.unit_of_work() as session:
         pack = build_pack(session, kind, as_of=as_of, location=location,
-                          charts_for="none" if fmt == "md" else charts)
+                          charts_for="none" if fmt == "md" else charts, snapshot=snapshot)
     try:
         if fmt == "html":  # streamed to the file: a provider's pack is tens of MB
             size = _write_html(pack, out)

@@ -118,8 +118,9 @@ def weekly_summary(as_of: date) -> dict[str, object]:
 
     folder = get_settings().home.resolve() / "reports"
     folder.mkdir(parents=True, exist_ok=True)
+    # the pack starts from the same snapshot (built once: a third of the pack's cost)
     pack = reports.write_report("governance", "html", folder / f"governance-{as_of}.html",
-                                as_of=as_of)
+                                as_of=as_of, snapshot=snapshot)
     create_table_artifact(key="high-risk-tracker", table=weekly.tracker_rows(snapshot),
                           description=f"Risk-rated recovery tracker as of {as_of}")
     create_markdown_artifact(

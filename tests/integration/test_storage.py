@@ -345,3 +345,32 @@ def test_concurrent_opens_get_distinct_refs_and_a_sound_chain(seeded: str) -> No
     with session_for(seeded) as session:
         verification = audit_log.verify(session)
     assert verification.ok and verification.entries == 2 + len(plans)
+
+
+def _evidence_indexes(url: str) -> set[str]:
+    from sqlalchemy import inspect
+
+    with db.engine_for(url).connect() as conn:
+        return {ix["name"] for ix in inspect(conn).get_indexes("evidence")}
+
+
+def test_migration_0002_indexes_evidence_by_pillar_and_keeps_it(seeded: str) -> None:
+    """A database at 0001 with evidence in it takes 0002 (the per-pillar index the reviews,
+    gates and packs use) without losing a row; 0002 goes back down cleanly."""
+    from alembic import command
+
+    open_plan(make_plan())
+    _add("ROSE-SG-001", "safeguarding_logs", 80, date(2026, 2, 1), "rm@rose.example")
+    _add("ROSE-SG-001", "audits", 85, date(2026, 2, 2), "rm@rose.example")
+    before = row_counts(seeded)
+    assert "ix_evidence_action_pillar_observed" in _evidence_indexes(seeded)
+    cfg = db.alembic_config(seeded)
+    try:
+        command.downgrade(cfg, "0001")
+        assert "ix_evidence_action_pillar_observed" not in _evidence_indexes(seeded)
+        assert "ix_evidence_action_observed" in _evidence_indexes(seeded)
+    finally:
+        command.upgrade(cfg, "head")  # the PostgreSQL database is shared by the session
+    assert "ix_evidence_action_pillar_observed" in _evidence_indexes(seeded)
+    assert row_counts(seeded) == before
+    assert _gate("ROSE-SG-001", TODAY)[1], "the gate reads the evidence as before"

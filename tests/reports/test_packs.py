@@ -477,3 +477,27 @@ def test_governance_pillars_match_every_item(dataset: Built) -> None:
                for p in a.pillars]
         assert got == expected, a.ref
         assert len(TRIANGULATION_PILLARS) + 1 == len(got)
+
+
+def test_governance_pack_from_the_weekly_snapshot(dataset: Built) -> None:
+    """The weekly cycle hands the pack the snapshot it has built: the same pack as one that
+    builds its own, and only the whole provider's snapshot of the pack's date is taken."""
+    with db.unit_of_work() as session:
+        snapshot = build_snapshot(session, as_of=dataset.as_of)
+        reused = reports.build_pack(session, "governance", as_of=dataset.as_of,
+                                    snapshot=snapshot)
+        own = reports.build_pack(session, "governance", as_of=dataset.as_of)
+        assert reused.counts.actions == len(snapshot.lines) > 0
+        skip = {"meta": {"generated_at"}}
+        assert reused.model_dump(exclude=skip) == own.model_dump(exclude=skip)
+        located = build_snapshot(session, as_of=dataset.as_of,
+                                 location=session.exec(select(LocationRow)).first().name)
+        with pytest.raises(ValueError, match="whole provider"):
+            reports.build_pack(session, "governance", as_of=dataset.as_of,
+                               location=located.lines[0].location, snapshot=located)
+        with pytest.raises(ValueError, match="own date"):
+            reports.build_pack(session, "governance", as_of=date(2020, 1, 1),
+                               snapshot=snapshot)
+        with pytest.raises(ValueError, match="only the governance pack"):
+            reports.build_pack(session, "commissioner", as_of=dataset.as_of,
+                               snapshot=snapshot)

@@ -97,7 +97,7 @@ def test_database_initialised_then_served_then_automations_applied(
     shutil.copyfile(template_database, site.db_path)  # = recovery init + people import
     result = doctor(site.env)
     assert result.failing() == {"deployments", "automations"}, result.output
-    assert " at 0001, 0 actions" in result.detail("database")
+    assert " at 0002, 0 actions" in result.detail("database")
 
     site.start_serve()
     result = doctor(site.env)
@@ -177,4 +177,4 @@ def test_prefect_server_gone(site: RecoveryStack) -> None:
     result = doctor(env)
     assert result.failing() == {"prefect server", "deployments", "automations"}, result.output
     assert result.detail("prefect server") == f"{dead}: ConnectError"
-    assert result.detail("database").endswith(" at 0001, 0 actions")
+    assert result.detail("database").endswith(" at 0002, 0 actions")
