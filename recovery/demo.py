@@ -364,24 +364,34 @@ def survey(layout: Layout, refs: list[str]) -> list[ActionView]:
     from recovery.settings import get_settings
 
     settings = get_settings()
+    with db.unit_of_work() as session:
+        run_ids = {ref: repo.get_action(session, ref).flow_run_id for ref in refs}
+    # The runs first, then the rows and emails: a run commits its status (and has its email
+    # sent) before it pauses, so rows read after the run's state are never older than it.
+    # Read the other way round, a slow machine could show a paused run beside the status
+    # it had before (and the demo called that a run waiting in the wrong place).
+    runs: dict[str, tuple[str, str | None]] = {}
+    with get_client(sync_client=True) as client:
+        for ref, run_id in run_ids.items():
+            if not run_id:
+                continue
+            run = client.read_flow_run(UUID(run_id))
+            waiting_on = None
+            if run.state is not None and run.state.is_paused():
+                waiting_on = prefect_api.waiting_key(run_id, timeout=0)
+            runs[ref] = (run.state.name if run.state and run.state.name else "-", waiting_on)
     mails = signoff_mails(layout.mail_dir)
     views = []
     with db.unit_of_work() as session:
         for ref in refs:
             s = services.summary(session, repo.get_action(session, ref), as_of=settings.today())
+            run_state, waiting_on = runs.get(ref, ("-", None))
             views.append(ActionView(
                 ref=s.ref, title=s.title, location=s.location, status=s.status,
                 reviewer=s.senior_reviewer, lead=s.accountable_lead, flow_run_id=s.flow_run_id,
                 run_url=settings.run_url(s.flow_run_id),
-                mails=mails.get((s.ref, s.senior_reviewer.lower()), [])))
-    with get_client(sync_client=True) as client:
-        for view in views:
-            if not view.flow_run_id:
-                continue
-            run = client.read_flow_run(UUID(view.flow_run_id))
-            view.run_state = run.state.name if run.state and run.state.name else "-"
-            if run.state is not None and run.state.is_paused():
-                view.waiting_on = prefect_api.waiting_key(view.flow_run_id, timeout=0)
+                mails=mails.get((s.ref, s.senior_reviewer.lower()), []),
+                run_state=run_state, waiting_on=waiting_on))
     return views
 
 

@@ -172,6 +172,12 @@ def app_database(
         db.engine_for(url).dispose()
 
 
+#: The business date the modules' actions go into recovery on. The tests' dates (the first
+#: Monday, the end of the 14 days of daily reviews, the first of the month) are counted
+#: from it, so it is fixed: on the real date they held only on the day they were written.
+RECOVERY_DAY = date(2026, 11, 26)
+
+
 @pytest.fixture(scope="module")
 def cycles_server() -> Iterator[PrefectServer]:
     server = start_prefect_server(extra_env=EVENT_FLUSH)
@@ -192,7 +198,8 @@ def stack(
     recovery (today, by its named senior reviewer)."""
     refs: list[str] = list(getattr(request.module, "ACTIONS", []))
     recovery = CycleStack(cycles_server, tmp_path_factory.mktemp("cycles-home"),
-                          template=cycles_template)
+                          template=cycles_template,
+                          extra_env={"RECOVERY_BUSINESS_DATE": RECOVERY_DAY.isoformat()})
     patch = pytest.MonkeyPatch()
     try:
         recovery.start()

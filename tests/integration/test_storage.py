@@ -374,3 +374,46 @@ def test_migration_0002_indexes_evidence_by_pillar_and_keeps_it(seeded: str) -> 
     assert "ix_evidence_action_pillar_observed" in _evidence_indexes(seeded)
     assert row_counts(seeded) == before
     assert _gate("ROSE-SG-001", TODAY)[1], "the gate reads the evidence as before"
+
+
+def test_recovery_starts_on_the_business_date_when_one_is_set(
+    seeded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reviews and gates treat RECOVERY_BUSINESS_DATE as today, so an approved plan starts
+    recovery on it too (the cadence counts its 14 daily days from there); the decision's
+    timestamp stays the real clock's."""
+    import re
+    from datetime import UTC, datetime, timedelta
+
+    from models.signoff import SignoffKind, Submission
+    from models.tables import DecisionRow, OutboxRow
+    from recovery import signoffs
+    from recovery.settings import get_settings
+
+    business_day, real_now = date(2026, 3, 2), datetime(2026, 3, 9, 10, 0, tzinfo=UTC)
+    monkeypatch.setenv("RECOVERY_BUSINESS_DATE", business_day.isoformat())
+    get_settings.cache_clear()
+    ref = open_plan(make_plan())
+    with db.unit_of_work() as session:
+        services.submit_plan(session, ref, actor="lifecycle")
+        wait = signoffs.open_signoff(session, ref, SignoffKind.PLAN, flow_run_id=None,
+                                     now=real_now)
+        mail = session.exec(select(OutboxRow).where(
+            OutboxRow.dedupe_key == f"signoff:{ref}:plan:1")).one()
+        code = re.search(r"sign-off code: (\d{6})", mail.text_body)
+        assert code, mail.text_body
+        outcome = signoffs.apply_signoff(
+            session, ref, SignoffKind.PLAN, pause_key=wait.pause_key,
+            submission=Submission(reviewer_email=wait.reviewer_email, code=code.group(1),
+                                  decision="approve",
+                                  rationale="The plan and its interim controls are sound"),
+            now=real_now + timedelta(minutes=5))
+        assert outcome.applied, outcome.reasons
+    with session_for(seeded) as session:
+        row = repo.get_action(session, ref)
+        assert row.status == "in_recovery"
+        assert row.recovery_started_on == business_day  # not the real clock's 9 March
+        [decision] = session.exec(select(DecisionRow)).all()
+        decided = decision.decided_at  # naive UTC on SQLite, aware on PostgreSQL
+        decided = decided if decided.tzinfo else decided.replace(tzinfo=UTC)
+        assert decided == real_now + timedelta(minutes=5)
