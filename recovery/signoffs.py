@@ -279,9 +279,7 @@ def apply_signoff(
                  "rationale": submission.rationale.strip(), "status_before": status_before},
         dedupe_key=f"signoff.decided:{row.ref}:{kind.value}:{request.attempt}",
     )
-    settings = get_settings()
-    # a day, not a timestamp: the business date when one is set, as for reviews and gates
-    today = settings.business_date or now.astimezone(settings.tz).date()
+    today = now.astimezone(get_settings().tz).date()
     if after == Status.IN_RECOVERY and kind == SignoffKind.PLAN:
         row.recovery_started_on = today
     if after == Status.ROUTINE_MONITORING:

@@ -29,6 +29,7 @@ from typer.testing import CliRunner
 
 from models.tables import ActionRow, AuditRow, OutboxRow
 from recovery import db
+from recovery import repository as repo
 from recovery.cli import app
 from recovery.settings import get_settings
 from tests.support.prefect_server import PrefectServer, start_prefect_server, wait_until
@@ -172,9 +173,10 @@ def app_database(
         db.engine_for(url).dispose()
 
 
-#: The business date the modules' actions go into recovery on. The tests' dates (the first
-#: Monday, the end of the 14 days of daily reviews, the first of the month) are counted
-#: from it, so it is fixed: on the real date they held only on the day they were written.
+#: The day the modules' actions went into recovery. The tests' dates (the first Monday, the
+#: end of the 14 days of daily reviews, the first of the month) count from it, so it is
+#: fixed: the plan sign-off starts recovery on the real date, on which those dates held
+#: only on the day they were written.
 RECOVERY_DAY = date(2026, 11, 26)
 
 
@@ -198,8 +200,7 @@ def stack(
     recovery (today, by its named senior reviewer)."""
     refs: list[str] = list(getattr(request.module, "ACTIONS", []))
     recovery = CycleStack(cycles_server, tmp_path_factory.mktemp("cycles-home"),
-                          template=cycles_template,
-                          extra_env={"RECOVERY_BUSINESS_DATE": RECOVERY_DAY.isoformat()})
+                          template=cycles_template)
     patch = pytest.MonkeyPatch()
     try:
         recovery.start()
@@ -222,6 +223,11 @@ def stack(
             assert result.exit_code == 0, f"{result}\n{recovery.diagnostics()}"
         for ref in refs:
             assert recovery.status(ref) == "in_recovery", recovery.diagnostics()
+        with db.unit_of_work() as session:
+            for ref in refs:
+                row = repo.get_action(session, ref)
+                row.recovery_started_on = RECOVERY_DAY
+                session.add(row)
         yield recovery
     finally:
         with contextlib.suppress(Exception):
