@@ -1,4 +1,4 @@
-"""Charts for the report packs: matplotlib (Agg) drawn to SVG strings embedded inline.
+"""Charts for the report packs, as SVG strings embedded inline.
 
 Two charts:
 
@@ -6,33 +6,32 @@ Two charts:
   evidence values behind them) against the target line and the straight-line trajectory
   from the baseline to the deadline.
 - `matrix_chart`: a provider's locations by risk domain, each cell coloured by the worst
-  status (RAG) of the actions in it.
+  status (RAG) of the actions in it (matplotlib, once per pack).
 
-A governance pack at provider scale draws a measure chart for each of ~2,000 high-risk
-actions, so that chart is drawn in two matplotlib layers of the same size, one SVG in the
-page:
+A governance pack at provider scale draws a measure chart for each of up to ~2,000
+high-risk actions, so that chart is two layers of the same size in one SVG:
 
-- the *frame* (y axis 0-100% with its grid, the axes lines and the key), which is the
-  same for every action: drawn once per process and reused;
+- the *frame* (y axis 0-100% with its grid, the axes lines and the key), the same for every
+  action: drawn by matplotlib once per process and reused;
 - the *data* (trajectory, target and its label, measured values, evidence by pillar,
-  as-of and deadline lines, the date axis): drawn per action on one figure whose artists
-  are created once and given each action's data (no new figure, axes, legend or artists
-  per chart; dates converted without `date2num`).
+  as-of and deadline lines, the date axis with matplotlib's date locator's ticks): written
+  per action by the `charts/measure.svg` template from coordinates worked out here on the
+  frame's scale (about 1 ms a chart, where drawing it with matplotlib took 15-19 ms on the
+  project's slow VM; `benchmarks/notes/pack.md`).
 
-Text stays text in the SVG (`svg.fonttype = none`), so it is searchable and small; each
-chart's ids (marker and clip-path definitions) are its own, so they never clash with
-another chart's in the same HTML page. matplotlib is imported on first use, so importing
-this module (the CLI does) costs nothing.
+Text stays text in the SVG, so it is searchable and small; each chart's ids (marker and
+clip-path definitions) are its own, so they never clash with another chart's in the same
+HTML page. matplotlib is imported on first use, so importing this module (the CLI does)
+costs nothing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -128,99 +127,14 @@ def _day(value: date) -> float:
     return float(value.toordinal() - _EPOCH)
 
 
-@contextlib.contextmanager
-def _rc(salt: str) -> Iterator[None]:
-    """`_RC` and this chart's id salt, set for one drawing and put back afterwards (cheaper
-    than `matplotlib.rc_context`, which copies every setting; callers hold `_LOCK`)."""
+def _savefig(fig: Figure, salt: str) -> str:
+    """A matplotlib figure written as SVG (`savefig`), without its XML prologue and
+    metadata; `salt` makes its marker and clip-path ids its own."""
     import matplotlib
 
-    params = matplotlib.rcParams
-    wanted = {**_RC, "svg.hashsalt": salt}
-    saved = {key: params[key] for key in wanted}
-    params.update(wanted)
-    try:
-        yield
-    finally:
-        params.update(saved)
-
-
-def _renderer(width: float, height: float, out: io.StringIO) -> Any:
-    """matplotlib's SVG renderer, with two costs taken out of its per-element work (the
-    SVG written is the same, which `tests/reports/test_charts.py` checks):
-
-    - `draw_markers` works out the marker style once per line, not once per point;
-    - text extents are remembered across charts (the stock renderer forgets them with
-      each new renderer, i.e. each chart), keyed by text, font properties and mathtext.
-    """
-    global _RENDERER
-    if _RENDERER is None:
-        from matplotlib.backends import backend_svg
-        from matplotlib.transforms import Affine2D
-
-        class FastRendererSVG(backend_svg.RendererSVG):  # type: ignore[misc]
-            def get_text_width_height_descent(self, s: str, prop: Any,
-                                              ismath: Any) -> Any:
-                key = (s, hash(prop), str(ismath))
-                found = _TEXT_EXTENTS.get(key)
-                if found is None:
-                    if len(_TEXT_EXTENTS) > 20_000:
-                        _TEXT_EXTENTS.clear()
-                    found = _TEXT_EXTENTS[key] = super().get_text_width_height_descent(
-                        s, prop, ismath)
-                return found
-
-            def draw_markers(self, gc: Any, marker_path: Any, marker_trans: Any,
-                             path: Any, trans: Any, rgbFace: Any = None) -> None:
-                # matplotlib 3.11's RendererSVG.draw_markers, the per-point style hoisted
-                if not len(path.vertices) or gc.get_url() is not None:
-                    super().draw_markers(gc, marker_path, marker_trans, path, trans,
-                                         rgbFace)
-                    return
-                writer = self.writer
-                path_data = self._convert_path(
-                    marker_path, marker_trans + Affine2D().scale(1.0, -1.0),
-                    simplify=False)
-                style = self._get_style_dict(gc, rgbFace)
-                dictkey = (path_data, backend_svg._generate_css(style))
-                oid = self._markers.get(dictkey)
-                style = backend_svg._generate_css(
-                    {k: v for k, v in style.items() if k.startswith("stroke")})
-                if oid is None:
-                    oid = self._make_id("m", dictkey)
-                    writer.start("defs")
-                    writer.element("path", id=oid, d=path_data, style=style)
-                    writer.end("defs")
-                    self._markers[dictkey] = oid
-                writer.start("g", **self._get_clip_attrs(gc))
-                trans_and_flip = self._make_flip_transform(trans)
-                href, point_style = f"#{oid}", self._get_style(gc, rgbFace)
-                clip = (0, 0, self.width * 72, self.height * 72)
-                fmt = backend_svg._short_float_fmt
-                for vertices, _ in path.iter_segments(trans_and_flip, clip=clip,
-                                                      simplify=False):
-                    if len(vertices):
-                        x, y = vertices[-2:]
-                        writer.element("use", attrib={"xlink:href": href, "x": fmt(x),
-                                                      "y": fmt(y), "style": point_style})
-                writer.end("g")
-
-        _RENDERER = FastRendererSVG
-    return _RENDERER(width, height, out, image_dpi=72,
-                     metadata={"Date": None, "Creator": None})
-
-
-_RENDERER: Any = None
-_TEXT_EXTENTS: dict[tuple[str, int, str], Any] = {}
-
-
-def _svg_text(fig: Figure, salt: str) -> str:
-    """The figure (made at 72 dpi, SVG's unit) drawn as SVG, without its metadata."""
     buffer = io.StringIO()
-    with _rc(salt):
-        width, height = fig.get_size_inches()
-        renderer = _renderer(width * 72, height * 72, buffer)
-        fig.draw(renderer)
-        renderer.finalize()
+    with matplotlib.rc_context({**_RC, "svg.hashsalt": salt}):
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     text = buffer.getvalue()
     text = text[text.index("<svg"):]
     return re.sub(r"<metadata>.*?</metadata>\s*", "", text, count=1, flags=re.S)
@@ -238,29 +152,17 @@ def _labelled(text: str, label: str) -> str:
     return re.sub(r'\sid="(?![mp][0-9a-f]{10,18}")[^"]*"', "", head + text[head_end:])
 
 
-def _svg(fig: Figure, salt: str, label: str) -> str:
-    """A figure saved the stock way (`savefig`), labelled: for the one-off matrix."""
-    import matplotlib
-
-    buffer = io.StringIO()
-    with matplotlib.rc_context({**_RC, "svg.hashsalt": salt}):
-        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
-    text = buffer.getvalue()
-    text = text[text.index("<svg"):]
-    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, count=1, flags=re.S)
-    return _labelled(text, label)
-
-
 def _body(text: str) -> str:
     """What a matplotlib SVG draws: everything after its style definitions, without the
-    closing tag (so two layers of the same size can be stacked in one SVG)."""
+    closing tag (so a second layer of the same size can be added to the same SVG)."""
     start = text.index("</defs>") + len("</defs>")
     return text[start:text.rindex("</svg>")]
 
 
 class _MeasureFrame:
     """The layer every measure chart shares: white background, y axis 0-100% with its grid,
-    the axes lines and the key. Drawn once; its ids get a per-chart suffix."""
+    the axes lines and the key. Drawn once per process by matplotlib; its ids get a
+    per-chart suffix."""
 
     def __init__(self) -> None:
         import matplotlib
@@ -292,7 +194,7 @@ class _MeasureFrame:
             ]
             fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.715, 0.5),
                        frameon=False, fontsize=7)
-            text = _svg_text(fig, "measure-frame")
+        text = _savefig(fig, "measure-frame")
         self.head = text[:text.index(">") + 1]
         self.body = _body(text)
         self.ids = sorted(set(re.findall(r'\sid="([mp][0-9a-f]{10})"', self.body)))
@@ -305,100 +207,95 @@ class _MeasureFrame:
         return body
 
 
-class _MeasureData:
-    """The per-action layer: one figure, its artists created once and given each action's
-    data. Transparent, no axis decorations of matplotlib's own (the frame has the y axis;
-    the date labels are a few reused texts placed where matplotlib's date locator says)."""
+# The data layer's geometry, in SVG user units (points: the figure is `_SIZE` inches at 72
+# per inch; SVG's y grows downwards).
+_WIDTH, _HEIGHT = _SIZE[0] * 72, _SIZE[1] * 72
+_LEFT, _PLOT_WIDTH = _AXES[0] * _WIDTH, _AXES[2] * _WIDTH
+_BOTTOM, _PLOT_HEIGHT = (1 - _AXES[1]) * _HEIGHT, _AXES[3] * _HEIGHT
+_TOP = _BOTTOM - _PLOT_HEIGHT
+#: where a 7 px DejaVu Sans label's baseline sits from the point it hangs from ("top") or
+#: stands on ("bottom"), as matplotlib lays text out for the frame
+_HANG, _STAND = 0.7598 * 7, 0.2403 * 7
+#: marker outlines (matplotlib's "o" at 4 pt and "." at 5 pt, and the pillars' shapes at
+#: 4 pt), centred on (0, 0); the tick mark hangs 3.5 pt below the axis
+_MARKERS = {
+    "o": "M0 2A2 2 0 1 1 0-2A2 2 0 1 1 0 2Z",
+    ".": "M0 1.25A1.25 1.25 0 1 1 0-1.25A1.25 1.25 0 1 1 0 1.25Z",
+    "s": "M-2 2H2V-2H-2Z",
+    "^": "M0-2L-2 2H2Z",
+    "v": "M0 2L2-2H-2Z",
+    "D": "M0 2.83L2.83 0 0-2.83-2.83 0Z",
+}
+
+
+def _num(value: float) -> str:
+    """A coordinate to two decimals (a hundredth of a point), without trailing zeros."""
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+class _Locator:
+    """matplotlib's date locator, made once (imported with the frame)."""
 
     def __init__(self) -> None:
-        import matplotlib
         from matplotlib import dates as mdates
-        from matplotlib.figure import Figure
-        from matplotlib.lines import Line2D
 
         self.locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
-        with matplotlib.rc_context(_RC):
-            self.fig = fig = Figure(figsize=_SIZE, dpi=72)
-            fig.patch.set_visible(False)
-            self.ax = ax = fig.add_axes(_AXES)
-            ax.set_axis_off()
-            ax.set_ylim(*_YLIM)
-            xaxis, yaxis = ax.get_xaxis_transform(), ax.get_yaxis_transform()
-            self.trajectory = ax.add_line(Line2D([], [], linestyle="--", color="#1d70b8",
-                                                 linewidth=1.1))
-            self.target = ax.add_line(Line2D([0, 1], [0, 0], transform=yaxis,
-                                             color="#00703c", linestyle=":", linewidth=1.3))
-            self.target_label = ax.text(0.01, 0, "", transform=yaxis, fontsize=7,
-                                        color="#00703c", ha="left", va="top")
-            self.baseline = ax.add_line(Line2D([], [], marker="o", color="#0b0c0c",
-                                               markersize=4, linestyle="none"))
-            self.measured = ax.add_line(Line2D([], [], color="#0b0c0c", linewidth=1.6,
-                                               marker=".", markersize=5))
-            self.pillars = {
-                pillar: ax.add_line(Line2D([], [], marker=marker, color=colour,
-                                           markersize=4, markeredgewidth=0, alpha=0.85,
-                                           linestyle="none", zorder=3))
-                for pillar, (colour, marker, _) in PILLAR_STYLE.items()}
-            self.as_of = ax.add_line(Line2D([0, 0], [0, 1], transform=xaxis,
-                                            color="#b1b4b6", linewidth=0.8))
-            self.as_of_label = ax.text(0, 101, "", fontsize=7, color="#505a5f", va="bottom",
-                                       ha="left")
-            self.deadline = ax.add_line(Line2D([0, 0], [0, 1], transform=xaxis,
-                                               color="#d4351c", linewidth=0.6, alpha=0.5))
-            self.deadline_label = ax.text(0, 101, "deadline ", fontsize=7, color="#d4351c",
-                                          va="bottom", ha="right")
-            # the date axis: tick marks below the frame's bottom line, and their labels
-            self.ticks = ax.add_line(Line2D([], [], transform=xaxis, marker=3,
-                                            markersize=3.5, markeredgewidth=0.6,
-                                            color="#505a5f", linestyle="none",
-                                            clip_on=False))
-            self.tick_labels = [ax.text(0, -0.035, "", transform=xaxis, fontsize=7,
-                                        ha="center", va="top", clip_on=False)
-                                for _ in range(_MAX_TICKS)]
 
-    def draw(self, s: MeasureSeries) -> str:
-        end = max(s.deadline, s.as_of)
-        start = min([s.baseline_on, *(e.observed_on for e in s.evidence),
-                     *(r.as_of for r in s.reviews)])
-        span = max((end - start).days, 7)
-        left = _day(start - timedelta(days=max(1, span // 40)))
-        right = _day(end + timedelta(days=max(2, span // 25)))
-        self.ax.set_xlim(left, right)
-        self.trajectory.set_data([_day(s.baseline_on), _day(s.deadline)],
-                                 [s.baseline, s.target])
-        self.target.set_ydata([s.target, s.target])
-        word = "at least" if s.direction == "at_least" else "at most"
-        self.target_label.set_y(s.target)  # on the baseline's side, where the data starts
-        self.target_label.set_verticalalignment("top" if s.direction == "at_least"
-                                                else "bottom")
-        self.target_label.set_text(f"target {word} {s.target:g}%")
-        self.baseline.set_data([_day(s.baseline_on)], [s.baseline])
-        measured = [(_day(r.as_of), r.measured) for r in s.reviews if r.measured is not None]
-        self.measured.set_data([x for x, _ in measured], [y for _, y in measured])
-        by_pillar: dict[str, tuple[list[float], list[float]]] = {
-            p: ([], []) for p in self.pillars}
-        for e in s.evidence:
-            xs, ys = by_pillar.get(e.pillar) or by_pillar["supporting"]
-            xs.append(_day(e.observed_on))
-            ys.append(e.value)
-        for pillar, line in self.pillars.items():
-            line.set_data(*by_pillar[pillar])
-        self.as_of.set_xdata([_day(s.as_of)] * 2)
-        self.as_of_label.set_x(_day(s.as_of))
-        self.as_of_label.set_text(s.as_of.strftime(" as of %d/%m"))
-        self.deadline.set_xdata([_day(s.deadline)] * 2)
-        self.deadline_label.set_x(_day(s.deadline))
-        ticks = [t for t in self.locator.tick_values(_datetime(left), _datetime(right))
-                 if left <= t <= right][:_MAX_TICKS]
-        self.ticks.set_data(ticks, [0.0] * len(ticks))
-        for i, text in enumerate(self.tick_labels):
-            if i < len(ticks):
-                text.set_visible(True)
-                text.set_x(ticks[i])
-                text.set_text(_tick_label(ticks[i]))
-            else:
-                text.set_visible(False)
-        return _svg_text(self.fig, f"measure-{s.ref}")
+    def ticks(self, left: float, right: float) -> list[float]:
+        values = self.locator.tick_values(_datetime(left), _datetime(right))
+        return [t for t in values if left <= t <= right][:_MAX_TICKS]
+
+
+def _data_layer(s: MeasureSeries, suffix: str, locator: _Locator) -> str:
+    """One action's data, drawn over the frame: an SVG fragment written by the
+    `charts/measure.svg` template from the geometry worked out here."""
+    from recovery.mail import environment
+
+    end = max(s.deadline, s.as_of)
+    start = min([s.baseline_on, *(e.observed_on for e in s.evidence),
+                 *(r.as_of for r in s.reviews)])
+    span = max((end - start).days, 7)
+    left = _day(start - timedelta(days=max(1, span // 40)))
+    right = _day(end + timedelta(days=max(2, span // 25)))
+    scale_x = _PLOT_WIDTH / (right - left)
+    scale_y = _PLOT_HEIGHT / (_YLIM[1] - _YLIM[0])
+
+    def x(day: date) -> str:
+        return _num(_LEFT + (_day(day) - left) * scale_x)
+
+    def y(value: float) -> str:
+        return _num(_BOTTOM - (value - _YLIM[0]) * scale_y)
+
+    by_pillar: dict[str, list[tuple[str, str]]] = {p: [] for p in PILLAR_STYLE}
+    for e in s.evidence:
+        by_pillar.get(e.pillar, by_pillar["supporting"]).append((x(e.observed_on),
+                                                                  y(e.value)))
+    measured = [(x(r.as_of), y(r.measured)) for r in s.reviews if r.measured is not None]
+    target_y = _BOTTOM - (s.target - _YLIM[0]) * scale_y
+    at_least = s.direction == "at_least"
+    ticks = locator.ticks(left, right)
+    return environment().get_template("charts/measure.svg").render(
+        ids={"clip": f"p{suffix}c0", **{key: f"m{suffix}{i:02x}"
+                                        for i, key in enumerate(_MARKERS)}},
+        markers=_MARKERS,
+        plot={"x": _num(_LEFT), "y": _num(_TOP), "width": _num(_PLOT_WIDTH),
+              "height": _num(_PLOT_HEIGHT), "right": _num(_LEFT + _PLOT_WIDTH),
+              "bottom": _num(_BOTTOM), "top": _num(_TOP)},
+        trajectory=((x(s.baseline_on), y(s.baseline)), (x(s.deadline), y(s.target))),
+        target={"y": _num(target_y), "label_x": _num(_LEFT + 0.01 * _PLOT_WIDTH),
+                "label_y": _num(target_y + _HANG if at_least else target_y - _STAND),
+                "label": f"target {'at least' if at_least else 'at most'} {s.target:g}%"},
+        baseline=(x(s.baseline_on), y(s.baseline)),
+        measured=measured,
+        pillars=[(PILLAR_STYLE[p][0], PILLAR_STYLE[p][1], points)
+                 for p, points in by_pillar.items() if points],
+        as_of={"x": x(s.as_of), "label": s.as_of.strftime(" as of %d/%m")},
+        deadline={"x": x(s.deadline)},
+        label_y=_num(_BOTTOM - (101 - _YLIM[0]) * scale_y - _STAND),
+        ticks=[(_num(_LEFT + (t - left) * scale_x), _tick_label(t)) for t in ticks],
+        tick_label_y=_num(_BOTTOM + 0.035 * _PLOT_HEIGHT + _HANG),
+    )
 
 
 def _datetime(day: float) -> datetime:
@@ -413,22 +310,22 @@ def _tick_label(day: float) -> str:
 _canvases = threading.local()
 
 
-def _layers() -> tuple[_MeasureFrame, _MeasureData]:
+def _layers() -> tuple[_MeasureFrame, _Locator]:
     layers = getattr(_canvases, "measure", None)
     if layers is None:
-        layers = _canvases.measure = (_MeasureFrame(), _MeasureData())
-    result: tuple[_MeasureFrame, _MeasureData] = layers
+        layers = _canvases.measure = (_MeasureFrame(), _Locator())
+    result: tuple[_MeasureFrame, _Locator] = layers
     return result
 
 
 def measure_chart(series: MeasureSeries) -> str:
     """The SVG of one action's measure over time, target and trajectory: the shared frame
     layer, then this action's data layer, in one SVG."""
-    with _LOCK:
-        frame, data = _layers()
-        layer = data.draw(series)
     suffix = hashlib.blake2s(series.ref.encode("utf-8"), digest_size=4).hexdigest()
-    svg = frame.head + frame.body_for(suffix) + _body(layer) + "</svg>\n"
+    with _LOCK:
+        frame, locator = _layers()
+    svg = (frame.head + frame.body_for(suffix) + _data_layer(series, suffix, locator)
+           + "</svg>\n")
     return _labelled(svg, f"{series.ref}: measure over time against target and trajectory")
 
 
@@ -479,5 +376,5 @@ def matrix_chart(
                                   label=RAG_LABELS[n]) for n in reversed(RAG_ORDER)],
                    loc="lower center", ncol=5, frameon=False, fontsize=7,
                    bbox_to_anchor=(0.5, 0.0))
-        return _svg(fig, "matrix-" + "|".join(locations),
-                    "locations by risk domain, coloured by worst status")
+        return _labelled(_savefig(fig, "matrix-" + "|".join(locations)),
+                         "locations by risk domain, coloured by worst status")

@@ -26,7 +26,7 @@ from models.tables import (
     ProviderRow,
     ReviewRow,
 )
-from recovery import services
+from recovery import batch, services
 
 PROVIDER_REVIEW_DAYS = 31
 #: Reviews older than this do not show in the snapshot (rating, trend, stale pillars).
@@ -140,6 +140,7 @@ def _last_review_rows(
     return out
 
 
+@batch.frozen_heap()
 def build_snapshot(
     session: Session, *, as_of: date, location: str | None = None
 ) -> GovernanceSnapshot:

@@ -32,7 +32,7 @@ def environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         auto_reload=False,
-        autoescape=select_autoescape(["html", "htm", "xml", "j2.html"]),
+        autoescape=select_autoescape(["html", "htm", "xml", "svg", "j2.html"]),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

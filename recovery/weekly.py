@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from models.people import Role
 from models.tables import CycleRunRow, LocationRow, PersonRow
-from recovery import mail
+from recovery import batch, mail
 from recovery.governance import GovernanceSnapshot
 from recovery.settings import get_settings
 
@@ -42,6 +42,7 @@ def report_markdown(snapshot: GovernanceSnapshot) -> str:
     return mail.environment().get_template("reports/weekly.md").render(s=snapshot)
 
 
+@batch.frozen_heap()
 def queue_weekly_emails(session: Session, snapshot: GovernanceSnapshot) -> int:
     """One email per location's registered manager, one to each nominated individual.
     The staff directory is read once and indexed by location (2,000 locations × 20,000

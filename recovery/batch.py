@@ -1,0 +1,48 @@
+"""Batch work (the review cycles, the report packs) without the garbage collector walking
+the whole process.
+
+A cycle or pack runs in a process that has already imported Prefect, SQLAlchemy, pydantic
+and the domain: several hundred thousand long-lived objects. Python's collector looks at
+all of them in each full collection, and a cycle that makes hundreds of thousands of
+short-lived rows, models and strings sets off many collections: on the large benchmark
+provider that was ~30% of the daily cycle's CPU (`benchmarks/notes/daily.md`, round 5).
+
+`frozen_heap()` moves what is alive when the batch starts into the collector's permanent
+generation (`gc.freeze`, Python's documented tool for exactly this), so collections during
+the batch look only at what the batch itself makes; it hands them back (`gc.unfreeze`)
+when the outermost batch ends, so nothing is kept from collection for longer than a batch.
+Nested and concurrent batches share one freeze. Collection itself stays on: reference
+cycles the batch makes are collected as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import threading
+from collections.abc import Iterator
+
+_LOCK = threading.Lock()
+_DEPTH = 0
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Run the body with the objects alive now out of the collector's sight."""
+    global _DEPTH
+    with _LOCK:
+        if _DEPTH == 0:
+            gc.freeze()
+        _DEPTH += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _DEPTH -= 1
+            if _DEPTH == 0:
+                gc.unfreeze()
+
+
+def frozen_depth() -> int:
+    """How many batches hold the freeze now (0: none)."""
+    return _DEPTH
