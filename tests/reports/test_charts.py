@@ -59,6 +59,18 @@ def test_matrix_colours_cells_by_worst_status() -> None:
         {("Rose House", "safeguarding"): ("green", 1), ("Quay <House>", "medicines"): ("red", 2)})
     assert ">Rose House<" in svg and "Quay &lt;House&gt;" in svg and "<House>" not in svg
     assert "red: off track or overdue" in svg and "no open action" in svg
+    # one cell per location and domain, coloured by the worst status, inside the chart
+    _, _, width, height = (float(v) for v in re.search(r'viewBox="([^"]+)"', svg)
+                           .group(1).split())
+    cells = re.findall(r'<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" '
+                       r'height="([\d.]+)" style="fill:(#[0-9a-f]{6})"/>', svg)
+    assert sorted(c[4] for c in cells) == sorted([charts.RAG_COLOURS["green"],
+                                                  charts.RAG_COLOURS["red"]]
+                                                 + [charts.RAG_COLOURS["none"]] * 2)
+    for x, y, w, h, _ in cells:
+        assert float(x) > 0 and float(x) + float(w) <= width
+        assert float(y) > 0 and float(y) + float(h) < height
+    assert re.search(r'style="fill:white">2</text>', svg)  # the count, readable on red
 
 
 def test_charts_are_quick_when_reused() -> None:
