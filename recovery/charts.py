@@ -8,37 +8,24 @@ Two charts:
 - `matrix_chart`: a provider's locations by risk domain, each cell coloured by the worst
   status (RAG) of the actions in it (the `charts/matrix.svg` template).
 
-A governance pack at provider scale draws a measure chart for each of up to ~2,000
-high-risk actions, so that chart is two layers of the same size in one SVG:
-
-- the *frame* (y axis 0-100% with its grid, the axes lines and the key), the same for every
-  action: drawn by matplotlib once per process and reused;
-- the *data* (trajectory, target and its label, measured values, evidence by pillar,
-  as-of and deadline lines, the date axis with matplotlib's date locator's ticks): written
-  per action by the `charts/measure.svg` template from coordinates worked out here on the
-  frame's scale (about 1 ms a chart, where drawing it with matplotlib took 15-19 ms on the
-  project's slow VM; `benchmarks/notes/pack.md`).
+Both are Jinja2 templates (`templates/charts/`) filled with coordinates worked out here:
+a governance pack at provider scale draws a measure chart for each of up to ~2,000
+high-risk actions, and a template writes one in about a millisecond, where matplotlib
+(which drew them until round 5 of issue 6, and whose layout the templates keep) took
+4-19 ms a chart and half a second to import (`benchmarks/notes/pack.md`).
 
 Text stays text in the SVG, so it is searchable and small; each chart's ids (marker and
 clip-path definitions) are its own, so they never clash with another chart's in the same
-HTML page. matplotlib is imported on first use, so importing this module (the CLI does)
-costs nothing.
+HTML page; people's text (location names) is escaped by the templates.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import re
-import threading
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import date, timedelta
 
 from pydantic import BaseModel, ConfigDict
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 #: RAG colours (GOV.UK palette: readable in print and for most colour vision).
 RAG_COLOURS = {
@@ -66,21 +53,10 @@ PILLAR_STYLE = {
 }
 RATING_RAG = {"on_track": "green", "at_risk": "amber", "off_track": "red", "overdue": "red"}
 
-_RC: dict[str, Any] = {
-    "svg.fonttype": "none",
-    "font.family": "DejaVu Sans",
-    "font.size": 8,
-    "axes.titlesize": 9,
-    "axes.edgecolor": "#505a5f",
-    "axes.linewidth": 0.6,
-}
-_LOCK = threading.Lock()
-#: the measure chart's figure and where its plotting area sits (both layers share them)
+#: the measure chart's size (inches) and where its plotting area sits (fractions of it)
 _SIZE = (7.2, 2.7)
 _AXES = (0.07, 0.12, 0.63, 0.80)
 _YLIM = (-2.0, 102.0)
-_EPOCH = date(1970, 1, 1).toordinal()  # matplotlib's date epoch: a date is days since it
-_MAX_TICKS = 8
 
 
 def rag_of(rating: str) -> str:
@@ -123,101 +99,17 @@ class MeasureSeries(BaseModel):
     evidence: Sequence[EvidencePoint] = ()
 
 
-def _day(value: date) -> float:
-    return float(value.toordinal() - _EPOCH)
-
-
-def _savefig(fig: Figure, salt: str) -> str:
-    """A matplotlib figure written as SVG (`savefig`), without its XML prologue and
-    metadata; `salt` makes its marker and clip-path ids its own."""
-    import matplotlib
-
-    buffer = io.StringIO()
-    with matplotlib.rc_context({**_RC, "svg.hashsalt": salt}):
-        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
-    text = buffer.getvalue()
-    text = text[text.index("<svg"):]
-    return re.sub(r"<metadata>.*?</metadata>\s*", "", text, count=1, flags=re.S)
-
-
-def _labelled(text: str, label: str) -> str:
-    """The root element sized by CSS (the viewBox keeps the shape), labelled for screen
-    readers; element ids like "figure_1" (repeated in every SVG, never referenced)
-    dropped, keeping the hashed ones (markers and clip paths, unique per salt)."""
-    head_end = text.index(">")
-    head = re.sub(r'\s(width|height)="[^"]*"', "", text[:head_end], count=2)
-    safe_label = (label.replace("&", "&amp;").replace('"', "&quot;")
-                  .replace("<", "&lt;").replace(">", "&gt;"))
-    head += f' class="chart" role="img" aria-label="{safe_label}"'
-    return re.sub(r'\sid="(?![mp][0-9a-f]{10,18}")[^"]*"', "", head + text[head_end:])
-
-
-def _body(text: str) -> str:
-    """What a matplotlib SVG draws: everything after its style definitions, without the
-    closing tag (so a second layer of the same size can be added to the same SVG)."""
-    start = text.index("</defs>") + len("</defs>")
-    return text[start:text.rindex("</svg>")]
-
-
-class _MeasureFrame:
-    """The layer every measure chart shares: white background, y axis 0-100% with its grid,
-    the axes lines and the key. Drawn once per process by matplotlib; its ids get a
-    per-chart suffix."""
-
-    def __init__(self) -> None:
-        import matplotlib
-        from matplotlib.figure import Figure
-        from matplotlib.lines import Line2D
-
-        with matplotlib.rc_context(_RC):
-            fig = Figure(figsize=_SIZE, dpi=72)
-            ax = fig.add_axes(_AXES)
-            ax.set_ylim(*_YLIM)
-            ax.set_xlim(0, 1)
-            ax.set_xticks([])
-            ax.set_yticks(range(0, 101, 20))
-            ax.set_ylabel("%")
-            ax.grid(axis="y", color="#e5e6e7", linewidth=0.5)
-            ax.tick_params(labelsize=7)
-            for side in ("top", "right"):
-                ax.spines[side].set_visible(False)
-            handles = [
-                Line2D([], [], linestyle="--", color="#1d70b8", linewidth=1.1,
-                       label="trajectory: baseline to target"),
-                Line2D([], [], color="#00703c", linestyle=":", linewidth=1.3,
-                       label="target (value on the line)"),
-                Line2D([], [], color="#0b0c0c", linewidth=1.6, marker=".", markersize=5,
-                       label="measured at review"),
-                *(Line2D([], [], color=colour, marker=marker, linestyle="none",
-                         markersize=5, label=f"evidence: {label}")
-                  for colour, marker, label in PILLAR_STYLE.values()),
-            ]
-            fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.715, 0.5),
-                       frameon=False, fontsize=7)
-        text = _savefig(fig, "measure-frame")
-        self.head = text[:text.index(">") + 1]
-        self.body = _body(text)
-        self.ids = sorted(set(re.findall(r'\sid="([mp][0-9a-f]{10})"', self.body)))
-
-    def body_for(self, suffix: str) -> str:
-        body = self.body
-        for ident in self.ids:
-            body = body.replace(f'"{ident}"', f'"{ident}{suffix}"').replace(
-                f"#{ident}", f"#{ident}{suffix}")
-        return body
-
-
-# The data layer's geometry, in SVG user units (points: the figure is `_SIZE` inches at 72
-# per inch; SVG's y grows downwards).
+# The measure chart's geometry, in SVG user units (points: the chart is `_SIZE` inches at
+# 72 per inch; SVG's y grows downwards).
 _WIDTH, _HEIGHT = _SIZE[0] * 72, _SIZE[1] * 72
 _LEFT, _PLOT_WIDTH = _AXES[0] * _WIDTH, _AXES[2] * _WIDTH
 _BOTTOM, _PLOT_HEIGHT = (1 - _AXES[1]) * _HEIGHT, _AXES[3] * _HEIGHT
 _TOP = _BOTTOM - _PLOT_HEIGHT
 #: where a 7 px DejaVu Sans label's baseline sits from the point it hangs from ("top") or
-#: stands on ("bottom"), as matplotlib lays text out for the frame
+#: stands on ("bottom")
 _HANG, _STAND = 0.7598 * 7, 0.2403 * 7
-#: marker outlines (matplotlib's "o" at 4 pt and "." at 5 pt, and the pillars' shapes at
-#: 4 pt), centred on (0, 0); the tick mark hangs 3.5 pt below the axis
+#: marker outlines centred on (0, 0): "o" at 4 pt, "." at 5 pt and the pillars' shapes at
+#: 4 pt in the plot; at 5 pt in the key
 _MARKERS = {
     "o": "M0 2A2 2 0 1 1 0-2A2 2 0 1 1 0 2Z",
     ".": "M0 1.25A1.25 1.25 0 1 1 0-1.25A1.25 1.25 0 1 1 0 1.25Z",
@@ -226,6 +118,20 @@ _MARKERS = {
     "v": "M0 2L2-2H-2Z",
     "D": "M0 2.83L2.83 0 0-2.83-2.83 0Z",
 }
+_KEY_MARKERS = {
+    "o": "M0 2.5A2.5 2.5 0 1 1 0-2.5A2.5 2.5 0 1 1 0 2.5Z",
+    ".": _MARKERS["."],
+    "s": "M-2.5 2.5H2.5V-2.5H-2.5Z",
+    "^": "M0-2.5L-2.5 2.5H2.5Z",
+    "v": "M0 2.5L2.5-2.5H-2.5Z",
+    "D": "M0 3.54L3.54 0 0-3.54-3.54 0Z",
+}
+#: the key's rows: the first three (lines) are in the template, one row per pillar after
+_KEY_FIRST_PILLAR, _KEY_ROW = 91.32, 10.5
+_MAX_TICKS = 7
+_YEAR_STEPS = (1, 2, 4, 5, 10, 20, 40, 50, 100)
+_MONTH_STEPS = (1, 2, 3, 4, 6)
+_DAY_STEPS = (1, 2, 4, 7, 14)
 
 
 def _num(value: float) -> str:
@@ -234,43 +140,61 @@ def _num(value: float) -> str:
     return "0" if text == "-0" else text
 
 
-class _Locator:
-    """matplotlib's date locator, made once (imported with the frame)."""
-
-    def __init__(self) -> None:
-        from matplotlib import dates as mdates
-
-        self.locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
-        self.seen: dict[tuple[float, float], list[float]] = {}
-
-    def ticks(self, left: float, right: float) -> list[float]:
-        """The date ticks between two days (many actions share a range: remembered)."""
-        key = (left, right)
-        found = self.seen.get(key)
-        if found is None:
-            if len(self.seen) > 10_000:
-                self.seen.clear()
-            values = self.locator.tick_values(_datetime(left), _datetime(right))
-            found = self.seen[key] = [t for t in values if left <= t <= right][:_MAX_TICKS]
-        return found
+def _step(count: int, steps: tuple[int, ...]) -> int:
+    """The first step that puts at most `_MAX_TICKS` ticks over `count` units."""
+    return next((s for s in steps if count <= s * (_MAX_TICKS - 1)), steps[-1])
 
 
-def _data_layer(s: MeasureSeries, suffix: str, locator: _Locator) -> str:
-    """One action's data, drawn over the frame: an SVG fragment written by the
-    `charts/measure.svg` template from the geometry worked out here."""
+def date_ticks(left: date, right: date) -> list[date]:
+    """Where the date axis is ticked between two days: yearly (1 January) for spans of three
+    years or more, else monthly (the 1st) for three months or more, else on days of the
+    month (1 and 15, or 1, 8, 15 and 22, or every 1, 2 or 4 days), at the smallest step that
+    gives at most seven ticks. The same ticks as matplotlib's
+    `AutoDateLocator(minticks=3, maxticks=7)`, which the charts used before (checked over
+    5,000 random spans, `benchmarks/notes/pack.md`)."""
+    months = ((right.year - left.year) * 12 + right.month - left.month
+              - (1 if right.day < left.day else 0))
+    days = (right - left).days
+    ticks: list[date]
+    if months >= 36:
+        step = _step(months // 12, _YEAR_STEPS)
+        first = -(-left.year // step) * step
+        ticks = [date(y, 1, 1) for y in range(first, right.year + 1, step)]
+    elif months >= 3:
+        step = _step(months, _MONTH_STEPS)
+        ticks = []
+        year, month = left.year, left.month
+        while date(year, month, 1) <= right:
+            if (month - 1) % step == 0:
+                ticks.append(date(year, month, 1))
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    else:
+        step = _step(days, _DAY_STEPS)
+        on = ({1, 15} if step == 14 else {1, 8, 15, 22} if step == 7
+              else set(range(1, 32, step)))
+        ticks = [d for d in (left + timedelta(days=i) for i in range(days + 1)) if d.day in on]
+    return [t for t in ticks if left <= t <= right][:_MAX_TICKS]
+
+
+def measure_chart(s: MeasureSeries) -> str:
+    """The SVG of one action's measure over time, target and trajectory, written by the
+    `charts/measure.svg` template from the geometry worked out here. Its ids (clip path,
+    markers) carry a hash of the action's reference, so charts never share ids in a page."""
     from recovery.mail import environment
 
+    suffix = hashlib.blake2s(s.ref.encode("utf-8"), digest_size=4).hexdigest()
     end = max(s.deadline, s.as_of)
     start = min([s.baseline_on, *(e.observed_on for e in s.evidence),
                  *(r.as_of for r in s.reviews)])
     span = max((end - start).days, 7)
-    left = _day(start - timedelta(days=max(1, span // 40)))
-    right = _day(end + timedelta(days=max(2, span // 25)))
-    scale_x = _PLOT_WIDTH / (right - left)
+    first_day = start - timedelta(days=max(1, span // 40))
+    last_day = end + timedelta(days=max(2, span // 25))
+    left = first_day.toordinal()
+    scale_x = _PLOT_WIDTH / (last_day.toordinal() - left)
     scale_y = _PLOT_HEIGHT / (_YLIM[1] - _YLIM[0])
 
     def x(day: date) -> str:
-        return _num(_LEFT + (_day(day) - left) * scale_x)
+        return _num(_LEFT + (day.toordinal() - left) * scale_x)
 
     def y(value: float) -> str:
         return _num(_BOTTOM - (value - _YLIM[0]) * scale_y)
@@ -282,14 +206,19 @@ def _data_layer(s: MeasureSeries, suffix: str, locator: _Locator) -> str:
     measured = [(x(r.as_of), y(r.measured)) for r in s.reviews if r.measured is not None]
     target_y = _BOTTOM - (s.target - _YLIM[0]) * scale_y
     at_least = s.direction == "at_least"
-    ticks = locator.ticks(left, right)
+    ids = {"clip": f"p{suffix}c0"}
+    for i, key in enumerate(_MARKERS):
+        ids[key], ids["key" + key] = f"m{suffix}{i:02x}", f"m{suffix}{i + 16:02x}"
     return environment().get_template("charts/measure.svg").render(
-        ids={"clip": f"p{suffix}c0", **{key: f"m{suffix}{i:02x}"
-                                        for i, key in enumerate(_MARKERS)}},
-        markers=_MARKERS,
+        label=f"{s.ref}: measure over time against target and trajectory",
+        ids=ids, markers=_MARKERS, key_markers=_KEY_MARKERS,
         plot={"x": _num(_LEFT), "y": _num(_TOP), "width": _num(_PLOT_WIDTH),
               "height": _num(_PLOT_HEIGHT), "right": _num(_LEFT + _PLOT_WIDTH),
               "bottom": _num(_BOTTOM), "top": _num(_TOP)},
+        grid=[(y(v), v) for v in range(0, 101, 20)],
+        y_label_x=_num(_LEFT - 7),
+        key_pillars=[(colour, marker, name, _num(_KEY_FIRST_PILLAR + i * _KEY_ROW))
+                     for i, (colour, marker, name) in enumerate(PILLAR_STYLE.values())],
         trajectory=((x(s.baseline_on), y(s.baseline)), (x(s.deadline), y(s.target))),
         target={"y": _num(target_y), "label_x": _num(_LEFT + 0.01 * _PLOT_WIDTH),
                 "label_y": _num(target_y + _HANG if at_least else target_y - _STAND),
@@ -301,40 +230,9 @@ def _data_layer(s: MeasureSeries, suffix: str, locator: _Locator) -> str:
         as_of={"x": x(s.as_of), "label": s.as_of.strftime(" as of %d/%m")},
         deadline={"x": x(s.deadline)},
         label_y=_num(_BOTTOM - (101 - _YLIM[0]) * scale_y - _STAND),
-        ticks=[(_num(_LEFT + (t - left) * scale_x), _tick_label(t)) for t in ticks],
+        ticks=[(x(t), f"{t.day} {t:%b}") for t in date_ticks(first_day, last_day)],
         tick_label_y=_num(_BOTTOM + 0.035 * _PLOT_HEIGHT + _HANG),
     )
-
-
-def _datetime(day: float) -> datetime:
-    return datetime.fromordinal(int(day) + _EPOCH) + timedelta(days=day - int(day))
-
-
-def _tick_label(day: float) -> str:
-    value = date.fromordinal(int(round(day)) + _EPOCH)
-    return f"{value.day} {value:%b}"
-
-
-_canvases = threading.local()
-
-
-def _layers() -> tuple[_MeasureFrame, _Locator]:
-    layers = getattr(_canvases, "measure", None)
-    if layers is None:
-        layers = _canvases.measure = (_MeasureFrame(), _Locator())
-    result: tuple[_MeasureFrame, _Locator] = layers
-    return result
-
-
-def measure_chart(series: MeasureSeries) -> str:
-    """The SVG of one action's measure over time, target and trajectory: the shared frame
-    layer, then this action's data layer, in one SVG."""
-    suffix = hashlib.blake2s(series.ref.encode("utf-8"), digest_size=4).hexdigest()
-    with _LOCK:
-        frame, locator = _layers()
-    svg = (frame.head + frame.body_for(suffix) + _data_layer(series, suffix, locator)
-           + "</svg>\n")
-    return _labelled(svg, f"{series.ref}: measure over time against target and trajectory")
 
 
 #: the width of a 7 px DejaVu Sans character, on average over ordinary English text (to lay

@@ -36,8 +36,9 @@ T = TypeVar("T")
 
 def lazy_module(name: str) -> ModuleType:
     """The module `name`, executed at its first attribute access (importlib's LazyLoader).
-    For modules a few commands need and whose imports are heavy (reports: matplotlib,
-    WeasyPrint; spreadsheets: charts): every other command starts without them."""
+    For modules a few commands need and whose imports are heavy (reports: Jinja2, the
+    packs' models, WeasyPrint when printing; spreadsheets: openpyxl): every other command
+    starts without them."""
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.find_spec(name)

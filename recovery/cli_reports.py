@@ -36,8 +36,8 @@ from recovery.cli import (  # noqa: E402
 )
 from recovery.settings import get_settings  # noqa: E402
 
-# Loaded when a report, import or export command first uses them (matplotlib and
-# WeasyPrint behind them), not on every `recovery` start-up.
+# Loaded when a report, import or export command first uses them, not on every `recovery`
+# start-up.
 reports = lazy_module("recovery.reports")
 spreadsheets = lazy_module("recovery.spreadsheets")
 

@@ -1,11 +1,13 @@
-"""The charts: inline SVG (the frame by matplotlib, the data from a template), fast enough
-for many actions."""
+"""The charts: inline SVG written by templates, fast enough for many actions."""
 
 from __future__ import annotations
 
 import re
 import time
 from datetime import date, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from recovery import charts
 from recovery.governance import ActionLine
@@ -83,16 +85,15 @@ def test_charts_are_quick_when_reused() -> None:
 
 
 def _grid_rows(svg: str) -> list[float]:
-    """The y of the frame's horizontal grid lines (matplotlib's y axis: 0, 20, ... 100%)."""
-    return sorted(float(y) for y in re.findall(
-        r'<path d="M [\d.]+ ([\d.]+) \nL [\d.]+ \1 \n" clip-path="url\(#[^)]+\)" '
-        r'style="fill: none; stroke: #e5e6e7', svg))
+    """The y of the frame's horizontal grid lines (0, 20, ... 100%), top first."""
+    grid = re.search(r'<g class="grid"[^>]*>(.*?)</g>', svg, flags=re.S)
+    assert grid is not None
+    return sorted(float(y) for y in re.findall(r'<path d="M[\d.]+ ([\d.]+)H', grid.group(1)))
 
 
 def test_the_data_sits_on_the_frames_axes() -> None:
-    """The data layer (written from a template) and the frame (drawn by matplotlib) share
-    one scale: a review measured at 0, 20, ... 100% sits on that grid line, the target line
-    on the target's, and a date tick on the day it names."""
+    """A review measured at 0, 20, ... 100% sits on that grid line, beside that axis label;
+    the target line on the target's; the as-of line on the tick of the day it names."""
     start = date(2026, 11, 1)
     values = [0, 20, 40, 60, 80, 100]
     s = charts.MeasureSeries(
@@ -104,18 +105,48 @@ def test_the_data_sits_on_the_frames_axes() -> None:
     svg = charts.measure_chart(s)
     rows = _grid_rows(svg)
     assert len(rows) == 6, rows
+    labels = {int(v): float(y) for y, v in re.findall(
+        r'<text x="[\d.]+" y="([\d.]+)" dy="2.66">(\d+)</text>', svg)}
+    assert labels == dict(zip([100, 80, 60, 40, 20, 0], rows, strict=True))
     measured = re.search(r'<path class="measured" d="([^"]+)"', svg)
     assert measured is not None
     ys = [float(y) for y in re.findall(r"[ML][\d.]+ ([\d.]+)", measured.group(1))]
-    assert [round(y, 1) for y in ys] == [round(r, 1) for r in reversed(rows)]
+    assert ys == list(reversed(rows))
     target = re.search(r'<path class="target" d="M[\d.]+ ([\d.]+)H', svg)
-    assert target is not None and abs(float(target.group(1)) - rows[1]) < 0.01  # 80%
+    assert target is not None and float(target.group(1)) == rows[1]  # 80%
     # the as-of line (1 Dec) stands on the "1 Dec" tick; "at most": the label above the line
     as_of = re.search(r'<path class="as-of" d="M([\d.]+) ', svg)
     tick = re.search(r'<text x="([\d.]+)" y="[\d.]+">1 Dec</text>', svg)
     assert as_of is not None and tick is not None and as_of.group(1) == tick.group(1)
     label = re.search(r'y="([\d.]+)"[^>]*>target at most 80%<', svg)
     assert label is not None and float(label.group(1)) < rows[1]
+
+
+def test_date_ticks_step_by_days_months_or_years() -> None:
+    d = date
+    # six weeks: the 1st and the 15th
+    assert charts.date_ticks(d(2026, 11, 19), d(2027, 1, 3)) == [
+        d(2026, 12, 1), d(2026, 12, 15), d(2027, 1, 1)]
+    # ten days: every other day of the month
+    assert charts.date_ticks(d(2026, 11, 20), d(2026, 11, 30)) == [
+        d(2026, 11, 21), d(2026, 11, 23), d(2026, 11, 25), d(2026, 11, 27), d(2026, 11, 29)]
+    # five months: each month; sixteen months: each quarter
+    assert charts.date_ticks(d(2026, 11, 1), d(2027, 4, 15)) == [
+        d(2026, 11, 1), d(2026, 12, 1), d(2027, 1, 1), d(2027, 2, 1), d(2027, 3, 1),
+        d(2027, 4, 1)]
+    assert charts.date_ticks(d(2026, 1, 10), d(2027, 6, 1)) == [
+        d(2026, 4, 1), d(2026, 7, 1), d(2026, 10, 1), d(2027, 1, 1), d(2027, 4, 1)]
+    # years
+    assert charts.date_ticks(d(2020, 3, 1), d(2027, 1, 1)) == [
+        d(year, 1, 1) for year in range(2021, 2028)]
+
+
+@given(st.dates(date(2020, 1, 1), date(2030, 1, 1)), st.integers(7, 3_000))
+def test_date_ticks_are_few_in_order_and_inside(left: date, days: int) -> None:
+    right = left + timedelta(days=days)
+    ticks = charts.date_ticks(left, right)
+    assert 2 <= len(ticks) <= 7
+    assert ticks == sorted(set(ticks)) and left <= ticks[0] and ticks[-1] <= right
 
 
 def test_measure_charts_render_in_a_pdf() -> None:
