@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ import yaml
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
-from models.tables import ActionRow, AuditRow, OutboxRow
+from models.tables import ActionRow, AuditRow, DecisionRow, OutboxRow
 from recovery import db
 from recovery import repository as repo
 from recovery.cli import app
@@ -173,10 +173,10 @@ def app_database(
         db.engine_for(url).dispose()
 
 
-#: The day the modules' actions went into recovery. The tests' dates (the first Monday, the
-#: end of the 14 days of daily reviews, the first of the month) count from it, so it is
-#: fixed: the plan sign-off starts recovery on the real date, on which those dates held
-#: only on the day they were written.
+#: The day the modules' actions were signed off into recovery. The tests' dates (the first
+#: Monday, the end of the 14 days of daily reviews, the first of the month) count from it,
+#: so it is fixed: the plan sign-off starts recovery, and is decided, on the real date, on
+#: which those dates held only on the day they were written. Both are moved to this day.
 RECOVERY_DAY = date(2026, 11, 26)
 
 
@@ -228,6 +228,13 @@ def stack(
                 row = repo.get_action(session, ref)
                 row.recovery_started_on = RECOVERY_DAY
                 session.add(row)
+                # the sign-off (a provider-level review when the nominated individual
+                # gives it) was decided on that day too
+                for decision in session.exec(select(DecisionRow).where(
+                        DecisionRow.action_id == row.id)):
+                    decision.decided_at = datetime.combine(RECOVERY_DAY,
+                                                           decision.decided_at.timetz())
+                    session.add(decision)
         yield recovery
     finally:
         with contextlib.suppress(Exception):
