@@ -6,6 +6,7 @@ from datetime import date
 
 from prefect import flow
 
+from recovery import batch
 from recovery.settings import get_settings
 from tasks import cycles as stage
 from tasks.audit import anchor_audit_chain
@@ -102,3 +103,6 @@ def monthly_assurance_start(as_of: date) -> dict[str, object]:
             break
     return {"month": month, "flow_run_id": str(run.id),
             "url": get_settings().run_url(str(run.id))}
+
+
+batch.imports_done()  # the flow-run process has loaded its modules (recovery/batch.py)

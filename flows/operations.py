@@ -18,6 +18,7 @@ from models.action import RiskDomain
 from models.catalogue import builtin_framework
 from models.evidence import EvidenceSource
 from models.templates import builtin_templates
+from recovery import batch
 from recovery.settings import get_settings
 from tasks.operations import open_action_task, record_evidence_task
 
@@ -129,3 +130,6 @@ def record_evidence(
         reference=f"{record_book.value}, entry {entry.strip()}", recorded_by=recorded_by,
         value=value, sample_size=sample_size, today=get_settings().today(),
     )
+
+
+batch.imports_done()  # the flow-run process has loaded its modules (recovery/batch.py)

@@ -46,3 +46,23 @@ def frozen_heap() -> Iterator[None]:
 def frozen_depth() -> int:
     """How many batches hold the freeze now (0: none)."""
     return _DEPTH
+
+
+#: the collector's thresholds while a flow-run process loads its modules (see
+#: `deployments/startup/sitecustomize.py`), and Python's usual ones, set back afterwards
+START_UP_THRESHOLDS = (100_000, 100, 100)
+USUAL_THRESHOLDS = (700, 10, 10)
+
+
+def start_up() -> None:
+    """A flow-run process is starting: collect rarely until `imports_done`."""
+    gc.set_threshold(*START_UP_THRESHOLDS)
+
+
+def imports_done() -> None:
+    """A flow module has loaded: if `start_up` relaxed the collector, freeze what the
+    imports made (modules, classes, Prefect's and SQLAlchemy's registries: alive for the
+    whole process) and collect as usual from here. A no-op in any other process."""
+    if gc.get_threshold() == START_UP_THRESHOLDS:
+        gc.freeze()
+        gc.set_threshold(*USUAL_THRESHOLDS)

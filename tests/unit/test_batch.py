@@ -1,14 +1,21 @@
-"""`recovery.batch.frozen_heap`: batches run with what was alive before them out of the
-collector's sight, and nothing is kept from collection after them."""
+"""`recovery.batch`: batches run with what was alive before them out of the collector's
+sight, and nothing is kept from collection after them; a flow-run process loads its modules
+with the collector relaxed, then collects as usual."""
 
 from __future__ import annotations
 
 import gc
+import json
+import os
+import subprocess
+import sys
 import threading
 import weakref
+from pathlib import Path
 
 import pytest
 
+from deployments.serve import STARTUP, flow_run_pythonpath
 from recovery import batch
 
 
@@ -74,3 +81,43 @@ def test_concurrent_batches_unfreeze_only_when_the_last_one_ends() -> None:
     worker.join(10)
     assert seen and seen[0] > 0
     assert gc.get_freeze_count() == 0 and batch.frozen_depth() == 0
+
+
+# ------------------------------------------------ the start-up of a flow-run process
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = ("import gc, json; loading = gc.get_threshold(); import flows.lifecycle; "
+         "print(json.dumps([loading, gc.get_threshold(), gc.get_freeze_count()]))")
+
+
+def _probe(*argv: str) -> list[object]:
+    """Start a Python process as `recovery serve` starts a flow run's (the start-up folder
+    first on PYTHONPATH), load the lifecycle flow's module, and report the collector's
+    thresholds while loading, after loading, and how many objects are frozen."""
+    env = {**os.environ, "PYTHONPATH": flow_run_pythonpath(os.environ.get("PYTHONPATH"))}
+    done = subprocess.run([sys.executable, "-c", PROBE, *argv], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=True)
+    result: list[object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_a_flow_run_process_loads_with_the_collector_relaxed_then_as_usual() -> None:
+    # the runner's command is `python -m prefect.engine`: the start-up looks for it
+    loading, after, frozen = _probe("prefect.engine")
+    assert loading == list(batch.START_UP_THRESHOLDS)
+    assert after == list(batch.USUAL_THRESHOLDS)
+    assert isinstance(frozen, int) and frozen > 10_000  # the imports' objects
+
+
+def test_any_other_process_starts_as_python_does() -> None:
+    loading, after, frozen = _probe()
+    assert loading == after == list(batch.USUAL_THRESHOLDS)
+    assert frozen == 0
+
+
+def test_the_start_up_folder_goes_first_on_the_flow_runs_pythonpath_once() -> None:
+    start = str(STARTUP)
+    assert flow_run_pythonpath(None) == start
+    assert flow_run_pythonpath(os.pathsep.join(["/a", start, "/b"])) == \
+        os.pathsep.join([start, "/a", "/b"])
+    assert (STARTUP / "sitecustomize.py").is_file()
