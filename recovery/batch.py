@@ -13,6 +13,12 @@ the batch look only at what the batch itself makes; it hands them back (`gc.unfr
 when the outermost batch ends, so nothing is kept from collection for longer than a batch.
 Nested and concurrent batches share one freeze. Collection itself stays on: reference
 cycles the batch makes are collected as before.
+
+A flow-run process freezes its import-time heap once, when its flow module has loaded
+(`imports_done`). `gc.unfreeze` cannot hand back only part of the frozen generation, so in
+such a process a batch leaves the freeze in place when it ends: what was alive when the
+batch began stays frozen until the process (one flow run) exits, rather than the imports
+being thawed and walked again by every later collection.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from collections.abc import Iterator
 
 _LOCK = threading.Lock()
 _DEPTH = 0
+_FROZEN_FOR_GOOD = False  # the process froze its import-time heap (`imports_done`)
 
 
 @contextlib.contextmanager
@@ -39,7 +46,7 @@ def frozen_heap() -> Iterator[None]:
     finally:
         with _LOCK:
             _DEPTH -= 1
-            if _DEPTH == 0:
+            if _DEPTH == 0 and not _FROZEN_FOR_GOOD:
                 gc.unfreeze()
 
 
@@ -63,6 +70,9 @@ def imports_done() -> None:
     """A flow module has loaded: if `start_up` relaxed the collector, freeze what the
     imports made (modules, classes, Prefect's and SQLAlchemy's registries: alive for the
     whole process) and collect as usual from here. A no-op in any other process."""
+    global _FROZEN_FOR_GOOD
     if gc.get_threshold() == START_UP_THRESHOLDS:
-        gc.freeze()
+        with _LOCK:
+            gc.freeze()
+            _FROZEN_FOR_GOOD = True
         gc.set_threshold(*USUAL_THRESHOLDS)

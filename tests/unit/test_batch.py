@@ -83,17 +83,37 @@ def test_concurrent_batches_unfreeze_only_when_the_last_one_ends() -> None:
     assert gc.get_freeze_count() == 0 and batch.frozen_depth() == 0
 
 
+def test_a_batch_keeps_a_flow_run_processs_import_time_freeze(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In a process that froze its imports (`imports_done`), a batch's end does not thaw
+    them (gc.unfreeze would hand back the whole frozen generation)."""
+    monkeypatch.setattr(batch, "_FROZEN_FOR_GOOD", True)
+    try:
+        with batch.frozen_heap():
+            frozen = gc.get_freeze_count()
+        # still frozen (a thaw would leave 0; a few frozen objects may die meanwhile)
+        assert frozen > 0 and gc.get_freeze_count() > frozen * 0.9
+        assert batch.frozen_depth() == 0
+    finally:
+        gc.unfreeze()  # this test process is not a flow run
+
+
 # ------------------------------------------------ the start-up of a flow-run process
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = ("import gc, json; loading = gc.get_threshold(); import flows.lifecycle; "
-         "print(json.dumps([loading, gc.get_threshold(), gc.get_freeze_count()]))")
+         "from recovery import batch; after = gc.get_freeze_count(); "
+         "exec('with batch.frozen_heap(): pass'); "
+         "print(json.dumps([loading, gc.get_threshold(), after, "
+         "gc.get_freeze_count() > after * 0.9]))")
 
 
 def _probe(*argv: str) -> list[object]:
     """Start a Python process as `recovery serve` starts a flow run's (the start-up folder
     first on PYTHONPATH), load the lifecycle flow's module, and report the collector's
-    thresholds while loading, after loading, and how many objects are frozen."""
+    thresholds while loading, after loading, how many objects are frozen, and whether
+    they still are after a batch."""
     env = {**os.environ, "PYTHONPATH": flow_run_pythonpath(os.environ.get("PYTHONPATH"))}
     done = subprocess.run([sys.executable, "-c", PROBE, *argv], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120, check=True)
@@ -103,14 +123,15 @@ def _probe(*argv: str) -> list[object]:
 
 def test_a_flow_run_process_loads_with_the_collector_relaxed_then_as_usual() -> None:
     # the runner's command is `python -m prefect.engine`: the start-up looks for it
-    loading, after, frozen = _probe("prefect.engine")
+    loading, after, frozen, kept = _probe("prefect.engine")
     assert loading == list(batch.START_UP_THRESHOLDS)
     assert after == list(batch.USUAL_THRESHOLDS)
     assert isinstance(frozen, int) and frozen > 10_000  # the imports' objects
+    assert kept is True  # a batch in the flow run leaves them frozen
 
 
 def test_any_other_process_starts_as_python_does() -> None:
-    loading, after, frozen = _probe()
+    loading, after, frozen, _ = _probe()
     assert loading == after == list(batch.USUAL_THRESHOLDS)
     assert frozen == 0
 
