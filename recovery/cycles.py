@@ -226,13 +226,9 @@ class _Lookups:
 # ------------------------------------------------------------------ the cycle
 
 
+@batch.frozen_heap()
 def run_daily(session: Session, *, as_of: date, actor: str = "daily-review") -> DailyResult:
     """Review every open action that is due under its cadence, as of a date."""
-    with batch.frozen_heap():
-        return _run_daily_locked(session, as_of, actor)
-
-
-def _run_daily_locked(session: Session, as_of: date, actor: str) -> DailyResult:
     if db.is_postgres(session):
         # Two cycles for the same date at once (a retry, two workers, an operator): the
         # second waits here for the first to commit, then finds every review held,
