@@ -149,11 +149,10 @@ def _review_evidence(session: Session, ids: list[int], as_of: date) -> dict[int,
 
 def _last_reviews(session: Session, ids: list[int], as_of: date) -> dict[int, Any]:
     """Each action's latest review before the date: action_id, as_of, measured_value,
-    target_met, rating, triggers (what `repo.to_review` and the next review read)."""
+    target_met, rating, triggers (what `repo.to_review` reads; the benchmark's correctness
+    guard compares the cycle with reviews assessed from these)."""
     out: dict[int, Any] = {}
     x = aliased(ReviewRow)
-    # per action one max() on the (action_id, as_of) unique index: a single seek, where a
-    # GROUP BY over the chunk reads every review of every action
     last_day = (select(func.max(x.as_of)).where(x.action_id == ActionRow.id, x.as_of < as_of)
                 .scalar_subquery())
     for chunk in _chunks(ids):
@@ -169,13 +168,39 @@ def _last_reviews(session: Session, ids: list[int], as_of: date) -> dict[int, An
     return out
 
 
-def _held_on(session: Session, ids: list[int], as_of: date) -> set[int]:
-    held: set[int] = set()
-    for chunk in _chunks(ids):
-        held.update(session.connection().execute(
-            select(ReviewRow.action_id).where(col(ReviewRow.action_id).in_(chunk),
-                                              ReviewRow.as_of == as_of)).scalars().all())
-    return held
+class _Open(NamedTuple):
+    """An open action as the cycle reads it: the columns its review and what follows read,
+    and its latest review on or before the date (`last_on` None: never reviewed)."""
+
+    id: int
+    status: str
+    risk_level: str
+    recovery_started_on: date | None
+    baseline_on: date
+    monitoring_since: date | None
+    escalated: bool
+    target: dict[str, Any]
+    baseline: dict[str, Any]
+    triggers: list[dict[str, Any]]
+    last_on: date | None
+    last_triggers: list[str] | None
+
+
+def _open_rows(session: Session, ids: list[int], as_of: date) -> dict[int, _Open]:
+    """One chunk's open actions with their latest review on or before the date, in one
+    statement: per action one max() on the (action_id, as_of) unique index, a single seek.
+    A review held on the date itself means the action is already reviewed for it; any
+    other is the previous review that cadence and triggers count from."""
+    a, r, x = ActionRow, ReviewRow, aliased(ReviewRow)
+    latest = (select(func.max(x.as_of)).where(x.action_id == a.id, x.as_of <= as_of)
+              .scalar_subquery())
+    return {row.id: _Open(*row) for row in session.connection().execute(
+        select(a.id, a.status, a.risk_level, a.recovery_started_on, a.baseline_on,
+               a.monitoring_since, a.escalated, a.plan["target"], a.plan["baseline"],
+               a.plan["triggers"], r.as_of, r.triggers)
+        .select_from(a)
+        .outerjoin(r, (col(r.action_id) == col(a.id)) & (col(r.as_of) == latest))
+        .where(col(a.id).in_(ids))).all()}
 
 
 def _review_values(
@@ -252,36 +277,32 @@ def _run_daily(session: Session, as_of: date, actor: str) -> DailyResult:
     # which does not autoflush: whatever the caller has pending is written first
     session.flush()
     opened = session.connection().execute(
-        select(ActionRow.id, ActionRow.risk_level, ActionRow.recovery_started_on,
-               ActionRow.baseline_on, ActionRow.escalated)
+        select(ActionRow.id)
         .where(col(ActionRow.status).in_([s.value for s in OPEN]),
                ActionRow.baseline_on <= as_of)
         .order_by(col(ActionRow.risk_level), col(ActionRow.id))
-    ).all()
+    ).scalars().all()
     result = DailyResult(as_of=as_of, open_actions=len(opened), reviewed=0,
                          already_reviewed=0, not_due=0, ratings={}, escalated=[],
                          de_escalated=[], reopened=[], closed_sustained=[])
     ratings: dict[str, int] = defaultdict(int)
     cycle = _Cycle(session, as_of, actor, result, ratings)
-    for start in range(0, len(opened), ID_CHUNK):
-        part = opened[start:start + ID_CHUNK]
-        ids = [r.id for r in part]
-        held_today = _held_on(session, ids, as_of)
-        last = _last_reviews(session, ids, as_of)
-        due: dict[int, Cadence] = {}  # in the cycle's order
-        for row in part:
-            if row.id in held_today:
+    for ids in _chunks(list(opened)):
+        rows = _open_rows(session, ids, as_of)
+        due: list[tuple[_Open, Cadence]] = []  # in the cycle's order
+        for action_id in ids:
+            row = rows[action_id]
+            if row.last_on == as_of:
                 result.already_reviewed += 1
                 continue
-            previous = last.get(row.id)
             start_on = row.recovery_started_on or row.baseline_on
             cadence = services.cadence_of(row, as_of)
-            if review_due(cadence, previous.as_of if previous else None, start_on, as_of):
-                due[row.id] = cadence
+            if review_due(cadence, row.last_on, start_on, as_of):
+                due.append((row, cadence))
             else:
                 result.not_due += 1
         if due:
-            cycle.review(due, last)
+            cycle.review(due)
     result.ratings = dict(ratings)
 
     if not result.reviewed:
@@ -298,21 +319,6 @@ def _run_daily(session: Session, as_of: date, actor: str) -> DailyResult:
                    f"{result.already_reviewed}",
     )
     return result
-
-
-class _Due(NamedTuple):
-    """The plain columns a review and what follows it read of a due action."""
-
-    id: int
-    status: str
-    risk_level: str
-    recovery_started_on: date | None
-    baseline_on: date
-    monitoring_since: date | None
-    escalated: bool
-    target: dict[str, Any]
-    baseline: dict[str, Any]
-    triggers: list[dict[str, Any]]
 
 
 @dataclass(slots=True)
@@ -341,36 +347,26 @@ class _Cycle:
         self.lookups = _Lookups(session)
         self.created_at = utcnow()
 
-    def review(self, cadences: dict[int, Cadence], last: dict[int, Any]) -> None:
+    def review(self, due: list[tuple[_Open, Cadence]]) -> None:
         """Assess and record the reviews of due actions (in the cycle's order, each with the
-        cadence it was found due under), then escalate, de-escalate, reopen and close as
-        the reviews say."""
+        cadence it was found due under), then escalate,
+        de-escalate, reopen and close as the reviews say."""
         session, as_of = self.session, self.as_of
-        ids = list(cadences)
-        a = ActionRow
-        due = {r.id: _Due(*r) for r in session.connection().execute(
-            select(a.id, a.status, a.risk_level, a.recovery_started_on, a.baseline_on,
-                   a.monitoring_since, a.escalated, a.plan["target"], a.plan["baseline"],
-                   a.plan["triggers"])
-            .where(col(a.id).in_(ids))).all()}
-        items = _review_items(session, ids, as_of)
+        items = _review_items(session, [row.id for row, _ in due], as_of)
         freshness = self.settings.evidence_freshness_days
         reviews: list[dict[str, Any]] = []
-        assessed: list[tuple[_Due, Assessment[Any]]] = []
-        for action_id in ids:
-            row = due[action_id]
-            cadence = cadences[action_id]
-            previous = last.get(action_id)
+        assessed: list[tuple[_Open, Assessment[Any]]] = []
+        for row, cadence in due:
             assessment = assess(
                 Target.model_validate(row.target), Baseline.model_validate(row.baseline),
                 {_TRIGGERS[t.get("kind", TriggerKind.MANUAL.value)] for t in row.triggers},
-                items.get(action_id, ()), as_of=as_of, cadence=cadence,
-                last_review_on=previous.as_of if previous is not None else None,
-                previous_below_trajectory=previous is not None
-                and "below_trajectory" in previous.triggers,
+                items.get(row.id, ()), as_of=as_of, cadence=cadence,
+                last_review_on=row.last_on,
+                previous_below_trajectory=row.last_triggers is not None
+                and "below_trajectory" in row.last_triggers,
                 freshness_days=freshness, reviews_start=row.recovery_started_on,
             )
-            reviews.append(_review_values(action_id, assessment, cadence, self.actor,
+            reviews.append(_review_values(row.id, assessment, cadence, self.actor,
                                           self.created_at))
             assessed.append((row, assessment))
             self.ratings[assessment.rating.value] += 1
@@ -378,7 +374,7 @@ class _Cycle:
         self.result.reviewed += len(reviews)
         self.follow_up(assessed)
 
-    def follow_up(self, assessed: Sequence[tuple[_Due, Assessment[Any]]]) -> None:
+    def follow_up(self, assessed: Sequence[tuple[_Open, Assessment[Any]]]) -> None:
         """Everything the chunk's reviews set off, in the cycle's order, with the rows it
         changes read at once, one flush for the new escalations, and the emails and audit
         entries written in bulk (the same rows, in the same order, as one by one)."""
@@ -434,7 +430,7 @@ class _Cycle:
         audit_log.append_many(session, audit)
         session.flush()
 
-    def decide(self, assessed: Sequence[tuple[_Due, Assessment[Any]]]) -> list[_Outcome]:
+    def decide(self, assessed: Sequence[tuple[_Open, Assessment[Any]]]) -> list[_Outcome]:
         """What follows each review, decided for the whole chunk: in routine monitoring,
         relapse when evidence is back below target or progress weak, else closure once
         sustained; otherwise escalation when weak, de-escalation when on track after a

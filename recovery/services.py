@@ -7,7 +7,7 @@ leaves nothing behind.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy import func
@@ -371,7 +371,18 @@ def revise_plan(session: Session, ref: str, plan: ActionPlan, *, actor: str) -> 
     return row
 
 
-def cadence_of(row: ActionRow, as_of: date) -> Cadence:
+class _Cadenced(Protocol):
+    """What a review cadence is set from: an `ActionRow`, or the daily cycle's plain row."""
+
+    @property
+    def risk_level(self) -> str: ...
+    @property
+    def recovery_started_on(self) -> date | None: ...
+    @property
+    def escalated(self) -> bool: ...
+
+
+def cadence_of(row: _Cadenced, as_of: date) -> Cadence:
     return review_cadence(
         RiskLevel(row.risk_level), recovery_started_on=row.recovery_started_on, as_of=as_of,
         escalated=row.escalated,

@@ -83,6 +83,34 @@ def test_concurrent_batches_unfreeze_only_when_the_last_one_ends() -> None:
     assert gc.get_freeze_count() == 0 and batch.frozen_depth() == 0
 
 
+def test_a_batch_collects_its_young_generation_less_often_and_sets_it_back() -> None:
+    usual = gc.get_threshold()
+    gc.set_threshold(1234, 5, 6)  # whatever the process had, it gets back
+    try:
+        with pytest.raises(RuntimeError, match="midway"), batch.frozen_heap():
+            assert gc.get_threshold() == batch.BATCH_THRESHOLDS
+            with batch.frozen_heap():  # nested: still the batch's
+                assert gc.get_threshold() == batch.BATCH_THRESHOLDS
+            assert gc.get_threshold() == batch.BATCH_THRESHOLDS
+            raise RuntimeError("midway")
+        assert gc.get_threshold() == (1234, 5, 6)
+    finally:
+        gc.set_threshold(*usual)
+    assert batch.BATCH_THRESHOLDS[0] > usual[0]  # less often than Python's default
+
+
+def test_a_batch_still_collects_reference_cycles_without_an_explicit_collect() -> None:
+    """Collection stays on in a batch: cycles the batch makes are collected by the young
+    generation's own passes, only less often."""
+    with batch.frozen_heap():
+        made = [_cycle() for _ in range(batch.BATCH_THRESHOLDS[0])]
+        # twice the threshold in new container objects sets off at least one collection
+        ballast = [[] for _ in range(2 * batch.BATCH_THRESHOLDS[0])]
+        collected = sum(ref() is None for ref in made)
+        del ballast
+    assert collected > len(made) * 0.9
+
+
 def test_a_batch_keeps_a_flow_run_processs_import_time_freeze(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
