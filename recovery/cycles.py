@@ -1,8 +1,9 @@
 """The daily review cycle, escalation and de-escalation, reopening and sustained closure.
 
-Set-based and in chunks: the open actions are read as a few plain columns, then, for each
-chunk of up to 2,000 of them, a handful of queries read the chunk's reviews held, last
-reviews, plan targets and the evidence a review looks at; the pure domain assesses each
+Set-based and in chunks: the open actions' ids are read in the cycle's order, then, for
+each chunk of up to 2,000 of them, one statement reads the actions' columns, plan targets
+and latest reviews (`_open_rows`) and one the evidence a review looks at
+(`_review_items`); the pure domain assesses each
 (`models.review.assess`, plain records); reviews, escalations, emails and audit entries
 are written in bulk. Memory stays that of one chunk whatever the provider's size. Re-running
 a cycle for the same date finds every review already held and changes nothing.
