@@ -350,8 +350,8 @@ class _Cycle:
 
     def review(self, due: list[tuple[_Open, Cadence]]) -> None:
         """Assess and record the reviews of due actions (in the cycle's order, each with the
-        cadence it was found due under), then escalate,
-        de-escalate, reopen and close as the reviews say."""
+        cadence it was found due under), then escalate, de-escalate, reopen and close as
+        the reviews say."""
         session, as_of = self.session, self.as_of
         items = _review_items(session, [row.id for row, _ in due], as_of)
         freshness = self.settings.evidence_freshness_days
