@@ -316,6 +316,92 @@ def weekly_floor(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
             "rows": {k: len(v) for k, v in data.items()}}
 
 
+# ------------------------------------------------------------------ monthly
+
+
+def monthly(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
+    """What the monthly-assurance flow does around its one wait, in one process: the month's
+    request over the open high-risk actions (the code emailed to the nominated individual),
+    the form (a model with an outcome and a note per action, and the JSON schema Prefect
+    sends to its server), the nominated individual's answer validated against it, then the
+    minutes recorded: an assurance entry, a governance-minutes evidence item and an audit
+    entry per action. Rolled back unless `--commit`."""
+    import re
+
+    from sqlmodel import Session, select
+
+    from flows.forms import assurance_form
+    from models.tables import OutboxRow
+    from recovery import assurance, db
+
+    engine = db.engine_for(url)
+    rss0 = current_rss_mb()
+    stages: dict[str, Any] = {}
+    with Session(engine, expire_on_commit=False) as session:
+        clock = Clock(backend_pid(session.connection()))
+        total = Clock(clock.pid)
+        wait = _stage(stages, "request", clock, lambda: assurance.open_request(
+            session, as_of=as_of, flow_run_id=None))
+        email = session.exec(select(OutboxRow).where(
+            OutboxRow.dedupe_key == f"assurance:{wait.month}")).one()
+        found = re.search(r"code:\s*(\d{6})", email.text_body)
+        assert found, "the assurance email carries no code"
+        outcomes = assurance.OUTCOMES
+        answer: dict[str, Any] = {"reviewer_email": wait.reviewer_email, "code": found.group(1)}
+        for i, ref in enumerate(wait.refs):
+            name = assurance.field_name(ref)
+            answer[f"{name}_outcome"] = outcomes[i % len(outcomes)]
+            answer[f"{name}_note"] = f"Reviewed the {ref} evidence at the governance meeting."
+
+        def form_and_schema() -> Any:
+            form = assurance_form(wait.refs)
+            form.model_json_schema()
+            return form
+
+        form = _stage(stages, "form", clock, form_and_schema)
+        submitted = _stage(stages, "answer", clock,
+                           lambda: form.model_validate(answer).model_dump())
+        reasons = _stage(stages, "record", clock, lambda: assurance.apply(
+            session, month=wait.month, answer=submitted))
+        assert reasons == [], reasons[:3]
+        if "commit" in opts:
+            session.commit()
+        else:
+            session.rollback()
+        times = total.read()
+    return {**times, "stages": stages, "peak_rss_mb": peak_rss_mb(),
+            "rss_after_import_mb": rss0, "actions": len(wait.refs), "month": wait.month,
+            "committed": "commit" in opts}
+
+
+def monthly_floor(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
+    """Plain SQL reading what the monthly cycle reads, aggregated in the database: the open
+    high-risk actions (whole rows, plan JSON included), the staff directory, and the month's
+    assurance request if any."""
+    from recovery import db
+
+    engine = db.engine_for(url)
+    high = f"FROM recovery_action WHERE risk_level = 'high' AND status IN ({_in(OPEN)})"
+    sql = f"""
+        SELECT
+          (SELECT count(*) {high}) AS actions,
+          (SELECT sum(length(CAST(plan AS TEXT)) + length(ref) + length(title)
+                      + length(status) + risk_score + location_id) {high}) AS action_bytes,
+          (SELECT sum(length(email) + length(name) + length(role)) FROM person) AS people,
+          (SELECT count(*) FROM assurance_request
+            WHERE month = '{as_of.strftime("%Y-%m")}') AS requests
+    """
+    rss0 = current_rss_mb()
+    with engine.connect() as conn:
+        clock = Clock(backend_pid(conn))
+        clock.start()
+        row = conn.exec_driver_sql(sql).one()
+        times = clock.read()
+        conn.rollback()
+    return {**times, "peak_rss_mb": peak_rss_mb(), "rss_after_import_mb": rss0,
+            "actions": row[0]}
+
+
 # ------------------------------------------------------------------ gate
 
 
@@ -427,7 +513,8 @@ def list_floor(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
 
 TASKS: dict[str, Callable[[str, date, dict[str, str]], dict[str, Any]]] = {
     "daily": daily, "daily_floor": daily_floor, "daily_check": daily_check, "weekly": weekly,
-    "weekly_floor": weekly_floor, "gate": gate, "list_floor": list_floor,
+    "weekly_floor": weekly_floor, "monthly": monthly, "monthly_floor": monthly_floor,
+    "gate": gate, "list_floor": list_floor,
 }
 
 

@@ -178,6 +178,30 @@ def run_weekly(url: str, env: dict[str, str], repeat: int, pack: str) -> dict[st
     }
 
 
+def run_monthly(url: str, env: dict[str, str], repeat: int) -> dict[str, Any]:
+    """Floor and cycle alternately, the cycle rolled back (every run issues the same
+    month's request and records the same minutes)."""
+    floors, runs = [], []
+    for _ in range(repeat):
+        floors.append(child("monthly_floor", url, env))
+        runs.append(child("monthly", url, env))
+    wall, cpu = _median([r["wall_s"] for r in runs]), _median([r["cpu_s"] for r in runs])
+    floor_wall = _median([f["wall_s"] for f in floors])
+    floor_cpu = _median([f["cpu_s"] for f in floors])
+    stages = {name: {k: _median([r["stages"][name][k] for r in runs])
+                     for k in ("wall_s", "cpu_s")} for name in runs[0]["stages"]}
+    actions = runs[0]["actions"]
+    return {"actions": actions, "month": runs[0]["month"], "wall_s": wall, "cpu_s": cpu,
+            "walls_s": [r["wall_s"] for r in runs], "stages": stages,
+            "server_cpu_s": _median([r["server_cpu_s"] for r in runs]),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+            "rss_after_import_mb": runs[0]["rss_after_import_mb"],
+            "floor_wall_s": floor_wall, "floor_cpu_s": floor_cpu,
+            "ratio_wall": _ratio(wall, floor_wall), "ratio_cpu": _ratio(cpu, floor_cpu),
+            "per_action_ms": {"wall": round(wall / max(1, actions) * 1000, 3),
+                              "cpu": round(cpu / max(1, actions) * 1000, 3)}}
+
+
 def run_action_list(url: str, env: dict[str, str], repeat: int) -> dict[str, Any]:
     cli = str(Path(sys.executable).parent / "recovery")
     runs, floors, starts = [], [], []
@@ -249,6 +273,23 @@ def _fmt(t: dict[str, Any] | None) -> str:
     return f"{t['wall_s']:.2f} s wall / {t['cpu_s']:.2f} s cpu"
 
 
+def _monthly_lines(m: dict[str, Any] | None) -> list[str]:
+    if not m:
+        return ["monthly assurance    not measured"]
+    st = m["stages"]
+    return [
+        f"monthly assurance    {m['actions']} high-risk actions ({m['month']}): {m['wall_s']} s "
+        f"wall / {m['cpu_s']} s cpu (runs {m['walls_s']}; database server "
+        f"{m['server_cpu_s']} s) = {m['ratio_cpu']}x cpu ({m['ratio_wall']}x wall) its SQL "
+        f"floor {m['floor_wall_s']} s wall / {m['floor_cpu_s']} s cpu (reads only; the cycle "
+        f"also writes an entry, an evidence item and an audit entry per action); peak RSS "
+        f"{m['peak_rss_mb']} MB (after imports {m['rss_after_import_mb']} MB)",
+        f"  request + code email {_fmt(st.get('request'))}; form + its JSON schema "
+        f"{_fmt(st.get('form'))}; answer validated {_fmt(st.get('answer'))}; minutes recorded "
+        f"{_fmt(st.get('record'))}; per action {m['per_action_ms']['cpu']} ms cpu",
+    ]
+
+
 def report(res: dict[str, Any]) -> str:
     d, w, g, a = res["daily"], res["weekly"], res["gate"], res["action_list"]
     s = res["signoff"]
@@ -296,6 +337,7 @@ def report(res: dict[str, Any]) -> str:
         f"  weekly incl. pack {w['weekly_incl_pack']['wall_s']} s wall / "
         f"{w['weekly_incl_pack']['cpu_s']} s cpu = {w['total_ratio_cpu']}x cpu the floor; "
         f"peak RSS {w['peak_rss_mb']} MB",
+        *_monthly_lines(res.get("monthly")),
         f"gate evaluation      p50 {g['p50_ms']} ms, p99 {g['p99_ms']} ms wall; cpu p50 "
         f"{g['cpu']['p50_ms']} ms, p99 {g['cpu']['p99_ms']} ms ({g['n']} actions, "
         f"{g['passed']} pass); floor (same rows, plain SQL) cpu p50 "
@@ -357,6 +399,8 @@ def main(argv: list[str] | None = None) -> None:
               f"floor cpu {res['daily']['floor_cpu_s']['runs']}", flush=True)
         print(f"weekly governance (pack charts: {pack}) ...", flush=True)
         res["weekly"] = run_weekly(url, env, args.repeat, pack)
+        print("monthly assurance ...", flush=True)
+        res["monthly"] = run_monthly(url, env, args.repeat)
         print("gate evaluation ...", flush=True)
         res["gate"] = child("gate", url, env)
         print("action list --json ...", flush=True)

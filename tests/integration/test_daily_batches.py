@@ -191,3 +191,56 @@ def test_each_review_is_the_one_assessed_from_the_whole_history(database_url: st
     assert result.reviewed == len(stored) > 100
     assert stored == {k: v for k, v in expected.items() if k in stored}
     assert sorted(e.action_ref for e in chain) == sorted(result.escalated)
+
+
+def test_monthly_minutes_are_recorded_in_bulk_once_for_every_high_risk_action(
+    database_url: str,
+) -> None:
+    """The nominated individual's answer records, for each high-risk action of the month's
+    request, one assurance entry, one governance-minutes evidence item and one audit entry
+    on an intact chain; the same answer again records nothing more."""
+    import re
+
+    from models.tables import AssuranceEntryRow, EvidenceRow
+    from recovery import assurance
+
+    generate(database_url, TINY)
+    now = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
+    with session_for(database_url) as session:
+        wait = assurance.open_request(session, as_of=AS_OF, flow_run_id=None, now=now)
+        [email] = session.exec(select(OutboxRow).where(
+            OutboxRow.dedupe_key == f"assurance:{wait.month}")).all()
+        session.commit()
+    found = re.search(r"code:\s*(\d{6})", email.text_body)
+    assert found and len(wait.refs) > 20
+    answer: dict[str, Any] = {"reviewer_email": wait.reviewer_email, "code": found.group(1)}
+    for i, ref in enumerate(wait.refs):
+        answer[f"{assurance.field_name(ref)}_outcome"] = assurance.OUTCOMES[i % 3]
+        answer[f"{assurance.field_name(ref)}_note"] = f"{ref} read at the governance meeting"
+    for _ in range(2):  # the task re-run after a crash: nothing twice
+        with session_for(database_url) as session:
+            assert assurance.apply(session, month=wait.month, answer=answer,
+                                   now=now + timedelta(minutes=5)) == []
+            session.commit()
+    with session_for(database_url) as session:
+        ids = dict(session.exec(select(ActionRow.id, ActionRow.ref).where(
+            col(ActionRow.ref).in_(wait.refs))).all())
+        entries = session.exec(select(AssuranceEntryRow).where(
+            AssuranceEntryRow.recorded_on == date(2027, 2, 1))).all()
+        minutes = session.exec(select(EvidenceRow).where(
+            EvidenceRow.source == "governance_minutes",
+            col(EvidenceRow.reference).startswith(f"Provider assurance minutes {wait.month}"),
+        )).all()
+        recorded = session.exec(select(AuditRow).where(
+            AuditRow.event == "assurance.recorded",
+            col(AuditRow.dedupe_key).startswith(f"assurance.recorded:{wait.month}:"))).all()
+        chain = audit_log.verify(session)
+    expected = {ref: assurance.OUTCOMES[i % 3] for i, ref in enumerate(wait.refs)}
+    assert {ids[e.action_id]: e.outcome for e in entries} == expected
+    assert len(entries) == len(wait.refs)
+    assert sorted(ids[m.action_id] for m in minutes) == sorted(wait.refs)
+    assert all(m.recorded_by == wait.reviewer_email and m.pillar == "supporting"
+               and m.observed_on >= date(2027, 2, 1) for m in minutes)
+    assert sorted(r.action_ref for r in recorded) == sorted(wait.refs)
+    assert {r.details["outcome"] for r in recorded} == set(assurance.OUTCOMES)
+    assert chain.ok
