@@ -201,8 +201,8 @@ def apply(
             actor=request.reviewer_email, event="assurance.recorded", action_ref=ref,
             details={"month": month, "outcome": outcome, "note": note},
             dedupe_key=f"assurance.recorded:{month}:{ref}"))
-    # the month's minutes in three bulk INSERTs and one append to the audit chain, not a
-    # flush and two chain reads per action (1,953 actions: 3.5 s before)
+    # the month's minutes as two bulk INSERTs and one `append_many` to the audit chain (a
+    # third), not a flush and two chain reads per action (1,953 actions: 2.7 s CPU before)
     session.flush()
     if entries:
         session.execute(insert(AssuranceEntryRow), entries)
