@@ -122,6 +122,14 @@ def _waiting(flow_run_id: str, *, timeout: float) -> tuple[str, dict[str, str]] 
             time.sleep(0.3)
 
 
+def _paused_under(flow_run_id: str, key: str) -> bool:
+    """Whether the run still waits under `key` (not resumed, not moved to another wait)."""
+    with _client() as client:
+        state = client.read_flow_run(UUID(flow_run_id)).state
+    return bool(state is not None and state.is_paused()
+                and state.state_details.pause_key == key)
+
+
 def waiting_key(flow_run_id: str, *, timeout: float = 30.0) -> str | None:
     """The pause key a suspended run waits under, once its input schema is stored."""
     found = _waiting(flow_run_id, timeout=timeout)
@@ -133,8 +141,6 @@ def resume_wait(ref: str, expected_prefix: str, run_input: dict[str, Any]) -> st
     Returns the key answered. The server validates the form; refusals come back as
     InvalidInput naming the field."""
     check_server()
-    from prefect.flow_runs import resume_flow_run
-
     with db.unit_of_work() as session:
         row = repo.get_action(session, ref)
     if not row.flow_run_id:
@@ -146,18 +152,30 @@ def resume_wait(ref: str, expected_prefix: str, run_input: dict[str, Any]) -> st
         raise RuleRefused("sign-off", [
             f"{row.ref} is not waiting for {expected_prefix.rstrip('-').replace('-', ' ')} "
             f"(status {row.status}; run waiting on: {key or 'nothing'})"])
-    from prefect.exceptions import NotPausedError
+    return answer_wait(row.ref, row.flow_run_id, waiting, run_input)
 
+
+def answer_wait(ref: str, flow_run_id: str, waiting: tuple[str, dict[str, str]],
+                run_input: dict[str, Any]) -> str:
+    """Resume `flow_run_id` with `run_input` as the answer to the wait `waiting` (its pause
+    key and input keyset, read just before). Refused, changing nothing, when the run took
+    another answer to that wait first, even if it already waits for something else."""
+    from prefect.exceptions import NotPausedError
+    from prefect.flow_runs import resume_flow_run
+
+    key = waiting[0]
     taken = RuleRefused("sign-off", [
-        f"{row.ref} stopped waiting under {key} before this submission arrived: another "
+        f"{ref} stopped waiting under {key} before this submission arrived: another "
         f"submission was taken first; nothing was changed by this one"])
     try:
-        resume_flow_run(UUID(row.flow_run_id), run_input=run_input)
+        resume_flow_run(UUID(flow_run_id), run_input=run_input)
     except NotPausedError:
         raise taken from None
     except RuntimeError as exc:
         message = str(exc).removeprefix("Cannot resume this run: ")
-        if "not paused" in message:
+        if "not paused" in message or not _paused_under(flow_run_id, key):
+            # the other submission was taken and the run already waits for something else:
+            # the server checked this answer against that next wait's form, not this one's
             raise taken from None
         field = "input"
         for name in run_input:
@@ -170,13 +188,21 @@ def resume_wait(ref: str, expected_prefix: str, run_input: dict[str, Any]) -> st
     # success only when the answer the run takes is this one.
     from prefect.input import read_flow_run_input
 
-    try:
-        stored = read_flow_run_input(waiting[1]["response"], UUID(row.flow_run_id))
-    except Exception:  # noqa: BLE001 - nothing stored for this wait: not this one either
-        stored = None
-    if stored != run_input:
-        raise taken
-    return key
+    def stored_under(response_key: str) -> Any:
+        try:
+            return read_flow_run_input(response_key, UUID(flow_run_id))
+        except Exception:  # noqa: BLE001 - nothing stored for this wait: not this one either
+            return None
+
+    if stored_under(waiting[1]["response"]) == run_input:
+        return key
+    # The other answer was refused (a wrong code) and the run at once waited again under
+    # the next key with the same form: the server took this answer for that wait.
+    base, number = key.rsplit("-", 1)
+    after = f"{base}-{int(number) + 1}"
+    if stored_under(waiting[1]["response"].replace(key, after, 1)) == run_input:
+        return after
+    raise taken
 
 
 def wait_for_outcome(ref: str, pause_key: str, *, timeout: float = 90.0) -> list[str] | None:

@@ -15,6 +15,7 @@ pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
 REF = "QUAY-MED-001"
 REVIEWER = "rm@quay.example"
+ELM_REVIEWER = "provider.lead@harbourcare.example"
 
 
 @pytest.mark.timeout(400)
@@ -52,3 +53,103 @@ def test_two_signoffs_at_once_apply_exactly_one(stack: RecoveryStack) -> None:
     assert decisions == [(applied,)]
     events = [e for e in stack.audit_events(REF) if e.startswith("status.")]
     assert events == ["status.submit_plan", f"status.{applied}_plan"], events
+
+
+# ---------------------------------------------------------------- a late answer, made certain
+#
+# Two processes racing cannot make the late one arrive at a chosen moment, so these read the
+# wait first (as `recovery signoff` does), let the other answer land, and only then send the
+# stale one: `prefect_api.answer_wait` in a child process with the stack's environment.
+
+_ANSWER = """
+import json, sys
+from models.errors import InvalidInput, RuleRefused
+from recovery import prefect_api
+ref, run_id, key, keyset, run_input = json.loads(sys.argv[1])
+try:
+    print(json.dumps({"key": prefect_api.answer_wait(ref, run_id, (key, keyset), run_input)}))
+except RuleRefused as exc:
+    print(json.dumps({"refused": exc.reasons}))
+except InvalidInput as exc:
+    print(json.dumps({"invalid": exc.field, "rule": exc.rule}))
+"""
+
+
+def _waiting_now(stack: RecoveryStack, ref: str) -> tuple[str, dict[str, str]]:
+    details = stack.flow_run(ref).state.state_details
+    return str(details.pause_key), dict(details.run_input_keyset)
+
+
+def _answer_late(stack: RecoveryStack, ref: str, waiting: tuple[str, dict[str, str]],
+                 run_input: dict[str, str]) -> dict[str, object]:
+    import json
+    import subprocess
+
+    from tests.support.recovery_stack import RECOVERY_BIN, REPO_ROOT
+
+    args = json.dumps([ref, stack.flow_run_id(ref), *waiting, run_input])
+    proc = subprocess.run([str(RECOVERY_BIN.parent / "python"), "-c", _ANSWER, args],
+                          env=stack.env, cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _signoff(code: str, decision: str, n: int) -> dict[str, str]:
+    return {"reviewer_email": ELM_REVIEWER, "code": code, "decision": decision,
+            "rationale": f"Submission {n}: rota cover checked against every shift"}
+
+
+@pytest.mark.timeout(400)
+def test_an_answer_arriving_after_the_run_moved_on_is_refused_as_taken(
+        stack: RecoveryStack) -> None:
+    """CI saw this once: the other sign-off was applied, the run already waited for the
+    closure request, and the server checked the late sign-off against that form ("additional
+    properties are not allowed"): reported as bad input (exit 2) instead of as taken."""
+    ref = "ELM-STF-001"
+    stack.cli_json("action", "open", SEED[ref], "--by", ELM_REVIEWER)
+    stack.wait_for_wait(ref, "plan-signoff-1-")
+    code = stack.signoff_code(ref, "plan")
+    stale = _waiting_now(stack, ref)
+
+    assert _answer_late(stack, ref, stale, _signoff(code, "approve", 1)) == {"key": stale[0]}
+    stack.wait_for_wait(ref, "closure-request-1-")
+
+    outcome = _answer_late(stack, ref, stale, _signoff(code, "reject", 2))
+    assert "refused" in outcome, outcome
+    [reason] = outcome["refused"]  # type: ignore[misc]
+    assert "another submission was taken first" in reason, reason
+    # the run still waits for the closure request; one decision, the first
+    assert stack.flow_run(ref).state.state_details.pause_key.startswith("closure-request-1-")
+    assert stack.status(ref) == "in_recovery"
+    assert stack.query("SELECT d.decision FROM decision d JOIN recovery_action a "
+                       "ON a.id = d.action_id WHERE a.ref = :r", r=ref) == [("approve",)]
+
+
+@pytest.mark.timeout(400)
+def test_an_answer_taken_by_the_next_wait_after_a_refusal_reports_that_wait(
+        stack: RecoveryStack) -> None:
+    """The other answer had a wrong code: refused, and the run waits again at once under the
+    next key with the same form, which the server gives this answer. It is applied there, so
+    it must be reported applied (not "another submission was taken first")."""
+    ref, reviewer = "ROSE-SG-001", "ni@harbourcare.example"
+    stack.cli_json("action", "open", SEED[ref], "--by", reviewer)
+    stack.wait_for_wait(ref, "plan-signoff-1-")
+    code = stack.signoff_code(ref, "plan")
+    stale = _waiting_now(stack, ref)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+
+    refused = stack.cli("signoff", ref, "--by", reviewer, "--code", wrong, "--decision",
+                        "approve", "--rationale", "Checked against the safeguarding log",
+                        "--json")
+    assert refused.exit_code == 3, str(refused)
+    assert stack.wait_for_wait(ref, "plan-signoff-1-") == "plan-signoff-1-2"
+
+    answer = {"reviewer_email": reviewer, "code": code, "decision": "approve",
+              "rationale": "Referrals log matches the safeguarding records"}
+    assert _answer_late(stack, ref, stale, answer) == {"key": "plan-signoff-1-2"}
+    stack.wait_for_wait(ref, "closure-request-1-")
+    assert stack.status(ref) == "in_recovery"
+    assert stack.query("SELECT d.decision, d.rationale FROM decision d JOIN recovery_action a"
+                       " ON a.id = d.action_id WHERE a.ref = :r", r=ref) == [
+        ("approve", answer["rationale"])]
