@@ -197,7 +197,9 @@ def answer_wait(ref: str, flow_run_id: str, waiting: tuple[str, dict[str, str]],
     if stored_under(waiting[1]["response"]) == run_input:
         return key
     # The other answer was refused (a wrong code) and the run at once waited again under
-    # the next key with the same form: the server took this answer for that wait.
+    # the next key with the same form: the server took this answer for that wait. Its
+    # response key is this one's with the pause key moved on (Prefect prefixes both with
+    # the paused state's name, so it is derived from the keyset read, not built anew).
     base, number = key.rsplit("-", 1)
     after = f"{base}-{int(number) + 1}"
     if stored_under(waiting[1]["response"].replace(key, after, 1)) == run_input:

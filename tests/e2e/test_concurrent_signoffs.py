@@ -7,15 +7,17 @@ clear error (exit 3, the reason), and the action has one decision and one status
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import pytest
 
-from tests.support.recovery_stack import SEED, RecoveryStack
+from tests.support.recovery_stack import RECOVERY_BIN, REPO_ROOT, SEED, RecoveryStack
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
 REF = "QUAY-MED-001"
 REVIEWER = "rm@quay.example"
-ELM_REVIEWER = "provider.lead@harbourcare.example"
 
 
 @pytest.mark.timeout(400)
@@ -82,11 +84,6 @@ def _waiting_now(stack: RecoveryStack, ref: str) -> tuple[str, dict[str, str]]:
 
 def _answer_late(stack: RecoveryStack, ref: str, waiting: tuple[str, dict[str, str]],
                  run_input: dict[str, str]) -> dict[str, object]:
-    import json
-    import subprocess
-
-    from tests.support.recovery_stack import RECOVERY_BIN, REPO_ROOT
-
     args = json.dumps([ref, stack.flow_run_id(ref), *waiting, run_input])
     proc = subprocess.run([str(RECOVERY_BIN.parent / "python"), "-c", _ANSWER, args],
                           env=stack.env, cwd=REPO_ROOT, capture_output=True, text=True,
@@ -95,9 +92,10 @@ def _answer_late(stack: RecoveryStack, ref: str, waiting: tuple[str, dict[str, s
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _signoff(code: str, decision: str, n: int) -> dict[str, str]:
-    return {"reviewer_email": ELM_REVIEWER, "code": code, "decision": decision,
-            "rationale": f"Submission {n}: rota cover checked against every shift"}
+def _signoff(reviewer: str, code: str, decision: str, rationale: str) -> dict[str, str]:
+    """A sign-off form's answer, as `recovery signoff` sends it."""
+    return {"reviewer_email": reviewer, "code": code, "decision": decision,
+            "rationale": rationale}
 
 
 @pytest.mark.timeout(400)
@@ -106,16 +104,18 @@ def test_an_answer_arriving_after_the_run_moved_on_is_refused_as_taken(
     """CI saw this once: the other sign-off was applied, the run already waited for the
     closure request, and the server checked the late sign-off against that form ("additional
     properties are not allowed"): reported as bad input (exit 2) instead of as taken."""
-    ref = "ELM-STF-001"
-    stack.cli_json("action", "open", SEED[ref], "--by", ELM_REVIEWER)
+    ref, reviewer = "ELM-STF-001", "provider.lead@harbourcare.example"
+    stack.cli_json("action", "open", SEED[ref], "--by", reviewer)
     stack.wait_for_wait(ref, "plan-signoff-1-")
     code = stack.signoff_code(ref, "plan")
     stale = _waiting_now(stack, ref)
 
-    assert _answer_late(stack, ref, stale, _signoff(code, "approve", 1)) == {"key": stale[0]}
+    first = _signoff(reviewer, code, "approve", "Submission 1: rota cover checked on every shift")
+    assert _answer_late(stack, ref, stale, first) == {"key": stale[0]}
     stack.wait_for_wait(ref, "closure-request-1-")
 
-    outcome = _answer_late(stack, ref, stale, _signoff(code, "reject", 2))
+    late = _signoff(reviewer, code, "reject", "Submission 2: rota cover checked on every shift")
+    outcome = _answer_late(stack, ref, stale, late)
     assert "refused" in outcome, outcome
     [reason] = outcome["refused"]  # type: ignore[misc]
     assert "another submission was taken first" in reason, reason
@@ -145,8 +145,7 @@ def test_an_answer_taken_by_the_next_wait_after_a_refusal_reports_that_wait(
     assert refused.exit_code == 3, str(refused)
     assert stack.wait_for_wait(ref, "plan-signoff-1-") == "plan-signoff-1-2"
 
-    answer = {"reviewer_email": reviewer, "code": code, "decision": "approve",
-              "rationale": "Referrals log matches the safeguarding records"}
+    answer = _signoff(reviewer, code, "approve", "Referrals log matches the safeguarding records")
     assert _answer_late(stack, ref, stale, answer) == {"key": "plan-signoff-1-2"}
     stack.wait_for_wait(ref, "closure-request-1-")
     assert stack.status(ref) == "in_recovery"
