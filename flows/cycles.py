@@ -85,20 +85,28 @@ def monthly_assurance(as_of: date | None = None) -> dict[str, object]:
     raise RuntimeError("monthly assurance made no progress")
 
 
+MONTHLY_DEPLOYMENT = "monthly-assurance/monthly-assurance"
+
+
 def monthly_assurance_start(as_of: date) -> dict[str, object]:
     """From the CLI: start the month's assurance run on the served deployment, once: asked
     again for the same month it returns the run already waiting (or completed) instead of
     starting a second one; only a run that crashed, failed or was cancelled is replaced."""
     from prefect.client.schemas.objects import StateType
     from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    from recovery.prefect_api import deployment_missing
 
     month = as_of.strftime("%Y-%m")
     dead = {StateType.CRASHED, StateType.FAILED, StateType.CANCELLED, StateType.CANCELLING}
     for attempt in range(50):
         key = f"monthly-assurance:{month}" + (f":{attempt}" if attempt else "")
-        run = run_deployment("monthly-assurance/monthly-assurance",
-                             parameters={"as_of": as_of.isoformat()}, timeout=0,
-                             idempotency_key=key)
+        try:
+            run = run_deployment(MONTHLY_DEPLOYMENT, parameters={"as_of": as_of.isoformat()},
+                                 timeout=0, idempotency_key=key)
+        except ObjectNotFound:
+            raise deployment_missing(MONTHLY_DEPLOYMENT) from None
         if run.state is None or run.state.type not in dead:
             break
     return {"month": month, "flow_run_id": str(run.id),

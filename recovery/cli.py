@@ -29,6 +29,7 @@ from models.planfile import first_error, load_yaml, parse_people, parse_plan
 from models.templates import builtin_templates
 from recovery import audit_log, db, services
 from recovery import repository as repo
+from recovery.orchestration import PrefectUnavailable
 from recovery.settings import get_settings
 
 T = TypeVar("T")
@@ -184,6 +185,9 @@ def fail(exc: BaseException, as_json: bool) -> NoReturn:
             for reason in reasons:
                 err.print(f"  - {reason}", highlight=False, markup=False)
         raise typer.Exit(3)
+    if isinstance(exc, PrefectUnavailable):
+        prefect_line(str(exc), as_json)
+        raise typer.Exit(4)
     if isinstance(exc, db.DatabaseBusy):
         # another writer held the database past the busy timeout and every retry: nothing
         # was written, and saying so is the whole message
@@ -201,6 +205,14 @@ def fail(exc: BaseException, as_json: bool) -> NoReturn:
         err.print(f"[red]unexpected error[/red]: {escape(one_line(repr(exc)))}",
                   highlight=False)
     raise typer.Exit(1)
+
+
+def prefect_line(message: str, as_json: bool) -> None:
+    """What Prefect lacks and how to start it: one line on stderr (exit 4 follows)."""
+    if as_json:
+        sys.stderr.write(json.dumps({"error": one_line(message), "field": "prefect"}) + "\n")
+    else:
+        err.print(f"[red]error[/red] prefect: {escape(one_line(message))}", highlight=False)
 
 
 def run(work: Callable[[], T], as_json: bool) -> T:
@@ -423,12 +435,10 @@ def action_open(
     if message:
         data["flow"] = message
 
-    def human() -> None:
-        _print_summary(summary)
-        if message:
-            err.print(f"[yellow]{message}[/yellow]", highlight=False)
-
-    emit(data, as_json, human)
+    emit(data, as_json, lambda: _print_summary(summary))
+    if message:  # recorded as a draft, but its run did not start
+        prefect_line(message, as_json)
+        raise typer.Exit(4)
 
 
 @action_app.command("show")
@@ -514,21 +524,24 @@ def action_revise(
     summary = run(work, as_json)
     from recovery import orchestration
 
-    orchestration.nudge(summary.ref)
+    message = run(lambda: orchestration.nudge(summary.ref), as_json)
     emit(summary.model_dump(mode="json"), as_json, lambda: _print_summary(summary))
+    if message:  # recorded, but the run waiting for it was not woken
+        prefect_line(message, as_json)
+        raise typer.Exit(4)
 
 
 @action_app.command("start")
 def action_start(ref: str, as_json: JsonOpt = False) -> None:
-    """Start the lifecycle run of an action left as a draft."""
-    from recovery import orchestration
+    """Start the lifecycle run of an action left as a draft (or wake the run of a revision
+    recorded while the Prefect server was down)."""
+    from recovery import prefect_api
 
     def work() -> dict[str, str]:
         with db.unit_of_work() as session:
             row = repo.get_action(session, ref)
-        message = orchestration.start_or_explain(row.ref)
-        if message:
-            raise RuleRefused("lifecycle run", [message])
+        prefect_api.start_lifecycle(row.ref)
+        prefect_api.nudge_lifecycle(row.ref)
         with db.unit_of_work() as session:
             row = repo.get_action(session, ref)
         return {"ref": row.ref, "flow_run_id": row.flow_run_id or "",
@@ -640,7 +653,7 @@ def audit_verify(
                 known += from_prefect
                 sources.append(f"{len(from_prefect)} Prefect artifacts")
             except ConnectionError as exc:
-                sources.append(f"Prefect not reachable ({exc}): its anchors not read")
+                sources.append(f"{exc}: its anchors not read")
         with db.unit_of_work() as session:
             return audit_log.verify(session, known)
 

@@ -31,6 +31,7 @@ from recovery.cli import (  # noqa: E402
     lazy_module,
     out,
     parse_day,
+    prefect_line,
     read_file,
     run,
 )
@@ -194,10 +195,11 @@ def import_tracker(
         if result.ignored_columns:
             out.print(f"columns not read: {', '.join(result.ignored_columns)}",
                       highlight=False, markup=False)
-        if message:
-            err.print(message, style="yellow", highlight=False, markup=False)
 
     emit(data, as_json, human)
+    if message:  # imported as drafts, but their runs did not start
+        prefect_line(message, as_json)
+        raise typer.Exit(4)
 
 
 @export_app.command("tracker")

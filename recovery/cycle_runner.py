@@ -30,8 +30,10 @@ def _without_prefect(cycle: str, as_of: date, why: str) -> dict[str, Any]:
     from recovery import cycles, mail
 
     if cycle != "daily":
-        raise ConnectionError(f"the {cycle} cycle publishes Prefect artifacts and needs the "
-                              f"Prefect server ({why})")
+        from recovery.orchestration import PrefectUnavailable
+
+        raise PrefectUnavailable(f"the {cycle} cycle publishes Prefect artifacts and needs "
+                                 f"the Prefect server: {why}")
     with db.unit_of_work() as session:
         result = cycles.run_daily(session, as_of=as_of)
     with contextlib.suppress(Exception):  # unsent email stays queued

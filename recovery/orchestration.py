@@ -8,25 +8,37 @@ from __future__ import annotations
 LIFECYCLE_DEPLOYMENT = "high-risk-action/high-risk-action"
 
 
+class PrefectUnavailable(ConnectionError):
+    """What a command needs from Prefect is not there: no server answers, a deployment is
+    not served, or a run is not on this server. The message says what and how to start it;
+    the CLI prints it as one line (exit 4), keeping whatever was already recorded."""
+
+
 def start_or_explain(ref: str) -> str | None:
-    """Start the lifecycle run for `ref`; None when started, else why not (the action stays
-    a draft that `recovery action start REF` starts later)."""
+    """Start the lifecycle run for `ref`; None when started, else one line saying what is
+    missing and how to start it (the action stays a draft that `recovery action start REF`
+    starts later)."""
     try:
         from recovery.prefect_api import start_lifecycle
     except ImportError:
         return "the lifecycle flow is not available in this build; the action stays a draft"
     try:
         start_lifecycle(ref)
-    except ConnectionError as exc:
-        return f"no Prefect server reachable ({exc}); {ref} stays a draft: run " \
-               f"`recovery action start {ref}` once the server is up"
+    except PrefectUnavailable as exc:
+        return f"{exc}; {ref} stays a draft: then run `recovery action start {ref}`"
     return None
 
 
-def nudge(ref: str) -> None:
-    """Evidence or a revision arrived: wake a run that waits on it (best effort)."""
+def nudge(ref: str) -> str | None:
+    """A revision arrived: wake the run that waits on it. None when woken (or nothing
+    waits), else one line saying what is missing and how to wake it later."""
     try:
         from recovery.prefect_api import nudge_lifecycle
     except ImportError:
-        return
-    nudge_lifecycle(ref)
+        return None
+    try:
+        nudge_lifecycle(ref)
+    except PrefectUnavailable as exc:
+        return (f"{exc}; the revision of {ref} is recorded but its run was not woken: then "
+                f"run `recovery action start {ref}`")
+    return None

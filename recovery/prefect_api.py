@@ -16,9 +16,22 @@ import httpx
 from models.errors import InvalidInput, RuleRefused
 from recovery import db
 from recovery import repository as repo
+from recovery.orchestration import PrefectUnavailable
 from recovery.settings import get_settings
 
 LIFECYCLE_DEPLOYMENT = "high-risk-action/high-risk-action"
+
+
+def deployment_missing(name: str) -> PrefectUnavailable:
+    return PrefectUnavailable(
+        f"the deployment {name} is not on the Prefect server at {api_url()}: start "
+        f"`recovery serve` (or `make run`)")
+
+
+def run_missing(ref: str, flow_run_id: str) -> PrefectUnavailable:
+    return PrefectUnavailable(
+        f"the lifecycle run {flow_run_id} of {ref} is not on the Prefect server at "
+        f"{api_url()}: is PREFECT_API_URL the server that started it?")
 
 
 def api_url() -> str:
@@ -54,12 +67,14 @@ def check_server() -> None:
         response.raise_for_status()
         response = httpx.get(f"{url}/admin/version", headers=auth_headers(), timeout=15)
         if response.status_code == 401:
-            raise ConnectionError(
+            raise PrefectUnavailable(
                 f"{url}: 401 Unauthorized: the server has API auth on; set "
                 f"PREFECT_API_AUTH_STRING (user:password) to its auth string")
         response.raise_for_status()
     except httpx.HTTPError as exc:
-        raise ConnectionError(f"{url}: {type(exc).__name__}") from None
+        raise PrefectUnavailable(
+            f"no Prefect server answers at {url} ({type(exc).__name__}): start it "
+            f"(`make run` starts it and `recovery serve`)") from None
 
 
 def run_name(ref: str, title: str) -> str:
@@ -70,6 +85,7 @@ def start_lifecycle(ref: str) -> str:
     """Start (once) the lifecycle run of an action and remember its id."""
     check_server()
     from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
 
     from recovery import tags as run_tags
 
@@ -83,11 +99,14 @@ def start_lifecycle(ref: str) -> str:
         queue = None
         if get_settings().work_pool_queues:
             queue = "high-risk" if row.risk_level == "high" else "routine"
-    flow_run = run_deployment(
-        LIFECYCLE_DEPLOYMENT, parameters={"action_ref": ref}, timeout=0,
-        flow_run_name=name, tags=tags, idempotency_key=key, as_subflow=False,
-        work_queue_name=queue,
-    )
+    try:
+        flow_run = run_deployment(
+            LIFECYCLE_DEPLOYMENT, parameters={"action_ref": ref}, timeout=0,
+            flow_run_name=name, tags=tags, idempotency_key=key, as_subflow=False,
+            work_queue_name=queue,
+        )
+    except ObjectNotFound:
+        raise deployment_missing(LIFECYCLE_DEPLOYMENT) from None
     with db.unit_of_work() as session:
         row = repo.get_action(session, ref, for_update=True)
         row.flow_run_id = str(flow_run.id)
@@ -146,7 +165,12 @@ def resume_wait(ref: str, expected_prefix: str, run_input: dict[str, Any]) -> st
     if not row.flow_run_id:
         raise RuleRefused("sign-off", [f"{row.ref} has no lifecycle run; run "
                                        f"`recovery action start {row.ref}`"])
-    waiting = _waiting(row.flow_run_id, timeout=30.0)
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        waiting = _waiting(row.flow_run_id, timeout=30.0)
+    except ObjectNotFound:
+        raise run_missing(row.ref, row.flow_run_id) from None
     key = waiting[0] if waiting else None
     if waiting is None or key is None or not key.startswith(expected_prefix):
         raise RuleRefused("sign-off", [
@@ -241,17 +265,21 @@ def wait_for_gate(ref: str, *, timeout: float = 60.0) -> tuple[bool, list[str]] 
 
 
 def nudge_lifecycle(ref: str) -> None:
-    """A plan revision was recorded: wake a run waiting for it (best effort)."""
+    """A plan revision was recorded: wake the run waiting for it. Raises
+    PrefectUnavailable when the server, or the run on it, is not there."""
+    from prefect.exceptions import ObjectNotFound
+    from prefect.flow_runs import resume_flow_run
+
+    check_server()
+    with db.unit_of_work() as session:
+        row = repo.get_action(session, ref)
+    if not row.flow_run_id:
+        return
     try:
-        check_server()
-        with db.unit_of_work() as session:
-            row = repo.get_action(session, ref)
-        if not row.flow_run_id:
-            return
         key = waiting_key(row.flow_run_id, timeout=2)
         if key and key.startswith("plan-revision-"):
-            from prefect.flow_runs import resume_flow_run
-
             resume_flow_run(UUID(row.flow_run_id), run_input={"plan_version": row.plan_version})
-    except (ConnectionError, RuntimeError):
+    except ObjectNotFound:
+        raise run_missing(row.ref, row.flow_run_id) from None
+    except RuntimeError:  # woken meanwhile by another revision or the UI
         return

@@ -137,11 +137,14 @@ class RecoveryStack:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> RecoveryStack:
+    def start(self, *, serve: bool = True) -> RecoveryStack:
+        """The app database and mail sink; and `recovery serve` unless `serve` is False
+        (the Prefect server then has none of the product's deployments)."""
         self.home.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.template, self.db_path)
         self.sink.start()
-        self.start_serve()
+        if serve:
+            self.start_serve()
         return self
 
     def start_serve(self) -> None:

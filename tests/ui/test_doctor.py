@@ -176,5 +176,7 @@ def test_prefect_server_gone(site: RecoveryStack) -> None:
     env = {**site.env, "PREFECT_API_URL": dead, "RECOVERY_PREFECT_API_URL": dead}
     result = doctor(env)
     assert result.failing() == {"prefect server", "deployments", "automations"}, result.output
-    assert result.detail("prefect server") == f"{dead}: ConnectError"
+    assert result.detail("prefect server") == (
+        f"no Prefect server answers at {dead} (ConnectError): start it (`make run` starts it "
+        "and `recovery serve`)")
     assert result.detail("database").endswith(" at 0002, 0 actions")
