@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from models import directory
 from models.action import (
     MAX_TEXT,
     ActionPlan,
@@ -111,7 +112,11 @@ def _location_code(name: str, taken: set[str]) -> str:
 
 
 def import_people(session: Session, people: PeopleFile, *, actor: str = "system") -> dict[str, int]:
-    provider = session.exec(select(ProviderRow).where(ProviderRow.name == people.provider)).first()
+    providers = {row.name: row for row in session.exec(select(ProviderRow))}
+    stored = directory.provider_of(people, providers)
+    directory.check_locations(people, ((row.name, row.code)
+                                       for row in session.exec(select(LocationRow))))
+    provider = providers[stored] if stored is not None else None
     if provider is None:
         provider = ProviderRow(name=people.provider)
         session.add(provider)

@@ -406,3 +406,40 @@ def test_people_name_their_location_by_name_or_code(directory: str) -> None:
             "WHERE p.email IN ('a@rose.example', 'b@rose.example')")).all() == [("Rose House",)]
     again = cli("people", "import", str(EXAMPLES / "people.yaml"), "--json")
     assert again.json() == {"people_added": 0, "people_updated": 13, "locations_added": 0}
+
+
+def test_one_provider_per_database_and_no_undeclared_location(directory: str,
+                                                              tmp_path: Path) -> None:
+    def counts() -> tuple[int, int, int]:
+        with db.engine_for(directory).connect() as conn:
+            return tuple(conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
+                         for t in ("provider", "location", "person"))  # type: ignore[return-value]
+
+    # the provider named in another case and spacing is the same provider
+    same = cli("people", "add", "--name", "New Starter", "--email", "new@rose.example",
+               "--role", "senior_carer", "--provider", "  harbour care GROUP ",
+               "--location", "Rose House", "--json")
+    assert same.exit_code == 0, same.stderr
+    assert counts() == (1, 3, 14)
+    other = tmp_path / "other.yaml"
+    other.write_text("provider: Another Provider\nlocations:\n  - {name: Birch Lodge}\n"
+                     "people:\n  - {name: A Manager, email: am@other.example, "
+                     "role: registered_manager, location: Birch Lodge}\n", encoding="utf-8")
+    refused = cli("people", "import", str(other), "--json")
+    assert refused.exit_code == 2
+    assert refused.error_json()["field"] == "provider"
+    assert "Harbour Care Group" in refused.error_json()["error"]
+    misspelt = tmp_path / "misspelt.yaml"
+    misspelt.write_text("provider: Harbour Care Group\nlocations:\n  - {name: Birch Lodge}\n"
+                        "people:\n  - {name: A Manager, email: am@birch.example, "
+                        "role: registered_manager, location: Birch Lodge}\n"
+                        "  - {name: A Carer, email: ac@birch.example, role: senior_carer, "
+                        "location: Birch Lodgw}\n", encoding="utf-8")
+    refused = cli("people", "import", str(misspelt), "--json")
+    assert refused.exit_code == 2
+    assert refused.error_json()["field"] == "people.1.location"
+    assert "Birch Lodgw" in refused.error_json()["error"]
+    assert counts() == (1, 3, 14)  # nothing written, not even the declared Birch Lodge
+    misspelt.write_text(misspelt.read_text().replace("Lodgw", "Lodge"), encoding="utf-8")
+    assert cli("people", "import", str(misspelt), "--json").json() == {
+        "people_added": 2, "people_updated": 0, "locations_added": 1}

@@ -274,12 +274,14 @@ def test_refused_commands_leave_no_rows(seeded: str) -> None:
     counts = row_counts(seeded)
     snapshot = dump_tables(seeded)
 
-    # writes a provider and a location, then refuses a person: all of it rolls back
-    people = PeopleFile.model_validate({"provider": "Another Provider", "people": [
-        {"name": "A Manager", "email": "am@other.example", "role": "registered_manager",
-         "location": "Birch Lodge"},
-        {"name": "No Home", "email": "nh@other.example", "role": "team_leader"},
-    ]})
+    # writes a location, then refuses a person: all of it rolls back
+    people = PeopleFile.model_validate({
+        "provider": "Harbour Care Group", "locations": [{"name": "Birch Lodge"}],
+        "people": [
+            {"name": "A Manager", "email": "am@other.example", "role": "registered_manager",
+             "location": "Birch Lodge"},
+            {"name": "No Home", "email": "nh@other.example", "role": "team_leader"},
+        ]})
     with pytest.raises(InvalidInput, match="location"), db.unit_of_work() as session:
         services.import_people(session, people)
 

@@ -347,6 +347,24 @@ CLI: list[Case] = [
     Case("people file alias bomb",
          a_file("people.yaml", ALIAS_BOMB.decode(), "people", "import"), 2, "file",
          "aliases"),
+    Case("person at a location the file does not declare",
+         people_file("people:\n  - {name: New Starter, email: new@rose.example, "
+                     "role: senior_carer, location: Rose Hosue}\n"),
+         2, "people.0.location", "not among the file's locations", postgres=True),
+    Case("person added at an unknown location",
+         fixed("people", "add", "--name", "New Starter", "--email", "new@rose.example",
+               "--role", "senior_carer", "--provider", "Harbour Care Group", "--location",
+               "Birch Lodge"), 2, "people.0.location", "not among", postgres=True),
+    Case("people file of a second provider",
+         a_file("people.yaml", "provider: Another Provider\nlocations:\n"
+                "  - {name: Birch Lodge, code: BIRCH}\npeople:\n  - {name: A Manager, "
+                "email: am@other.example, role: registered_manager, location: Birch Lodge}\n",
+                "people", "import"),
+         2, "provider", "not the provider of this database", postgres=True),
+    Case("person added for a second provider",
+         fixed("people", "add", "--name", "New Starter", "--email", "new@rose.example",
+               "--role", "senior_carer", "--provider", "Another Provider", "--location",
+               "Rose House"), 2, "provider", "one provider", postgres=True),
     Case("framework with a statement twice",
          framework_file(FRAMEWORK_HEAD + "quality_statements:\n"
                         "  - {id: safe.a, key_question: Safe, title: A}\n"
