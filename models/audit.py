@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 GENESIS = "0" * 64
@@ -129,3 +130,43 @@ def verify_chain(
 
 def _when(anchor: AuditAnchor) -> str:
     return anchor.at.strftime("%d/%m/%Y %H:%M")
+
+
+#: A review's stored values, in the order its digest serialises them (every column of the
+#: review table but its id and created_at, which say which rows an audit entry covers).
+REVIEW_COLUMNS = ("action_id", "as_of", "cadence", "measured_value", "trajectory_value",
+                  "target_met", "rating", "days_to_deadline", "triggers", "reasons",
+                  "pillars", "reviewed_by")
+
+
+class ReviewsDigest:
+    """SHA-256 over reviews as written, so an audit entry can cover every review it
+    records: each review is the compact JSON object of its `REVIEW_COLUMNS` (orjson, in
+    that key order) followed by a comma, in the order the reviews were written. Chunks of
+    reviews are serialised in one call (`[a,b]` is `a` + `,` + `b` in brackets), which keeps
+    the daily cycle's cost to one encoding of what it writes."""
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self.count = 0
+
+    def add(self, reviews: Sequence[Mapping[str, Any]]) -> None:
+        if reviews:
+            self._sha.update(orjson.dumps(reviews)[1:-1] + b",")
+            self.count += len(reviews)
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+
+def review_digest_of(reviews: Iterable[Sequence[Any]]) -> ReviewsDigest:
+    """The digest of stored reviews given as rows of `REVIEW_COLUMNS` values."""
+    digest = ReviewsDigest()
+    chunk: list[dict[str, Any]] = []
+    for row in reviews:
+        chunk.append(dict(zip(REVIEW_COLUMNS, row, strict=True)))
+        if len(chunk) == 2000:
+            digest.add(chunk)
+            chunk = []
+    digest.add(chunk)
+    return digest

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import insert, text
@@ -12,13 +12,15 @@ from sqlmodel import Session, col, select
 
 from models.audit import (
     GENESIS,
+    REVIEW_COLUMNS,
     AuditAnchor,
     AuditEntry,
     ChainVerification,
     entry_hash,
+    review_digest_of,
     verify_chain,
 )
-from models.tables import AuditRow
+from models.tables import ActionRow, AuditRow, ReviewRow
 from recovery.db import is_postgres
 
 _CHAIN_LOCK = 7_204_161  # advisory lock id for the chain head on PostgreSQL
@@ -148,4 +150,42 @@ def entries(session: Session, action_ref: str | None = None) -> list[AuditEntry]
 def verify(session: Session, anchors: Iterable[AuditAnchor] = ()) -> ChainVerification:
     """The chain, and every anchor of it kept elsewhere (see recovery/anchors.py)."""
     rows = session.exec(select(AuditRow).order_by(col(AuditRow.seq))).yield_per(2000)
-    return verify_chain((to_entry(r) for r in rows), anchors)
+    chain = verify_chain((to_entry(r) for r in rows), anchors)
+    return _verify_reviews(session, chain) if chain.ok else chain
+
+
+def _verify_reviews(session: Session, chain: ChainVerification) -> ChainVerification:
+    """Every review an entry of the (verified) chain covers still holds the values it was
+    written with: a daily cycle's entry carries the digest of the reviews that run wrote
+    (they share its `created_at`), a `review.recorded` entry the digest of its one review.
+    Entries written before digests were recorded carry none and are passed over."""
+    columns = [getattr(ReviewRow, name) for name in REVIEW_COLUMNS]
+    covering = session.execute(
+        select(AuditRow.seq, AuditRow.event, AuditRow.action_ref, AuditRow.details)
+        .where(col(AuditRow.event).in_(["cycle.daily_review", "review.recorded"]))
+        .order_by(col(AuditRow.seq))).all()
+    for seq, event, ref, details in covering:
+        day = date.fromisoformat(details["as_of"])
+        if event == "cycle.daily_review" and "reviews" in details:
+            count, digest = details["reviews"]["count"], details["reviews"]["sha256"]
+            written_at = datetime.fromisoformat(details["reviews"]["created_at"])
+            query = (select(*columns).where(ReviewRow.as_of == day,
+                                            ReviewRow.created_at == written_at)
+                     .order_by(col(ReviewRow.id)))
+            what = f"the daily review of {day.isoformat()}"
+        elif event == "review.recorded" and "review_sha256" in details:
+            count, digest = 1, details["review_sha256"]
+            query = (select(*columns).join(ActionRow, col(ActionRow.id) == ReviewRow.action_id)
+                     .where(ActionRow.ref == ref, ReviewRow.as_of == day))
+            what = f"the review of {ref} on {day.isoformat()}"
+        else:
+            continue
+        found = review_digest_of(session.execute(query))
+        if (found.count, found.hexdigest()) != (count, digest):
+            change = "altered" if found.count == count else \
+                f"added to or deleted ({count} written, {found.count} there now)"
+            return chain.model_copy(update={
+                "ok": False, "first_bad_seq": seq,
+                "reason": f"{what} (audit entry {seq}) was {change} after it was written: "
+                          "its reviews no longer match the digest the entry holds"})
+    return chain

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel
@@ -23,6 +23,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from models.action import Baseline, Target, TriggerKind
+from models.audit import ReviewsDigest
 from models.cadence import Cadence, review_due
 from models.evidence import TRIANGULATION_PILLARS, Evidence, EvidenceSource, Pillar
 from models.lifecycle import OPEN, Event, Status
@@ -204,17 +205,6 @@ def _open_rows(session: Session, ids: list[int], as_of: date) -> dict[int, _Open
         .where(col(a.id).in_(ids))).all()}
 
 
-def _review_values(
-    action_id: int, assessment: ReviewAssessment | Assessment[Any], cadence: Cadence,
-    reviewed_by: str, created_at: datetime,
-) -> dict[str, Any]:
-    """The columns `services.review_row` sets (the same mapping), plus created_at, as a
-    dict for one bulk INSERT: no instrumented ORM object per review."""
-    values = services.review_values(action_id, assessment, cadence, reviewed_by)
-    values["created_at"] = created_at
-    return values
-
-
 class _Lookups:
     """What escalation reads about many actions, loaded once per cycle on first use
     instead of a few queries per escalated action: each person's email, each location's
@@ -315,7 +305,10 @@ def _run_daily(session: Session, as_of: date, actor: str) -> DailyResult:
         details={"as_of": as_of.isoformat(), "reviewed": result.reviewed,
                  "ratings": result.ratings, "escalated": result.escalated,
                  "de_escalated": result.de_escalated, "reopened": result.reopened,
-                 "closed_sustained": result.closed_sustained},
+                 "closed_sustained": result.closed_sustained,
+                 "reviews": {"created_at": cycle.created_at.isoformat(),
+                             "count": cycle.digest.count,
+                             "sha256": cycle.digest.hexdigest()}},
         dedupe_key=f"cycle.daily:{as_of.isoformat()}:{result.reviewed}:"
                    f"{result.already_reviewed}",
     )
@@ -346,7 +339,8 @@ class _Cycle:
         self.ratings = ratings
         self.settings = get_settings()
         self.lookups = _Lookups(session)
-        self.created_at = utcnow()
+        self.created_at = utcnow()  # of every review of this run: what its digest covers
+        self.digest = ReviewsDigest()
 
     def review(self, due: list[tuple[_Open, Cadence]]) -> None:
         """Assess and record the reviews of due actions (in the cycle's order, each with the
@@ -367,10 +361,14 @@ class _Cycle:
                 and "below_trajectory" in row.last_triggers,
                 freshness_days=freshness, reviews_start=row.recovery_started_on,
             )
-            reviews.append(_review_values(row.id, assessment, cadence, self.actor,
-                                          self.created_at))
+            reviews.append(services.review_values(row.id, assessment, cadence, self.actor))
             assessed.append((row, assessment))
             self.ratings[assessment.rating.value] += 1
+        # the day's audit entry carries the digest of every review written (one encoding
+        # per chunk), so `audit verify` catches an edited review without an entry each
+        self.digest.add(reviews)
+        for values in reviews:
+            values["created_at"] = self.created_at
         session.connection().execute(insert(ReviewRow.__table__), reviews)  # type: ignore[attr-defined]
         self.result.reviewed += len(reviews)
         self.follow_up(assessed)

@@ -22,6 +22,7 @@ from models.action import (
     check_extension,
     check_plan_ready_for_signoff,
 )
+from models.audit import ReviewsDigest
 from models.cadence import Cadence, review_cadence
 from models.catalogue import Framework, builtin_framework
 from models.errors import InvalidInput, RuleRefused
@@ -553,7 +554,10 @@ def record_review(
         previous_below_trajectory=bool(earlier) and "below_trajectory" in earlier[-1].triggers,
         freshness_days=freshness_days,
     )
-    review = review_row(row.id, assessment, cadence, reviewed_by)
+    values = review_values(row.id, assessment, cadence, reviewed_by)
+    digest = ReviewsDigest()
+    digest.add([values])
+    review = ReviewRow(**values)
     session.add(review)
     session.flush()
     audit_log.append(
@@ -561,28 +565,27 @@ def record_review(
         details={"as_of": as_of.isoformat(), "rating": assessment.rating.value,
                  "measured_value": assessment.measured_value,
                  "target_met": assessment.target_met,
-                 "triggers": [t.value for t in assessment.triggers_fired]},
+                 "triggers": [t.value for t in assessment.triggers_fired],
+                 "review_sha256": digest.hexdigest()},
         dedupe_key=f"review:{row.ref}:{as_of.isoformat()}",
     )
     return review, assessment
-
-
-def review_row(
-    action_id: int, assessment: ReviewAssessment, cadence: Cadence, reviewed_by: str
-) -> ReviewRow:
-    return ReviewRow(**review_values(action_id, assessment, cadence, reviewed_by))
 
 
 def review_values(
     action_id: int, assessment: ReviewAssessment | Assessment[Any], cadence: Cadence,
     reviewed_by: str,
 ) -> dict[str, Any]:
-    """The columns of a stored review: one mapping for `review_row` and for the daily
+    """The columns of a stored review: one mapping for `record_review` and for the daily
     cycle's bulk INSERT (which passes the plain `Assessment` of the same fields)."""
+    # the columns' order is models.audit.REVIEW_COLUMNS (the audit digest's), and numbers
+    # go in as the float columns give them back, so a review's digest can be recomputed
+    measured = assessment.measured_value
     return {
         "action_id": action_id, "as_of": assessment.as_of, "cadence": cadence.value,
-        "measured_value": assessment.measured_value,
-        "trajectory_value": assessment.trajectory_value, "target_met": assessment.target_met,
+        "measured_value": None if measured is None else float(measured),
+        "trajectory_value": float(assessment.trajectory_value),
+        "target_met": bool(assessment.target_met),
         "rating": assessment.rating.value, "days_to_deadline": assessment.days_to_deadline,
         "triggers": [t.value for t in assessment.triggers_fired],
         "reasons": list(assessment.reasons),

@@ -150,6 +150,8 @@ def test_the_daily_cycle_in_small_chunks_writes_what_one_chunk_writes(
 ) -> None:
     generate(database_url, TINY)
     days = [AS_OF, AS_OF + timedelta(days=1), AS_OF + timedelta(days=7)]
+    # the day's audit entry names when its reviews were written: the same in both runs
+    monkeypatch.setattr(cycles, "utcnow", lambda: datetime(2027, 2, 1, 7, 0, tzinfo=UTC))
     monkeypatch.setattr(audit_log, "datetime", _Clock())
     whole = _cycle(database_url, days)
     monkeypatch.setattr(cycles, "ID_CHUNK", 7)
@@ -244,3 +246,58 @@ def test_monthly_minutes_are_recorded_in_bulk_once_for_every_high_risk_action(
     assert sorted(r.action_ref for r in recorded) == sorted(wait.refs)
     assert {r.details["outcome"] for r in recorded} == set(assurance.OUTCOMES)
     assert chain.ok
+
+
+def test_an_edited_review_breaks_the_audit_chain_and_an_untouched_one_verifies(
+    database_url: str,
+) -> None:
+    """The day's `cycle.daily_review` entry holds the digest of every review the run
+    wrote: one value edited, or one review deleted, and `audit verify` exits 3 naming the
+    day. Reviews written before digests were recorded (here, the generator's) are not
+    covered, and do not fail verification."""
+    from tests.integration.helpers import cli
+
+    generate(database_url, TINY)
+    days = [AS_OF, AS_OF + timedelta(days=1)]
+    with session_for(database_url) as session:
+        written = [cycles.run_daily(session, as_of=day).reviewed for day in days]
+        session.commit()
+    assert all(written)
+
+    def verify() -> Any:
+        result = cli("audit", "verify", "--no-prefect", "--json")
+        return result.exit_code, result.json()
+
+    def execute(sql: str, **params: Any) -> None:
+        with session_for(database_url) as session:
+            session.execute(text(sql), params)
+            session.commit()
+
+    assert verify()[0] == 0
+    with session_for(database_url) as session:
+        target, value = session.execute(text(
+            "SELECT id, trajectory_value FROM review WHERE as_of = :d ORDER BY id LIMIT 1"),
+            {"d": days[0]}).one()
+        older = session.execute(text("SELECT min(id) FROM review WHERE as_of < :d"),
+                                {"d": days[0]}).scalar_one()
+    execute("UPDATE review SET trajectory_value = :v WHERE id = :id", v=value + 0.5, id=target)
+    code, data = verify()
+    assert code == 3 and data["ok"] is False
+    assert f"the daily review of {days[0].isoformat()}" in data["reason"]
+    assert "was altered after it was written" in data["reason"]
+    execute("UPDATE review SET trajectory_value = :v WHERE id = :id", v=value, id=target)
+    assert verify()[0] == 0  # the digest is of the values: put back, they verify again
+
+    execute("DELETE FROM review WHERE id = (SELECT max(id) FROM review WHERE as_of = :d)",
+            d=days[1])
+    code, data = verify()
+    assert code == 3
+    assert f"the daily review of {days[1].isoformat()}" in data["reason"]
+    assert f"({written[1]} written, {written[1] - 1} there now)" in data["reason"]
+
+    # what no entry covers (reviews from before the digests) verifies as it did
+    with session_for(database_url) as session:
+        assert session.execute(text("SELECT COUNT(*) FROM audit_log WHERE CAST(details AS "
+                                    "TEXT) LIKE '%sha256%'")).scalar_one() == len(days)
+    execute("UPDATE review SET rating = 'green' WHERE id = :id", id=older)
+    assert verify()[1]["reason"] == data["reason"]  # still only the deletion reported
