@@ -264,6 +264,13 @@ def test_record_review_is_idempotent_for_a_date(seeded: str) -> None:
         assert [e.details["as_of"] for e in audit_log.entries(session, ref)
                 if e.event == "review.recorded"] == ["2026-02-03", "2026-02-04"]
         assert audit_log.verify(session).ok
+        # each entry covers its review's stored values: one edited is reported by name
+        session.execute(text("UPDATE review SET reasons = '[\"edited\"]' WHERE as_of = :d"),
+                        {"d": day})
+        session.commit()
+        broken = audit_log.verify(session)
+    assert not broken.ok
+    assert broken.reason is not None and f"the review of {ref} on 2026-02-03" in broken.reason
 
 
 # ---------------------------------------------------------------- transactions
