@@ -164,12 +164,12 @@ def daily_check(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     of the generated provider: the review assessed from the evidence the cycle loads
     equals the one assessed from the action's whole evidence history (the repository's
     plain per-action query), and the columns the cycle inserts equal those
-    `services.review_row` sets."""
+    the ORM row of `services.review_values` holds (what `record_review` stores)."""
     from sqlmodel import Session, col, select
 
     from models.lifecycle import OPEN as OPEN_STATUSES
     from models.review import assess_progress
-    from models.tables import ActionRow
+    from models.tables import ActionRow, ReviewRow
     from recovery import cycles, db, services
     from recovery import repository as repo
 
@@ -197,10 +197,8 @@ def daily_check(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
             assessment = assess_progress(plan, loaded.get(row.id, []), **kwargs)
             if assess_progress(plan, full, **kwargs) != assessment:
                 differ.append(row.ref)
-            orm = services.review_row(row.id, assessment, cadence, "check").model_dump(
-                exclude={"id", "created_at"})
-            bulk = cycles._review_values(row.id, assessment, cadence, "check", None)  # type: ignore[arg-type]
-            bulk.pop("created_at")
+            bulk = services.review_values(row.id, assessment, cadence, "check")
+            orm = ReviewRow(**bulk).model_dump(exclude={"id", "created_at"})
             if orm != bulk:
                 rows_differ.append(row.ref)
         session.rollback()
