@@ -29,7 +29,7 @@ from models.planfile import first_error, load_yaml, parse_people, parse_plan
 from models.templates import builtin_templates
 from recovery import audit_log, db, services
 from recovery import repository as repo
-from recovery.settings import get_settings
+from recovery.settings import get_settings, settings_error
 
 T = TypeVar("T")
 
@@ -81,6 +81,15 @@ class OneLineErrors(TyperGroup):
         if undecodable is not None:
             _usage_error(usage.UsageError(undecodable[1]), as_json="--json" in argv,
                          field=undecodable[0])
+        try:
+            get_settings()
+        except ValidationError as exc:
+            # a bad setting (an undeliverable RECOVERY_MAIL_FROM) is bad input, said once,
+            # before any command reads it
+            try:
+                fail(settings_error(exc), "--json" in argv)
+            except typer.Exit as stop:
+                sys.exit(stop.exit_code)
         try:
             result = super().main(argv, prog_name, complete_var, False, **extra)
         except usage.NoArgsIsHelpError:
@@ -848,8 +857,19 @@ def mail_flush(
     from recovery import mail
 
     result = run(lambda: mail.flush(ignore_backoff=retry_all), as_json)
-    emit(result, as_json, lambda: out.print(
-        f"sent {result['sent']}, failed {result['failed']}, still queued {result['queued']}"))
+
+    def human() -> None:
+        line = (f"sent {result['sent']}, failed {result['failed']}, undeliverable "
+                f"{result['dead']}; still queued {result['queued']}")
+        if result["waiting"]:
+            from datetime import datetime
+
+            at = mail.uk_datetime(datetime.fromisoformat(result["next_attempt_at"]))
+            line += (f", {result['waiting']} waiting out a backoff (next attempt {at}; "
+                     "`recovery mail flush --all` tries now)")
+        out.print(line, highlight=False, markup=False)
+
+    emit(result, as_json, human)
 
 
 review_app = typer.Typer(no_args_is_help=True, help="Review cycles.")
