@@ -112,8 +112,11 @@ def check_outbox() -> str:
     from models.tables import utcnow
     from recovery import db, mail
 
-    with db.unit_of_work() as session:
-        ok, detail = mail.health(session, get_settings(), utcnow())
+    try:
+        with db.unit_of_work() as session:
+            ok, detail = mail.health(session, get_settings(), utcnow())
+    except Exception:  # noqa: BLE001 - the database line says what is wrong with it
+        raise RuntimeError("not readable (see the database line)") from None
     if not ok:
         raise RuntimeError(detail)
     return detail
