@@ -55,16 +55,17 @@ def check_email(value: str) -> str:
     text = value.strip()
     foreign = next((c for c in text if not c.isascii()), None)
     if foreign is not None:
-        raise ValueError(f"must be plain ASCII: {foreign!r} is "
+        raise ValueError(f"'{text}' must be plain ASCII: {foreign!r} is "
                          f"{unicodedata.name(foreign, f'U+{ord(foreign):04X}')}, which can pass "
                          "for a Latin letter (no letters from other scripts)")
     try:
         checked = validate_email(text, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        raise ValueError(f"must be one email address like name@example.org: {exc}") from None
+        raise ValueError(f"'{text}' is not one email address like name@example.org: "
+                         f"{exc}") from None
     if not checked.normalized.isascii():
-        raise ValueError("must be plain ASCII: the domain is internationalised (xn--) and "
-                         "spells letters from other scripts")
+        raise ValueError(f"'{text}' must be plain ASCII: its domain is internationalised "
+                         "(xn--) and spells letters from other scripts")
     return checked.normalized.lower()
 
 

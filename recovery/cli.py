@@ -372,7 +372,8 @@ def people_add(
             people = PeopleFile.model_validate({"provider": provider, "people": [
                 {"name": name, "email": email, "role": role, "location": location}]})
         except ValidationError as exc:
-            raise first_error(exc) from None
+            error = first_error(exc)  # named after the option, not the file's key
+            raise InvalidInput(error.field.removeprefix("people.0."), error.rule) from None
         with db.unit_of_work() as session:
             return services.import_people(session, people)
 
