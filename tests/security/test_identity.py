@@ -10,7 +10,6 @@ location's registered manager and the nominated individual.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -31,16 +30,6 @@ from tests.security.test_properties import happy
 
 SECOND = "ROSE-SG-002"  # a second Rose House action with the same senior reviewer
 CODE_IN_MAIL = re.compile(r"sign-off code: (\d{6})")
-
-
-@pytest.fixture
-def sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MailSink]:
-    with MailSink(tmp_path / "mail", port=None) as running:
-        monkeypatch.setenv("RECOVERY_SMTP_HOST", running.host)
-        monkeypatch.setenv("RECOVERY_SMTP_PORT", str(running.port))
-        get_settings.cache_clear()
-        yield running
-    get_settings.cache_clear()
 
 
 @pytest.fixture
