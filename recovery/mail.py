@@ -335,7 +335,9 @@ def undeliverable(row: OutboxRow) -> str | None:
     try:
         check_email(row.recipients[0])
     except ValueError as exc:
-        return f"undeliverable address {row.recipients[0]!r}: {exc}"
+        # one line for doctor: control characters in the address shown escaped
+        rule = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(exc))
+        return f"undeliverable address: {rule}"
     return None
 
 

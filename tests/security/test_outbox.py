@@ -111,7 +111,7 @@ def test_one_bad_address_blocks_nobody_else_and_dies_visibly(
     with pytest.raises(RuntimeError) as failure:
         doctor.check_outbox()
     assert str(failure.value).startswith("1 undeliverable in the last 7 days, not retried; "
-                                         "last: undeliverable address "), failure.value
+                                         "last: undeliverable address: "), failure.value
 
 
 def test_flush_counts_email_waiting_out_a_backoff_and_says_when_it_is_next_tried(
