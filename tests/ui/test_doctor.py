@@ -198,7 +198,7 @@ def test_email_to_an_undeliverable_address_is_reported_not_ok(site: RecoveryStac
     assert (flushed["sent"], flushed["dead"], flushed["queued"]) == (1, 1, 0), flushed
     try:
         result = doctor(site.env)
-        assert result.failing() == {"outbox"}, result.output
+        assert "outbox" in result.failing(), result.output  # (serve was stopped above)
         assert result.detail("outbox").startswith(
             "1 undeliverable in the last 7 days, not retried; last: undeliverable address: "
             "'rm2@rose.example\\nbcc:evil@evil.example' is not one email address"), \
@@ -209,4 +209,4 @@ def test_email_to_an_undeliverable_address_is_reported_not_ok(site: RecoveryStac
                    "    s.execute(text(\"DELETE FROM outbox\"\n"
                    "                   \" WHERE dedupe_key LIKE 'doctor-test%'\"))",
                    site.env)
-    assert doctor(site.env).exit_code == 0
+    assert "outbox" not in doctor(site.env).failing()
