@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.errors import RuleRefused
-from models.people import Person, Role, normalise_email
+from models.people import Person, Role, check_email, normalise_email
 from models.risk import RiskFactors
 
 MAX_TEXT = 2000
@@ -168,7 +168,7 @@ class ActionPlan(BaseModel):
     @field_validator("accountable_lead", "senior_reviewer")
     @classmethod
     def _email(cls, v: str) -> str:
-        return normalise_email(v)
+        return check_email(v)
 
     @field_validator("title", "location")
     @classmethod

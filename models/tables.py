@@ -274,9 +274,9 @@ class AuditRow(SQLModel, table=True):
 class OutboxRow(SQLModel, table=True):
     __tablename__ = "outbox"
     id: int | None = Field(default=None, primary_key=True)
-    dedupe_key: str = Field(unique=True, max_length=200)
+    dedupe_key: str = Field(unique=True, max_length=500)
     action_ref: str | None = Field(default=None, max_length=40, index=True)
-    recipients: list[str] = _json([])
+    recipients: list[str] = _json([])  # one address (rows before migration 0003: several)
     subject: str = Field(max_length=300)
     text_body: str
     html_body: str
@@ -285,6 +285,11 @@ class OutboxRow(SQLModel, table=True):
     next_attempt_at: datetime | None = _ts(nullable=True)
     sent_at: datetime | None = _ts(nullable=True)
     last_error: str | None = Field(default=None, max_length=1000)
+    # never deliverable (an address that breaks the rule, a recipient refused for good):
+    # no longer retried, reported by `recovery doctor`
+    dead_at: datetime | None = _ts(nullable=True)
+    # a one-time code, encrypted with the outbox key (outside the database) until sent
+    code_cipher: str | None = Field(default=None, max_length=500)
 
 
 class CycleRunRow(SQLModel, table=True):

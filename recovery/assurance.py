@@ -67,7 +67,7 @@ def _email_code(
     settings = get_settings()
     mail.enqueue(
         session, dedupe_key=dedupe_key, to=[request.reviewer_email],
-        template="assurance_request",
+        template="assurance_request", one_time_code=code,
         context={"name": person.name if person else request.reviewer_email,
                  "month": request.month, "refs": list(request.action_refs), "code": code,
                  "expires_at": as_utc(request.expires_at).astimezone(settings.tz),

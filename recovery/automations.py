@@ -98,7 +98,7 @@ def _queue_each(
 ) -> NotifyOutcome:
     """One email per person (each is addressed by name), each under its own key."""
     for person in people:
-        row = mail.enqueue(session, dedupe_key=f"{key}:{person.email}"[:200], to=[person.email],
+        [row] = mail.enqueue(session, dedupe_key=f"{key}:{person.email}", to=[person.email],
                            template=template, action_ref=ref,
                            context={**context, "recipient_name": person.name})
         outcome.queued.append(row.dedupe_key)

@@ -30,7 +30,7 @@ from models.templates import builtin_templates
 from recovery import audit_log, db, services
 from recovery import repository as repo
 from recovery.orchestration import PrefectUnavailable
-from recovery.settings import get_settings
+from recovery.settings import get_settings, settings_error
 
 T = TypeVar("T")
 
@@ -82,6 +82,15 @@ class OneLineErrors(TyperGroup):
         if undecodable is not None:
             _usage_error(usage.UsageError(undecodable[1]), as_json="--json" in argv,
                          field=undecodable[0])
+        try:
+            get_settings()
+        except ValidationError as exc:
+            # a bad setting (an undeliverable RECOVERY_MAIL_FROM) is bad input, said once,
+            # before any command reads it
+            try:
+                fail(settings_error(exc), "--json" in argv)
+            except typer.Exit as stop:
+                sys.exit(stop.exit_code)
         try:
             result = super().main(argv, prog_name, complete_var, False, **extra)
         except usage.NoArgsIsHelpError:
@@ -375,7 +384,8 @@ def people_add(
             people = PeopleFile.model_validate({"provider": provider, "people": [
                 {"name": name, "email": email, "role": role, "location": location}]})
         except ValidationError as exc:
-            raise first_error(exc) from None
+            error = first_error(exc)  # named after the option, not the file's key
+            raise InvalidInput(error.field.removeprefix("people.0."), error.rule) from None
         with db.unit_of_work() as session:
             return services.import_people(session, people)
 
@@ -861,8 +871,19 @@ def mail_flush(
     from recovery import mail
 
     result = run(lambda: mail.flush(ignore_backoff=retry_all), as_json)
-    emit(result, as_json, lambda: out.print(
-        f"sent {result['sent']}, failed {result['failed']}, still queued {result['queued']}"))
+
+    def human() -> None:
+        line = (f"sent {result['sent']}, failed {result['failed']}, undeliverable "
+                f"{result['dead']}; still queued {result['queued']}")
+        if result["waiting"]:
+            from datetime import datetime
+
+            at = mail.uk_datetime(datetime.fromisoformat(result["next_attempt_at"]))
+            line += (f", {result['waiting']} waiting out a backoff (next attempt {at}; "
+                     "`recovery mail flush --all` tries now)")
+        out.print(line, highlight=False, markup=False)
+
+    emit(result, as_json, human)
 
 
 review_app = typer.Typer(no_args_is_help=True, help="Review cycles.")

@@ -1,6 +1,6 @@
 """`recovery doctor`: what is wrong, one line per check: the app database, the Prefect
 server, the served deployments, SMTP (and the Secret block holding its password, when one
-is named) and the automations."""
+is named), email stuck or undeliverable in the outbox, and the automations."""
 
 from __future__ import annotations
 
@@ -108,6 +108,20 @@ def check_smtp() -> str:
     return f"{where} answers{password}; {queued}"
 
 
+def check_outbox() -> str:
+    from models.tables import utcnow
+    from recovery import db, mail
+
+    try:
+        with db.unit_of_work() as session:
+            ok, detail = mail.health(session, get_settings(), utcnow())
+    except Exception:  # noqa: BLE001 - the database line says what is wrong with it
+        raise RuntimeError("not readable (see the database line)") from None
+    if not ok:
+        raise RuntimeError(detail)
+    return detail
+
+
 def check_automations() -> str:
     from recovery.automations import check_automations as check
 
@@ -119,6 +133,7 @@ CHECKS: dict[str, Callable[[], str]] = {
     "prefect server": check_prefect,
     "deployments": check_deployments,
     "smtp": check_smtp,
+    "outbox": check_outbox,
     "automations": check_automations,
 }
 

@@ -7,7 +7,7 @@ from sqlmodel import Session, col, select
 from models.action import ActionPlan
 from models.errors import NotFound
 from models.evidence import Evidence, EvidenceSource, Pillar
-from models.people import Person, Role, normalise_email
+from models.people import Person, Role, email_address
 from models.review import Rating, ReviewRecord
 from models.tables import (
     ActionRow,
@@ -35,9 +35,10 @@ def get_action(session: Session, ref: str, *, for_update: bool = False) -> Actio
 
 
 def get_person(session: Session, email: str, *, field: str) -> PersonRow:
-    row = session.exec(select(PersonRow).where(PersonRow.email == normalise_email(email))).first()
+    address = email_address(email, field=field)
+    row = session.exec(select(PersonRow).where(PersonRow.email == address)).first()
     if row is None:
-        raise NotFound(field, normalise_email(email))
+        raise NotFound(field, address)
     return row
 
 

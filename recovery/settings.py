@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.errors import InvalidInput
+from models.people import check_email
 
 HOME = Path(".recovery")
 
@@ -27,7 +30,18 @@ class Settings(BaseSettings):
     smtp_user: str | None = None
     smtp_password: SecretStr | None = None
     smtp_secret_block: str | None = None  # name of a Prefect Secret block holding the password
-    mail_from: str = "recovery-gates@localhost"
+    # the sender passes the same address rule as everyone's (models/people.py); a special-use
+    # name such as `localhost` is no deliverable domain, `localhost.localdomain` is
+    mail_from: str = "recovery-gates@localhost.localdomain"
+
+    # The key one-time codes are encrypted with while their email waits in the outbox (a
+    # Fernet key); unset: `<home>/outbox.key`, made on first use, readable by its owner only.
+    # Every process that queues or sends email needs the same key.
+    outbox_key: SecretStr | None = None
+    # An unsent email older than this (minutes), or failed this many times, is stuck:
+    # `recovery doctor` says so.
+    mail_stuck_minutes: int = Field(default=30, ge=1)
+    mail_stuck_attempts: int = Field(default=3, ge=1)
 
     prefect_ui_url: str = "http://127.0.0.1:4200"
     prefect_api_url: str = "http://127.0.0.1:4200/api"
@@ -59,6 +73,11 @@ class Settings(BaseSettings):
     `timezone`. Timestamps (sign-off codes and their expiry, decisions, audit) always use
     the real clock."""
 
+    @field_validator("mail_from")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        return check_email(value)
+
     @property
     def db_url(self) -> str:
         if self.database_url:
@@ -89,3 +108,10 @@ class Settings(BaseSettings):
 @cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_error(exc: ValidationError) -> InvalidInput:
+    """A setting that breaks its rule, named as it is set: `RECOVERY_MAIL_FROM: ...`."""
+    first = exc.errors()[0]
+    name = "RECOVERY_" + "_".join(str(p) for p in first["loc"]).upper()
+    return InvalidInput(name, first["msg"].removeprefix("Value error, "))

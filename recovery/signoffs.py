@@ -177,7 +177,7 @@ def _issue(
     settings = get_settings()
     mail.enqueue(
         session, dedupe_key=f"signoff:{row.ref}:{kind.value}:{attempt}", to=[reviewer.email],
-        template="signoff_request", action_ref=row.ref,
+        template="signoff_request", action_ref=row.ref, one_time_code=code,
         context={
             "ref": row.ref, "title": row.title, "kind": kind.value,
             "reviewer_name": reviewer.name, "code": code,

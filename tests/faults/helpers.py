@@ -375,13 +375,14 @@ def outbox_code(ref: str, kind: str = "plan", attempt: int = 1) -> str:
     from sqlmodel import select
 
     from models.tables import OutboxRow
-    from recovery import db
+    from recovery import db, mail
 
     with db.unit_of_work() as session:
         row = session.exec(select(OutboxRow).where(
             OutboxRow.dedupe_key == f"signoff:{ref}:{kind}:{attempt}")).one()
-        found = CODE_RE.search(row.text_body)
-        assert found, row.text_body
+        text = mail.outgoing(row)[1]  # the code is put in as the email is sent
+        found = CODE_RE.search(text)
+        assert found, text
         return found.group(1)
 
 

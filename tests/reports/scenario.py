@@ -16,6 +16,7 @@ from models.planfile import parse_people, parse_plan, plan_from_mapping
 from models.signoff import SignoffKind, Submission
 from models.tables import OutboxRow
 from recovery import cycles, db, services, signoffs
+from recovery.mail import outgoing
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples"
@@ -49,8 +50,9 @@ def sign_off_plan(ref: str, *, on: date, rationale: str, decision: str = "approv
         wait = signoffs.open_signoff(session, ref, SignoffKind.PLAN, flow_run_id=None, now=now)
         mail = session.exec(select(OutboxRow).where(
             OutboxRow.dedupe_key == f"signoff:{ref}:plan:1")).one()
-        match = re.search(r"sign-off code: (\d{6})", mail.text_body)
-        assert match, mail.text_body
+        text = outgoing(mail)[1]  # the code is put in as the email is sent
+        match = re.search(r"sign-off code: (\d{6})", text)
+        assert match, text
         outcome = signoffs.apply_signoff(
             session, ref, SignoffKind.PLAN, pause_key=wait.pause_key,
             submission=Submission(reviewer_email=wait.reviewer_email, code=match.group(1),

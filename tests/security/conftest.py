@@ -23,6 +23,7 @@ import pytest
 
 from models.planfile import plan_from_mapping
 from recovery import db, services
+from recovery.mailsink import MailSink
 from recovery.settings import get_settings
 from tests.integration.conftest import (  # noqa: F401 - fixtures reused from integration
     _truncate_postgres,
@@ -135,6 +136,17 @@ def postgres_world(seeded_postgres: str, tmp_path: Path,
         yield World("postgresql", seeded_postgres)
     finally:
         get_settings.cache_clear()
+
+
+@pytest.fixture
+def sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MailSink]:
+    """A real SMTP server (aiosmtpd) on loopback the product sends to."""
+    with MailSink(tmp_path / "mail", port=None) as running:
+        monkeypatch.setenv("RECOVERY_SMTP_HOST", running.host)
+        monkeypatch.setenv("RECOVERY_SMTP_PORT", str(running.port))
+        get_settings.cache_clear()
+        yield running
+    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -193,6 +193,34 @@ PYTHON_NEW = f"""\
 location: !!python/object/new:subprocess.Popen [["touch", "{PWNED}"]]
 """.encode()
 PYTHON_NAME = b"title: !!python/name:os.system\n"
+#: Addresses that cannot be delivered, or that would reach someone else (issue 15 part 5):
+#: (what it is, the address, a fragment of the rule it breaks).
+BAD_ADDRESSES = [
+    ("a header break", "ni@x.example\nbcc:evil@evil.example", "invalid characters"),
+    ("two addresses", "a@x.example,b@y.example", "invalid characters"),
+    ("a tab", "ni\t@x.example", "invalid characters"),
+    ("markup", "<script>@x.example", "not one email address"),
+    ("a Cyrillic lookalike", "n\u0456@x.example", "must be plain ASCII"),
+    ("a lookalike domain in punycode", "ni@xn--80ak6aa92e.example", "internationalised"),
+    ("a trailing dot", "ni@x.example.", "cannot end with a period"),
+    ("a display name", "Nina <ni@x.example>", "display name"),
+    ("a quoted local part", '"ni x"@x.example', "Quoting"),
+    ("no domain", "ni@", "not one email address"),
+]
+#: The few of them also driven through every other way an address enters.
+SOME_BAD_ADDRESSES = [BAD_ADDRESSES[i] for i in (0, 1, 4)]
+
+
+def person_with(address: str) -> Args:
+    return people_file(yaml.safe_dump(
+        {"people": [{"name": "A", "email": address, "role": "provider_lead"}]}))
+
+
+def people_add(address: str) -> Args:
+    return fixed("people", "add", "--name", "A", "--email", address, "--role",
+                 "provider_lead", "--provider", "Harbour Care Group")
+
+
 FRAMEWORK_HEAD = ("framework_id: cqc-sector-2026\nname: Draft\nversion: '2026'\n"
                   "evidence_categories: []\n")
 FRAMEWORK_OK = FRAMEWORK_HEAD + ("quality_statements:\n"
@@ -455,6 +483,24 @@ CLI: list[Case] = [
          "verdict", "not an option"),
 ]
 
+# ---- addresses: every way one enters (files, options, plans), each refused with its rule
+CLI += [
+    *(Case(f"person with {what}", person_with(address), 2, "people.0.email", says,
+           postgres=what == "a Cyrillic lookalike") for what, address, says in BAD_ADDRESSES),
+    *(Case(f"people add with {what}", people_add(address), 2, "email", says)
+      for what, address, says in BAD_ADDRESSES),
+    *(Case(f"accountable lead with {what}", plan(accountable_lead=address), 2,
+           "accountable_lead", says, postgres=what == "two addresses")
+      for what, address, says in BAD_ADDRESSES),
+    *(Case(f"senior reviewer with {what}", plan(senior_reviewer=address), 2,
+           "senior_reviewer", says) for what, address, says in SOME_BAD_ADDRESSES),
+    *(Case(f"evidence by {what}", evidence(by=address), 2, "by", says,
+           postgres=what == "a header break") for what, address, says in SOME_BAD_ADDRESSES),
+    *(Case(f"extension by {what}", extend(by=address), 2, "by", says)
+      for what, address, says in SOME_BAD_ADDRESSES),
+    *(Case(f"reissue by {what}", fixed("reissue-code", REF, "--by", address), 2, "by", says)
+      for what, address, says in SOME_BAD_ADDRESSES),
+]
 
 # ---------------------------------------------------------------- sign-off forms
 

@@ -30,6 +30,7 @@ from models.signoff import SignoffKind, Submission
 from models.tables import AuditRow, ClosureRequestRow, DecisionRow, OutboxRow
 from recovery import cycles, db, services, signoffs
 from recovery import repository as repo
+from recovery.mail import outgoing
 from recovery.settings import get_settings
 from tests.security.conftest import LEAD, MANAGER, REF, REVIEWER
 
@@ -79,8 +80,9 @@ def outbox_code(session: Session, ref: str, kind: SignoffKind, attempt: int) -> 
     """The code in the queued sign-off email, as the reviewer would read it."""
     row = session.exec(select(OutboxRow).where(
         OutboxRow.dedupe_key == f"signoff:{ref}:{kind.value}:{attempt}")).one()
-    found = CODE_RE.search(row.text_body)
-    assert found, row.text_body
+    text = outgoing(row)[1]  # the code is put in as the email is sent
+    found = CODE_RE.search(text)
+    assert found, text
     return found.group(1)
 
 

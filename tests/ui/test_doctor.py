@@ -30,8 +30,9 @@ SERVER_ENV = {
     "PREFECT_SERVER_SERVICES_FOREMAN_LOOP_SECONDS": "2",
     "PREFECT_SERVER_SERVICES_FOREMAN_DEPLOYMENT_LAST_POLLED_TIMEOUT_SECONDS": "8",
 }
-CHECKS = ["database", "prefect server", "deployments", "smtp", "automations"]
-LINE = re.compile(r"^(ok  |FAIL) (database|prefect server|deployments|smtp|automations): (.+)$")
+CHECKS = ["database", "prefect server", "deployments", "smtp", "outbox", "automations"]
+LINE = re.compile(
+    r"^(ok  |FAIL) (database|prefect server|deployments|smtp|outbox|automations): (.+)$")
 
 
 @dataclass
@@ -80,8 +81,10 @@ def site(prefect_server: PrefectServer, template_database: Path,
 
 def test_nothing_set_up_yet(site: RecoveryStack) -> None:
     result = doctor(site.env)
-    assert result.failing() == {"database", "deployments", "automations"}, result.output
+    assert result.failing() == {"database", "outbox", "deployments", "automations"}, \
+        result.output
     assert "is not initialised: run `recovery init`" in result.detail("database")
+    assert result.detail("outbox") == "not readable (see the database line)"
     assert result.detail("deployments").startswith("not served: high-risk-action, ")
     assert "(run `recovery serve`)" in result.detail("deployments")
     assert "recovery-notify deployment is missing" in result.detail("automations")
@@ -97,7 +100,8 @@ def test_database_initialised_then_served_then_automations_applied(
     shutil.copyfile(template_database, site.db_path)  # = recovery init + people import
     result = doctor(site.env)
     assert result.failing() == {"deployments", "automations"}, result.output
-    assert " at 0002, 0 actions" in result.detail("database")
+    assert " at 0003, 0 actions" in result.detail("database")
+    assert result.detail("outbox") == "0 queued, none stuck or undeliverable"
 
     site.start_serve()
     result = doctor(site.env)
@@ -143,7 +147,7 @@ def test_smtp_secret_block_missing_then_saved(site: RecoveryStack) -> None:
 def test_database_not_initialised(site: RecoveryStack, tmp_path: Path) -> None:
     env = {**site.env, "RECOVERY_DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db"}
     result = doctor(env)
-    assert result.failing() == {"database"}, result.output
+    assert result.failing() == {"database", "outbox"}, result.output
     assert result.detail("database") == (f"sqlite:///{tmp_path}/fresh.db is not "
                                          "initialised: run `recovery init`")
 
@@ -179,4 +183,32 @@ def test_prefect_server_gone(site: RecoveryStack) -> None:
     assert result.detail("prefect server") == (
         f"no Prefect server answers at {dead} (ConnectError): start it (`make run` starts it "
         "and `recovery serve`)")
-    assert result.detail("database").endswith(" at 0002, 0 actions")
+    assert result.detail("database").endswith(" at 0003, 0 actions")
+
+
+def test_email_to_an_undeliverable_address_is_reported_not_ok(site: RecoveryStack) -> None:
+    """An address stored before the address rule: the email to it dies at the first flush
+    (never retried), and the outbox line says so with the count and the reason."""
+    bad = "rm2@rose.example\nbcc:evil@evil.example"
+    run_python(
+        "from recovery import db, mail\n"
+        "with db.unit_of_work() as s:\n"
+        f"    mail.enqueue(s, dedupe_key='doctor-test', to=[{bad!r}, 'rm@rose.example'],\n"
+        "                 template='gate_refused', context={'ref': 'ROSE-SG-001', 'title': 'T',"
+        " 'lead_name': 'L', 'reasons': ['r'], 'as_of': None, 'run_url': 'u'})", site.env)
+    flushed = site.cli_json("mail", "flush")
+    assert (flushed["sent"], flushed["dead"], flushed["queued"]) == (1, 1, 0), flushed
+    try:
+        result = doctor(site.env)
+        assert "outbox" in result.failing(), result.output  # (serve was stopped above)
+        assert result.detail("outbox").startswith(
+            "1 undeliverable in the last 7 days, not retried; last: undeliverable address: "
+            "'rm2@rose.example\\nbcc:evil@evil.example' is not one email address"), \
+            result.detail("outbox")
+    finally:
+        run_python("from sqlalchemy import text\nfrom recovery import db\n"
+                   "with db.unit_of_work() as s:\n"
+                   "    s.execute(text(\"DELETE FROM outbox\"\n"
+                   "                   \" WHERE dedupe_key LIKE 'doctor-test%'\"))",
+                   site.env)
+    assert "outbox" not in doctor(site.env).failing()
