@@ -163,11 +163,11 @@ def import_tracker(
     imports nothing and lists every bad row (row number, column, what is wrong)."""
 
     def work() -> spreadsheets.ImportResult:
-        data = read_file(path)
+        data = read_file(path, limit=spreadsheets.LIMITS.file_bytes)
         try:
-            with db.unit_of_work() as session:
-                return spreadsheets.import_tracker(session, data, name=path.name,
-                                                   dry_run=dry_run, actor=by)
+            # reads and checks every row first; its one write transaction is short
+            return spreadsheets.import_tracker(data, name=path.name, dry_run=dry_run,
+                                               actor=by)
         except spreadsheets.TrackerRejected as exc:
             _rejected(exc, as_json)
             raise typer.Exit(2) from None
