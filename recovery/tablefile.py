@@ -200,13 +200,16 @@ def _read_csv(data: bytes, limits: Limits) -> Table:
         raise InvalidInput("file", "is not UTF-8 or Windows-1252 text")
     sample = text[:4096]
     try:
-        dialect: Any = csv.Sniffer().sniff(sample.splitlines()[0] if sample else ",",
-                                           delimiters=",;\t")
+        delimiter = csv.Sniffer().sniff(sample.splitlines()[0] if sample else ",",
+                                        delimiters=",;\t").delimiter
     except csv.Error:
-        dialect = csv.excel
+        delimiter = ","
+    # only the delimiter is guessed (from the header): quoting is Excel's, whatever the
+    # header shows (a header without quotes made the sniffer turn off doubled quotes, so
+    # a cell holding "" was split in two)
     try:
-        return _bounded(enumerate(csv.reader(io.StringIO(text, newline=""), dialect),
-                                  start=1), limits)
+        return _bounded(enumerate(csv.reader(io.StringIO(text, newline=""), csv.excel,
+                                             delimiter=delimiter), start=1), limits)
     except csv.Error as exc:
         raise InvalidInput("file", f"is not valid CSV: {exc}") from None
 
