@@ -38,6 +38,7 @@ class Limits:
     rows: int = 5000  # rows below the header, blank ones included
     columns: int = 100  # a row's width, to its last cell (blank or not)
     cells: int = 250_000  # cells holding something
+    cell_chars: int = 32_767  # one cell's text (Excel's own limit)
 
 
 DEFAULT_LIMITS = Limits()
@@ -80,6 +81,9 @@ def _bounded(records: Iterable[tuple[int, list[Any]]], limits: Limits) -> Table:
             raise InvalidInput("file", f"has more than {limits.rows} rows below the header, "
                                        f"blank rows included (the row bound)")
         used = sum(1 for c in cells if not blank(c))
+        if any(isinstance(c, str) and len(c) > limits.cell_chars for c in cells):
+            raise InvalidInput("file", f"row {number} has a cell of more than "
+                                       f"{limits.cell_chars} characters (the cell size bound)")
         if not used:
             continue
         filled += used

@@ -635,6 +635,29 @@ def with_member(make: Callable[[date], bytes], member: str, size: int,
     return build
 
 
+def rewritten(make: Callable[[date], bytes], member: str, old: bytes,
+              new: bytes) -> Callable[[date], bytes]:
+    """The workbook with `old` replaced by `new` in one member's XML: what openpyxl will
+    not write (it cuts a cell's text at Excel's 32,767 characters)."""
+
+    def build(today: date) -> bytes:
+        import io
+        import zipfile
+
+        original = zipfile.ZipFile(io.BytesIO(make(today)))
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
+            for info in original.infolist():
+                data = original.read(info)
+                if info.filename == member:
+                    assert old in data
+                    data = data.replace(old, new)
+                out.writestr(info, data)
+        return buffer.getvalue()
+
+    return build
+
+
 def tracker_file(make: Callable[[date], bytes], name: str = "tracker.xlsx") -> Args:
     def build(tmp: Path, today: date) -> list[str]:
         path = tmp / name
@@ -710,6 +733,9 @@ TRACKER: list[TrackerCase] = [
     TrackerCase("a sheet that inflates past the size its headers declare (zip bomb)",
                 tracker_file(with_member(workbook(), "xl/worksheets/sheet1.xml",
                                          64 * MEGABYTE, declared=4096)), "", "xlsx"),
+    TrackerCase("interim controls of 5 MB in one workbook cell", tracker_file(rewritten(
+        workbook(cells(interim_controls="LONG-CELL")), "xl/worksheets/sheet1.xml",
+        b"LONG-CELL", b"Check;" * (5 * MEGABYTE // 6))), "", "the cell size bound"),
     TrackerCase("a HYPERLINK formula in the title", tracker_file(workbook(cells(
         title='=HYPERLINK("http://127.0.0.1:9/x","Open the action")'))), "Title", "formula"),
     TrackerCase("a DDE formula in the steps", tracker_file(workbook(cells(

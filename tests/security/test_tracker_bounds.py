@@ -133,6 +133,10 @@ def test_the_column_and_cell_bounds_name_themselves() -> None:
     with pytest.raises(InvalidInput, match=r"more than 8 filled cells \(the cell bound\)"):
         read_table(full, "t.xlsx", Limits(cells=8))
     assert len(read_table(full, "t.xlsx", Limits(cells=9)).rows) == 2
+    long = _sheet([["Title"], ["x" * 101]])
+    with pytest.raises(InvalidInput, match=r"row 2 has a cell of more than 100 characters "
+                                           r"\(the cell size bound\)"):
+        read_table(long, "t.xlsx", Limits(cell_chars=100))
 
 
 def test_the_byte_bounds_are_checked_before_openpyxl_reads_the_workbook() -> None:
