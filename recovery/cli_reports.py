@@ -216,7 +216,7 @@ def export_tracker(
         _check_out(out_path)
         chosen = _format(fmt, out_path, _EXPORT_SUFFIXES)
         day = parse_day(as_of, "as_of") if as_of else get_settings().today()
-        with db.unit_of_work() as session:
+        with db.reading() as session:  # an export only reads: writers need not wait
             data, count = spreadsheets.export_tracker(session, fmt=chosen, as_of=day,
                                                       location=location)
         try:

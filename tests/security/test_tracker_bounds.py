@@ -283,3 +283,31 @@ def test_an_import_on_postgresql_writes_in_bulk_and_refuses_it_twice(
     errors = json.loads(again.stderr)["errors"]
     assert len(errors) == 120 and {e["column"] for e in errors} == {"Title"}
     assert postgres_world.dump() == before
+
+
+@pytest.mark.parametrize("command", [
+    ("export", "tracker", "--out", "{tmp}/tracker.xlsx"),
+    ("report", "governance", "--out", "{tmp}/governance.md"),
+])
+def test_an_export_or_a_pack_reads_while_another_writer_holds_the_lock(
+    sqlite_world: World, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db.unit_of_work():  # BEGIN IMMEDIATE: the write lock, held until released
+            holding.set()
+            release.wait(30)
+
+    writer = threading.Thread(target=hold)
+    writer.start()
+    try:
+        assert holding.wait(10)
+        started = time.perf_counter()
+        result = cli(*(part.format(tmp=tmp_path) for part in command))
+        elapsed = time.perf_counter() - started
+    finally:
+        release.set()
+        writer.join()
+    assert result.exit_code == 0, result.stderr
+    assert elapsed < 5, f"waited {elapsed:.1f} s for the writer"
