@@ -1,6 +1,6 @@
 """The bad-input corpus (tests/security/corpus.py) through the command line: every row on
-SQLite, the rows marked `postgres` and every tracker row on PostgreSQL too. One clear error, and the database
-dumped before and after is byte-for-byte the same."""
+SQLite, the rows marked `postgres` and every tracker row on PostgreSQL too. One clear
+error, and the database dumped before and after is byte-for-byte the same."""
 
 from __future__ import annotations
 
