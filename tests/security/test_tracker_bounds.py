@@ -311,3 +311,22 @@ def test_an_export_or_a_pack_reads_while_another_writer_holds_the_lock(
         writer.join()
     assert result.exit_code == 0, result.stderr
     assert elapsed < 5, f"waited {elapsed:.1f} s for the writer"
+
+
+def test_flow_runs_are_started_only_after_the_import_is_written(
+    sqlite_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --no-flow the runs are started once the write transaction has committed:
+    with no Prefect server to start them, the actions stay as written drafts."""
+    monkeypatch.setenv("RECOVERY_PREFECT_API_URL", "http://127.0.0.1:9/api")
+    get_settings.cache_clear()
+    path = tmp_path / "flows.csv"
+    path.write_bytes(_csv(_rows(get_settings().today(), 3, title="Started after")))
+    result = cli("import", "tracker", str(path), "--json")
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    assert data["flow"].startswith("3 of 3 actions stay drafts (no Prefect server reachable")
+    with db.unit_of_work() as session:
+        statuses = session.exec(select(ActionRow.status).where(
+            col(ActionRow.ref).in_(data["refs"]))).all()
+    assert statuses == ["draft"] * 3
