@@ -13,8 +13,9 @@ XFD1048576.
 Measured on the 2-core development VM shared with other work, 4,000 rows:
 before (parse and checks inside BEGIN IMMEDIATE, one savepoint and ORM row per action):
 total 70.3 s, longest write wait 65.3 s; the crafted workbook ran past any timeout
-(more than 300 s in the issue). After: total 14.5 s, longest write wait 1.9 s; the
-crafted workbook refused in 0.1 s in-process (under 3 s for the whole CLI process).
+(more than 300 s in the issue). After: total 14.5 s, longest write wait 1.9 s (24 s and
+3.5 s at a load average of 7); the crafted workbook refused in 0.1 s in-process (3-5 s for
+the whole CLI process, most of it the interpreter starting on the loaded machine).
 """
 
 from __future__ import annotations
