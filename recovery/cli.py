@@ -25,7 +25,7 @@ from typer.core import TyperGroup
 
 from models.catalogue import Framework, builtin_framework
 from models.errors import DomainError, InvalidInput, NotFound, RuleRefused
-from models.planfile import first_error, load_yaml, parse_people, parse_plan
+from models.planfile import MAX_FILE_BYTES, first_error, load_yaml, parse_people, parse_plan
 from models.templates import builtin_templates
 from recovery import audit_log, db, services
 from recovery import repository as repo
@@ -242,9 +242,12 @@ def parse_day(value: str, field: str) -> date:
         raise InvalidInput(field, f"'{value}' is not a date (use YYYY-MM-DD)") from None
 
 
-def read_file(path: Path, field: str = "file") -> bytes:
+def read_file(path: Path, field: str = "file", *, limit: int) -> bytes:
+    """At most limit + 1 bytes: enough for the parser to refuse a file over its bound
+    without holding a huge one (or an endless one, such as /dev/zero) in memory."""
     try:
-        return path.read_bytes()
+        with path.open("rb") as handle:
+            return handle.read(limit + 1)
     except OSError as exc:
         raise InvalidInput(field, f"cannot read {path}: {exc.strerror}") from None
 
@@ -252,7 +255,7 @@ def read_file(path: Path, field: str = "file") -> bytes:
 def parse_file(parse: Callable[[bytes], T], path: Path) -> T:
     """Read and parse a plan or people file; a value YAML itself cannot construct (PyYAML
     raises a bare ValueError for a date like 2026-11-31) is bad input, not unexpected."""
-    data = read_file(path)
+    data = read_file(path, limit=MAX_FILE_BYTES)
     try:
         return parse(data)
     except DomainError:

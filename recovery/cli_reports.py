@@ -164,11 +164,11 @@ def import_tracker(
     imports nothing and lists every bad row (row number, column, what is wrong)."""
 
     def work() -> spreadsheets.ImportResult:
-        data = read_file(path)
+        data = read_file(path, limit=spreadsheets.LIMITS.file_bytes)
         try:
-            with db.unit_of_work() as session:
-                return spreadsheets.import_tracker(session, data, name=path.name,
-                                                   dry_run=dry_run, actor=by)
+            # reads and checks every row first; its one write transaction is short
+            return spreadsheets.import_tracker(data, name=path.name, dry_run=dry_run,
+                                               actor=by)
         except spreadsheets.TrackerRejected as exc:
             _rejected(exc, as_json)
             raise typer.Exit(2) from None
@@ -218,7 +218,7 @@ def export_tracker(
         _check_out(out_path)
         chosen = _format(fmt, out_path, _EXPORT_SUFFIXES)
         day = parse_day(as_of, "as_of") if as_of else get_settings().today()
-        with db.unit_of_work() as session:
+        with db.reading() as session:  # an export only reads: writers need not wait
             data, count = spreadsheets.export_tracker(session, fmt=chosen, as_of=day,
                                                       location=location)
         try:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
+_READING = "recovery_reading"
 T = TypeVar("T")
 
 
@@ -61,7 +62,9 @@ def engine_for(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin_immediate(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # a reading session (see `reading`) begins deferred: it takes no write lock
+            read_only = conn.get_execution_options().get(_READING, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):
@@ -122,6 +125,18 @@ def unit_of_work() -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def reading() -> Iterator[Session]:
+    """A transaction that only reads: on SQLite it begins deferred (no write lock, so
+    other writers go on meanwhile, and WAL gives it one snapshot). For the slow checks
+    before a write, which then runs in its own short unit_of_work. Closing the session
+    ends the transaction without expiring what was loaded, so the rows read stay usable
+    (detached) by that write."""
+    engine = get_engine().execution_options(**{_READING: True})
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
 
 
 def with_retry(work: Callable[[], T], *, attempts: int = 5, pause: float = 0.5) -> T:

@@ -1054,7 +1054,7 @@ def write_report(kind: str, fmt: str, out: Path, *, as_of: date,
         raise InvalidInput("out", f"{out} is a directory; give a file name")
     if not out.parent.exists():
         raise InvalidInput("out", f"the folder {out.parent} does not exist")
-    with db.unit_of_work() as session:
+    with db.reading() as session:  # a pack only reads: other writers need not wait for it
         pack = build_pack(session, kind, as_of=as_of, location=location,
                           charts_for="none" if fmt == "md" else charts, snapshot=snapshot)
     try:

@@ -1,9 +1,11 @@
 """Action trackers in and out of spreadsheets (xlsx through openpyxl, or CSV).
 
-Import: one row per action. Every row goes through the same validation as a plan file
-(`models.planfile.plan_from_mapping`, then `services.open_action` and the sign-off
-readiness check) inside one transaction, each row in its own savepoint; a file with any
-bad row imports nothing and reports every bad row (row number, column, what is wrong).
+Import: one row per action. The file is read within bounds (recovery/tablefile.py); every
+row goes through the same validation as a plan file (`models.planfile.plan_from_mapping`,
+then `services.PlanChecks`, open_action's checks, and the sign-off readiness check) with
+reads only; a file with any bad row imports nothing and reports every bad row (row number,
+column, what is wrong). Only then does one short write transaction open every action in
+bulk (`services.open_actions`), so other writers wait seconds, not minutes.
 
 Export: the risk-rated tracker as a manager expects it in Excel (header row frozen, RAG
 fill colours, dates as dates, sensible column widths, filters), or as CSV. The export
@@ -17,17 +19,16 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, field_validator
-from sqlalchemy import func
 from sqlmodel import Session, select
 
-from models.action import RiskDomain, check_plan_ready_for_signoff
+from models.action import ActionPlan, RiskDomain, check_plan_ready_for_signoff
 from models.errors import DomainError, InvalidInput, NotFound, RuleRefused
 from models.lifecycle import Status
 from models.people import Role
@@ -35,12 +36,12 @@ from models.planfile import plan_from_mapping
 from models.risk import FACTOR_LABELS, RiskLevel
 from models.tables import ActionRow, LocationRow, PersonRow
 from models.templates import get_template
-from recovery import audit_log, charts, services
+from recovery import audit_log, charts, db, services
 from recovery import repository as repo
 from recovery.governance import build_snapshot
+from recovery.tablefile import Formula, Limits, Table, read_table
+from recovery.tablefile import blank as _blank
 
-MAX_FILE_BYTES = 10 * 1024 * 1024
-MAX_ROWS = 5000
 FACTORS = tuple(FACTOR_LABELS)  # potential_harm, people_affected, ...
 
 # ---------------------------------------------------------------- the layout
@@ -182,84 +183,14 @@ class ImportResult(BaseModel):
 
 # ---------------------------------------------------------------- reading files
 
-
-@dataclass
-class Table:
-    header_row: int
-    headers: list[str]
-    rows: list[tuple[int, list[Any]]] = field(default_factory=list)
+#: A tracker is read within these bounds (rows below the header, blank ones included).
+LIMITS = Limits()
+MAX_ROWS = LIMITS.rows
 
 
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _table(records: Iterable[tuple[int, list[Any]]]) -> Table:
-    header: tuple[int, list[Any]] | None = None
-    rows: list[tuple[int, list[Any]]] = []
-    for number, cells in records:
-        if all(_blank(c) for c in cells):
-            continue
-        if header is None:
-            header = (number, cells)
-            continue
-        rows.append((number, cells))
-        if len(rows) > MAX_ROWS:
-            raise InvalidInput("file", f"has more than {MAX_ROWS} rows")
-    if header is None:
-        raise InvalidInput("file", "is empty: the first row must name the columns")
-    return Table(header_row=header[0],
-                 headers=["" if _blank(h) else str(h).strip() for h in header[1]], rows=rows)
-
-
-def _read_xlsx(data: bytes) -> Table:
-    from openpyxl import load_workbook
-
-    try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable workbook is bad input
-        raise InvalidInput("file", f"is not a readable .xlsx workbook ({type(exc).__name__})"
-                           ) from None
-    try:
-        names = {name.lower(): name for name in book.sheetnames}
-        sheet = book[names["tracker"]] if "tracker" in names else book.worksheets[0]
-        return _table((number, list(cells)) for number, cells in enumerate(
-            sheet.iter_rows(values_only=True), start=1))
-    finally:
-        book.close()
-
-
-def _read_csv(data: bytes) -> Table:
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:  # pragma: no cover - cp1252 decodes almost anything
-        raise InvalidInput("file", "is not UTF-8 or Windows-1252 text")
-    sample = text[:4096]
-    try:
-        dialect: Any = csv.Sniffer().sniff(sample.splitlines()[0] if sample else ",",
-                                           delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    try:
-        return _table((number, list(cells)) for number, cells in enumerate(
-            csv.reader(io.StringIO(text, newline=""), dialect), start=1))
-    except csv.Error as exc:
-        raise InvalidInput("file", f"is not valid CSV: {exc}") from None
-
-
-def read_table(data: bytes, name: str) -> Table:
-    if len(data) > MAX_FILE_BYTES:
-        raise InvalidInput("file", f"is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
-    suffix = Path(name).suffix.lower()
-    if data[:2] == b"PK" or suffix in {".xlsx", ".xlsm"}:
-        return _read_xlsx(data)
-    if suffix in {".csv", ".txt", ""}:
-        return _read_csv(data)
-    raise InvalidInput("file", f"'{Path(name).name}' is not a .xlsx or .csv tracker")
+def read_tracker(data: bytes, name: str) -> Table:
+    """The tracker's table: the sheet named Tracker (any case) or the first, or the CSV."""
+    return read_table(data, name, LIMITS, sheet="tracker")
 
 
 # ---------------------------------------------------------------- cells to a plan mapping
@@ -386,6 +317,13 @@ def _row_mapping(cells: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str,
     read, as (column key, what is wrong)."""
     errors: list[tuple[str, str]] = []
     plan: dict[str, Any] = {}
+    for key, value in list(cells.items()):
+        if isinstance(value, Formula):
+            # a formula's result is what Excel last showed, not what a person gave; and a
+            # formula kept as text could run when the tracker is opened again
+            errors.append((key, f"holds a formula ({_quote(value)}): the tracker reads "
+                                f"values (in Excel: copy, then Paste Special > Values)"))
+            cells = {**cells, key: None}
 
     def read(key: str, convert: Any) -> Any:
         value = cells.get(key)
@@ -493,14 +431,13 @@ def _match_headers(table: Table) -> tuple[dict[int, Column], list[str], list[Row
     return matched, ignored, errors
 
 
-def import_tracker(
-    session: Session, data: bytes, *, name: str, dry_run: bool = False,
-    actor: str = "tracker-import",
-) -> ImportResult:
-    """Validate every row, then open every action, all or nothing (the caller's unit of
-    work commits). Raises TrackerRejected listing every bad row; with dry_run, validates
-    the same way and leaves the database as it was."""
-    table = read_table(data, name)
+def import_tracker(data: bytes, *, name: str, dry_run: bool = False,
+                   actor: str = "tracker-import") -> ImportResult:
+    """Read the file and check every row with reads only; then, unless dry_run, open
+    every action in one short write transaction, all or nothing. Raises TrackerRejected
+    listing every bad row (InvalidInput for a file that cannot be read or passes a
+    bound): then nothing is written."""
+    table = read_tracker(data, name)
     matched, ignored, header_errors = _match_headers(table)
     if header_errors:
         raise TrackerRejected(header_errors, rows=len(table.rows))
@@ -512,7 +449,7 @@ def import_tracker(
         return headers.get(key) or (BY_KEY[key].header if key in BY_KEY else key)
 
     errors: list[RowError] = []
-    refs: list[str] = []
+    plans: list[tuple[int, ActionPlan]] = []
     for number, cells in table.rows:
         by_key = {column.key: cells[i] if i < len(cells) else None
                   for i, column in matched.items()}
@@ -521,42 +458,83 @@ def import_tracker(
             errors += [RowError(row=number, column=shown(k), error=e) for k, e in cell_errors]
             continue
         try:
-            plan = plan_from_mapping(mapping)
+            plans.append((number, plan_from_mapping(mapping)))
         except InvalidInput as exc:
             errors += [RowError(row=number, column=shown(k), error=e) for k, e in _problems(exc)]
-            continue
-        savepoint = session.begin_nested()
-        try:
-            _refuse_duplicate(session, plan.location, plan.title)
-            row = services.open_action(session, plan, actor=actor)
-            check_plan_ready_for_signoff(plan, row.risk_level == RiskLevel.HIGH.value)
-        except DomainError as exc:
-            savepoint.rollback()
-            errors += [RowError(row=number, column=shown(k), error=e) for k, e in _problems(exc)]
-            continue
-        savepoint.commit()
-        refs.append(row.ref)
-    if errors:
-        raise TrackerRejected(errors, rows=len(table.rows))
+
+    checked: list[tuple[int, services.CheckedPlan]] = []
+    with db.reading() as session:
+        checks = services.PlanChecks(session)
+        open_titles = _open_titles(session)
+        for number, plan in plans:
+            try:
+                one = checks.check(plan)
+                check_plan_ready_for_signoff(plan, one.rating.level == RiskLevel.HIGH)
+                _refuse_duplicate(one, open_titles, number)
+            except DomainError as exc:
+                errors += [RowError(row=number, column=shown(k), error=e)
+                           for k, e in _problems(exc)]
+                continue
+            checked.append((number, one))
+        if errors:
+            raise TrackerRejected(errors, rows=len(table.rows))
+        if dry_run:
+            refs = [ref for _, ref in services.next_refs(session, [c for _, c in checked])]
     digest = hashlib.sha256(data).hexdigest()
-    if dry_run:
-        session.rollback()
-    else:
-        audit_log.append(session, actor=actor, event="tracker.imported", action_ref=None,
-                         details={"file": Path(name).name, "sha256": digest,
-                                  "rows": len(table.rows), "actions": refs})
+    if not dry_run:
+        refs = _write(checked, actor=actor, file=Path(name).name, digest=digest,
+                      rows=len(table.rows), title=shown("title"))
     return ImportResult(file=Path(name).name, rows=len(table.rows), refs=refs, dry_run=dry_run,
                         ignored_columns=ignored, sha256=digest)
 
 
-def _refuse_duplicate(session: Session, location: str, title: str) -> None:
-    place = repo.get_location(session, location)
-    existing = session.exec(select(ActionRow).where(
-        ActionRow.location_id == place.id, func.lower(ActionRow.title) == title.strip().lower(),
-        ActionRow.status != Status.CLOSED.value)).first()
-    if existing is not None:
-        raise InvalidInput("title", f"{place.name} already has this action: {existing.ref} "
-                                    f"({existing.status.replace('_', ' ')})")
+def _write(checked: list[tuple[int, services.CheckedPlan]], *, actor: str, file: str,
+           digest: str, rows: int, title: str) -> list[str]:
+    """The one write transaction: everything was checked before it began; it only looks
+    again for the same action opened meanwhile (another import of the same file)."""
+    plans = [c for _, c in checked]
+    new = services.new_actions(plans, actor=actor)
+    with db.unit_of_work() as session:
+        services.lock_locations(session, [c.location.id for c in plans
+                                          if c.location.id is not None])
+        open_titles = _open_titles(session)
+        clashes: list[RowError] = []
+        for number, one in checked:
+            try:
+                _refuse_duplicate(one, open_titles, None)
+            except InvalidInput as exc:
+                clashes.append(RowError(row=number, column=title, error=exc.rule))
+        if clashes:
+            raise TrackerRejected(clashes, rows=rows)
+        refs = services.open_actions(session, new)
+        audit_log.append(session, actor=actor, event="tracker.imported", action_ref=None,
+                         details={"file": file, "sha256": digest, "rows": rows,
+                                  "actions": refs})
+    return refs
+
+
+#: (location id, title in lower case) -> what already holds it: an open action's ref and
+#: status, or the earlier row of the file being imported.
+_Titles = dict[tuple[int, str], str]
+
+
+def _open_titles(session: Session) -> _Titles:
+    return {(place, title.strip().lower()): f"{ref} ({status.replace('_', ' ')})"
+            for place, title, ref, status in session.exec(
+                select(ActionRow.location_id, ActionRow.title, ActionRow.ref,
+                       ActionRow.status).where(ActionRow.status != Status.CLOSED.value))}
+
+
+def _refuse_duplicate(one: services.CheckedPlan, titles: _Titles, number: int | None) -> None:
+    """An action already open at the location under the same title (or an earlier row of
+    the file) is refused; the row's title is then taken, for the rows after it."""
+    assert one.location.id is not None
+    key = (one.location.id, one.plan.title.strip().lower())
+    if key in titles:
+        raise InvalidInput("title", f"{one.location.name} already has this action: "
+                                    f"{titles[key]}")
+    if number is not None:
+        titles[key] = f"the one in row {number} of this file"
 
 
 # ---------------------------------------------------------------- export

@@ -12,7 +12,10 @@ the form's schema when the run is resumed (tests/security/test_prefect_stack.py)
 `SIGNOFF_DOMAIN` holds form answers that pass the schema and are refused by the domain.
 `TRACKER` holds `recovery import tracker` files: all-or-nothing, so the contract there is
 exit 2, `error file: N of M rows have errors; nothing was imported` and one line per bad
-row naming the row and the column (with --json, `field: file` and every row's error).
+row naming the row and the column (with --json, `field: file` and every row's error), or
+one line naming the bound a file passes (rows, columns, cells, bytes after decompression),
+the file being read with the work bounded by what is really in it; they run on PostgreSQL
+too.
 
 Rows marked `postgres=True` also run on PostgreSQL.
 """
@@ -635,6 +638,111 @@ def tracker_bytes(data: bytes, name: str = "tracker.xlsx") -> Args:
     return build
 
 
+def workbook(*rows: Callable[[date], dict[str, str]],
+             change: Callable[[Any], None] = lambda sheet: None) -> Callable[[date], bytes]:
+    """An .xlsx tracker (built with openpyxl): the valid row, then `rows`, then `change`
+    applied to the sheet."""
+
+    def build(today: date) -> bytes:
+        import io
+
+        import openpyxl
+
+        columns = TRACKER_HEADER.split(",")
+        book = openpyxl.Workbook()
+        sheet = book.active
+        sheet.title = "Tracker"
+        sheet.append(columns)
+        for row in (lambda d: tracker_row(d), *rows):
+            cells = row(today)
+            sheet.append([cells.get(c, "") for c in columns])
+        change(sheet)
+        buffer = io.BytesIO()
+        book.save(buffer)
+        return buffer.getvalue()
+
+    return build
+
+
+def with_member(make: Callable[[date], bytes], member: str, size: int,
+                declared: int | None = None) -> Callable[[date], bytes]:
+    """The workbook with `member` replaced or added: `size` zero bytes, deflated (a zip
+    bomb: 64 MB packs into about 64 KB); with `declared`, the zip's headers claim that
+    uncompressed size instead."""
+
+    def build(today: date) -> bytes:
+        import io
+        import struct
+        import zipfile
+
+        original = zipfile.ZipFile(io.BytesIO(make(today)))
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
+            for info in original.infolist():
+                if info.filename != member:
+                    out.writestr(info, original.read(info))
+            out.writestr(member, bytes(size))
+        data = bytearray(buffer.getvalue())
+        if declared is not None:
+            # (signature, offset of the uncompressed size; the name's length follows it
+            # and the name starts at name_at): the local header, then the central one
+            for signature, size_at, name_at in ((b"PK\x03\x04", 22, 30),
+                                                (b"PK\x01\x02", 24, 46)):
+                at = data.find(signature)
+                while at != -1:
+                    length = struct.unpack_from("<H", data, at + size_at + 4)[0]
+                    if data[at + name_at:at + name_at + length] == member.encode():
+                        struct.pack_into("<I", data, at + size_at, declared)
+                    at = data.find(signature, at + 4)
+        return bytes(data)
+
+    return build
+
+
+def rewritten(make: Callable[[date], bytes], member: str, old: bytes,
+              new: bytes) -> Callable[[date], bytes]:
+    """The workbook with `old` replaced by `new` in one member's XML: what openpyxl will
+    not write (it cuts a cell's text at Excel's 32,767 characters)."""
+
+    def build(today: date) -> bytes:
+        import io
+        import zipfile
+
+        original = zipfile.ZipFile(io.BytesIO(make(today)))
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
+            for info in original.infolist():
+                data = original.read(info)
+                if info.filename == member:
+                    assert old in data
+                    data = data.replace(old, new)
+                out.writestr(info, data)
+        return buffer.getvalue()
+
+    return build
+
+
+def tracker_file(make: Callable[[date], bytes], name: str = "tracker.xlsx") -> Args:
+    def build(tmp: Path, today: date) -> list[str]:
+        path = tmp / name
+        path.write_bytes(make(today))
+        return ["import", "tracker", str(path), "--no-flow"]
+
+    return build
+
+
+def _far_corner(sheet: Any) -> None:
+    sheet["XFD1048576"] = ""  # one blank cell: the sheet is 16,384 by 1,048,576
+
+
+def _far_right(sheet: Any) -> None:
+    sheet["XFD1"] = " "
+
+
+def _merged_location(sheet: Any) -> None:
+    sheet.merge_cells("B2:B3")
+
+
 @dataclass(frozen=True)
 class TrackerCase:
     name: str
@@ -675,4 +783,32 @@ TRACKER: list[TrackerCase] = [
                 "at most 200"),
     TrackerCase("not a spreadsheet", tracker_bytes(b"PK\x03\x04 this is not a zip"), "",
                 ""),
+    # bounded by what is really in the file (issue 15, part 2)
+    TrackerCase("a blank cell at XFD1048576 (a whole-sheet dimension)",
+                tracker_file(workbook(change=_far_corner)), "", "the row bound"),
+    TrackerCase("a blank cell in column XFD", tracker_file(workbook(change=_far_right)), "",
+                "the column bound"),
+    TrackerCase("a CSV of blank lines", tracker_bytes(
+        TRACKER_HEADER.encode() + b"\r\n" + b" , \r\n" * 6000, "tracker.csv"), "",
+        "the row bound"),
+    TrackerCase("a member that inflates to 64 MB (zip bomb)", tracker_file(with_member(
+        workbook(), "xl/media/image1.png", 64 * MEGABYTE)), "",
+        "the bound on bytes after decompression"),
+    TrackerCase("a sheet that inflates past the size its headers declare (zip bomb)",
+                tracker_file(with_member(workbook(), "xl/worksheets/sheet1.xml",
+                                         64 * MEGABYTE, declared=4096)), "", "xlsx"),
+    TrackerCase("interim controls of 5 MB in one workbook cell", tracker_file(rewritten(
+        workbook(cells(interim_controls="LONG-CELL")), "xl/worksheets/sheet1.xml",
+        b"LONG-CELL", b"Check;" * (5 * MEGABYTE // 6))), "", "the cell size bound"),
+    TrackerCase("a HYPERLINK formula in the title", tracker_file(workbook(cells(
+        title='=HYPERLINK("http://127.0.0.1:9/x","Open the action")'))), "Title", "formula"),
+    TrackerCase("a DDE formula in the steps", tracker_file(workbook(cells(
+        steps="=cmd|' /C calc'!A0"))), "Steps", "formula"),
+    TrackerCase("merged cells", tracker_file(workbook(cells(location="Rose House"),
+                                                      change=_merged_location)), "",
+                "merged cells (B2:B3)"),
+    TrackerCase("a deadline typed as words", tracker_file(workbook(cells(
+        deadline="next Tuesday"))), "Deadline", "is not a date"),
+    TrackerCase("a baseline date typed month first", tracker_file(workbook(cells(
+        baseline_date="11/28/2026"))), "Baseline Date", "DD/MM/YYYY"),
 ]

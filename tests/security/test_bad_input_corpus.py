@@ -1,6 +1,6 @@
 """The bad-input corpus (tests/security/corpus.py) through the command line: every row on
-SQLite, the rows marked `postgres` on PostgreSQL too. One clear error, and the database
-dumped before and after is byte-for-byte the same."""
+SQLite, the rows marked `postgres` and every tracker row on PostgreSQL too. One clear
+error, and the database dumped before and after is byte-for-byte the same."""
 
 from __future__ import annotations
 
@@ -90,12 +90,9 @@ def test_refused_on_postgresql_and_nothing_written(
     run_case(case, postgres_world, tmp_path)
 
 
-@pytest.mark.parametrize("case", TRACKER, ids=[c.name for c in TRACKER])
-def test_tracker_import_refused_and_nothing_written(
-    case: TrackerCase, sqlite_world: World, tmp_path: Path
-) -> None:
+def run_tracker_case(case: TrackerCase, world: World, tmp_path: Path) -> None:
     args = case.args(tmp_path, get_settings().today())
-    before = sqlite_world.dump()
+    before = world.dump()
 
     human = cli(*args)
     assert human.exit_code == 2, (human.stdout, human.stderr[:2000])
@@ -117,4 +114,19 @@ def test_tracker_import_refused_and_nothing_written(
     if case.column:
         assert any(e["column"] == case.column for e in error["errors"]), error
 
-    assert sqlite_world.dump() == before, "the database changed"
+    assert world.dump() == before, "the database changed"
+
+
+@pytest.mark.parametrize("case", TRACKER, ids=[c.name for c in TRACKER])
+def test_tracker_import_refused_and_nothing_written(
+    case: TrackerCase, sqlite_world: World, tmp_path: Path
+) -> None:
+    run_tracker_case(case, sqlite_world, tmp_path)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("case", TRACKER, ids=[c.name for c in TRACKER])
+def test_tracker_import_refused_on_postgresql_and_nothing_written(
+    case: TrackerCase, postgres_world: World, tmp_path: Path
+) -> None:
+    run_tracker_case(case, postgres_world, tmp_path)
