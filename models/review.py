@@ -51,20 +51,55 @@ SOURCE_NOUN = {
 
 
 class Rating(StrEnum):
+    """A review's verdict. Green (on track) needs a recorded measure at or better than the
+    trajectory and no trigger; an action whose measure has never been recorded is *not yet
+    evidenced* (amber) during the grace period and off track (red) after it."""
+
     ON_TRACK = "on_track"
+    NOT_EVIDENCED = "unevidenced"
     AT_RISK = "at_risk"
     OFF_TRACK = "off_track"
     OVERDUE = "overdue"
 
     @property
     def label(self) -> str:
-        return self.value.replace("_", " ")
+        return _RATING_LABELS[self]
 
     @property
     def rag(self) -> str:
-        return {"on_track": "green", "at_risk": "amber", "off_track": "red", "overdue": "red"}[
-            self.value
-        ]
+        return _RATING_RAG[self]
+
+
+_RATING_LABELS = {
+    Rating.ON_TRACK: "on track",
+    Rating.NOT_EVIDENCED: "not yet evidenced",
+    Rating.AT_RISK: "at risk",
+    Rating.OFF_TRACK: "off track",
+    Rating.OVERDUE: "overdue",
+}
+_RATING_RAG = {
+    Rating.ON_TRACK: "green",
+    Rating.NOT_EVIDENCED: "amber",
+    Rating.AT_RISK: "amber",
+    Rating.OFF_TRACK: "red",
+    Rating.OVERDUE: "red",
+}
+
+
+def rating_label(value: str) -> str:
+    """How a stored rating reads to people ("not yet evidenced"); other words as they are."""
+    try:
+        return Rating(value).label
+    except ValueError:
+        return value.replace("_", " ")
+
+
+def rating_rag(value: str) -> str:
+    """A stored rating as red, amber or green; grey when there is none (not reviewed yet)."""
+    try:
+        return Rating(value).rag
+    except ValueError:
+        return "grey"
 
 
 class PillarPosition(BaseModel):
@@ -352,6 +387,12 @@ def assess(
         assert p.latest is not None
         reasons.append(f"{describe(p.latest)}, worse than the baseline {baseline.value:g}%")
 
+    if measured is None and past_grace and TriggerKind.MISSING_OUTCOME_EVIDENCE not in fired:
+        reasons.append(
+            f"no evidence after {(as_of - baseline.as_of).days} days: the measure has not "
+            f"been recorded within the last {freshness_days} days"
+        )
+
     if TriggerKind.OVERDUE in fired:
         rating = Rating.OVERDUE
     elif (
@@ -363,6 +404,13 @@ def assess(
         rating = Rating.OFF_TRACK
     elif fired:
         rating = Rating.AT_RISK
+    elif measured is None:
+        # green needs a measurement: nothing recorded yet is not progress
+        rating = Rating.NOT_EVIDENCED
+        reasons.append(
+            f"not yet evidenced: no measure recorded "
+            f"({(as_of - baseline.as_of).days} of {EVIDENCE_GRACE_DAYS} days' grace)"
+        )
     else:
         rating = Rating.ON_TRACK
     return Assessment(

@@ -388,6 +388,15 @@ def _print_summary(s: services.ActionSummary) -> None:
     out.print(f"  baseline: {s.baseline['value']}% on {s.baseline['as_of']}   target: "
               f"{s.target['direction'].replace('_', ' ')} {s.target['value']}% by "
               f"{s.target['deadline']}")
+    r = s.rating
+    measured = f"measured {r.measured:g}%" if r.measured is not None else "no measure recorded"
+    when = f" at the review of {r.as_of:%d/%m/%Y}" if r.as_of else ""
+    out.print(f"  rating: [bold]{r.label}[/bold] ({r.rag}){when}: {measured}", highlight=False)
+    if r.triggers:
+        out.print(f"  open triggers: {', '.join(t.replace('_', ' ') for t in r.triggers)}",
+                  highlight=False)
+    for reason in r.reasons:
+        out.print(f"    - {reason}", highlight=False, markup=False)
     if s.flow_run_id:
         out.print(f"  run: {get_settings().run_url(s.flow_run_id)}")
 

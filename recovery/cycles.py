@@ -185,6 +185,7 @@ class _Open(NamedTuple):
     triggers: list[dict[str, Any]]
     last_on: date | None
     last_triggers: list[str] | None
+    last_rating: str | None
 
 
 def _open_rows(session: Session, ids: list[int], as_of: date) -> dict[int, _Open]:
@@ -198,7 +199,7 @@ def _open_rows(session: Session, ids: list[int], as_of: date) -> dict[int, _Open
     return {row.id: _Open(*row) for row in session.connection().execute(
         select(a.id, a.status, a.risk_level, a.recovery_started_on, a.baseline_on,
                a.monitoring_since, a.escalated, a.plan["target"], a.plan["baseline"],
-               a.plan["triggers"], r.as_of, r.triggers)
+               a.plan["triggers"], r.as_of, r.triggers, r.rating)
         .select_from(a)
         .outerjoin(r, (col(r.action_id) == col(a.id)) & (col(r.as_of) == latest))
         .where(col(a.id).in_(ids))).all()}
@@ -297,7 +298,7 @@ def _run_daily(session: Session, as_of: date, actor: str) -> DailyResult:
                 result.already_reviewed += 1
                 continue
             start_on = row.recovery_started_on or row.baseline_on
-            cadence = services.cadence_of(row, as_of)
+            cadence = services.cadence_of(row, as_of, last_rating=row.last_rating)
             if review_due(cadence, row.last_on, start_on, as_of):
                 due.append((row, cadence))
             else:

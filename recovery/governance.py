@@ -205,7 +205,8 @@ def build_snapshot(
         assert row.id is not None
         latest = latest_review.get(row.id)
         before = review_before.get(row.id)
-        cadence = services.cadence_of(row, as_of)
+        cadence = services.cadence_of(row, as_of,
+                                      last_rating=latest.rating if latest else None)
         start = row.recovery_started_on or row.baseline_on
         due = next_review_due(cadence, last_review_on.get(row.id), start)
         active = row.status in {s.value for s in OPEN}

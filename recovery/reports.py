@@ -29,7 +29,7 @@ from models.audit import AuditEntry
 from models.cadence import HIGH_RISK_DAILY_DAYS
 from models.evidence import TRIANGULATION_PILLARS, Evidence, Pillar
 from models.people import PROVIDER_LEVEL_ROLES, Role
-from models.review import Rating
+from models.review import Rating, rating_label
 from models.risk import (
     FACTOR_LABELS,
     FACTOR_SCALES,
@@ -769,7 +769,7 @@ def _claims(detail: ActionDetail, entries: list[AuditEntry], items: list[Evidenc
                   stated=f"{len(detail.interim_controls)} recorded", evidence=[],
                   log_seqs=seqs("action.opened", "stage.baseline_recorded")),
         ClaimView(claim="Progress against trajectory",
-                  stated=(f"{line.rating.replace('_', ' ')}: measured "
+                  stated=(f"{rating_label(line.rating)}: measured "
                           f"{mail.pct(line.measured)}, trajectory {mail.pct(trajectory)}, "
                           f"target {line.target_wording}"),
                   evidence=progress_refs, log_seqs=seqs("evidence.added", "review.recorded")),

@@ -32,8 +32,11 @@ from models.planfile import PeopleFile
 from models.review import (
     DEFAULT_FRESHNESS_DAYS,
     Assessment,
+    Rating,
     ReviewAssessment,
     assess_progress,
+    rating_label,
+    rating_rag,
 )
 from models.risk import RiskLevel, RiskRating, rate_risk
 from models.tables import (
@@ -184,6 +187,22 @@ class RiskView(BaseModel):
     factors: dict[str, int]
 
 
+class RatingView(BaseModel):
+    """The latest review's rating as every surface shows it (the rule: `models.review`)."""
+
+    value: str
+    label: str
+    rag: str
+    as_of: date | None
+    measured: float | None
+    triggers: list[str]
+    reasons: list[str]
+
+
+NOT_REVIEWED = RatingView(value="not_reviewed", label="not reviewed yet", rag="grey",
+                          as_of=None, measured=None, triggers=[], reasons=[])
+
+
 class ActionSummary(BaseModel):
     ref: str
     title: str
@@ -200,6 +219,7 @@ class ActionSummary(BaseModel):
     interim_controls: list[str]
     escalated: bool
     flow_run_id: str | None
+    rating: RatingView = NOT_REVIEWED
 
 
 def _resolve_people(session: Session, plan: ActionPlan) -> tuple[PersonRow, PersonRow]:
@@ -382,10 +402,12 @@ class _Cadenced(Protocol):
     def escalated(self) -> bool: ...
 
 
-def cadence_of(row: _Cadenced, as_of: date) -> Cadence:
+def cadence_of(row: _Cadenced, as_of: date, *, last_rating: str | None = None) -> Cadence:
+    """The review cadence on a date; `last_rating` is the latest review's rating when the
+    caller has read it (an action not yet evidenced is reviewed daily)."""
     return review_cadence(
         RiskLevel(row.risk_level), recovery_started_on=row.recovery_started_on, as_of=as_of,
-        escalated=row.escalated,
+        escalated=row.escalated, unevidenced=last_rating == Rating.NOT_EVIDENCED.value,
     )
 
 
@@ -393,20 +415,35 @@ def summary(session: Session, row: ActionRow, *, as_of: date) -> ActionSummary:
     plan = repo.plan_of(row)
     lead = repo.person_by_id(session, row.accountable_lead_id)
     reviewer = repo.person_by_id(session, row.senior_reviewer_id)
+    rating = latest_rating(session, row, as_of=as_of)
     return ActionSummary(
         ref=row.ref, title=row.title,
         location=repo.location_by_id(session, row.location_id).name,
         risk_domain=row.risk_domain, status=row.status,
         risk=RiskView(level=row.risk_level, score=row.risk_score, reasons=row.risk_reasons,
                       factors=plan.risk.model_dump()),
-        review_cadence=cadence_of(row, as_of).value,
+        review_cadence=cadence_of(row, as_of, last_rating=rating.value).value,
         accountable_lead=lead.email, senior_reviewer=reviewer.email,
         baseline=plan.baseline.model_dump(mode="json"),
         target=plan.target.model_dump(mode="json"),
         quality_statements=list(plan.quality_statements),
         interim_controls=list(plan.interim_controls),
         escalated=row.escalated, flow_run_id=row.flow_run_id,
+        rating=rating,
     )
+
+
+def latest_rating(session: Session, row: ActionRow, *, as_of: date) -> RatingView:
+    """The rating of the latest review held on or before `as_of`."""
+    review = session.exec(
+        select(ReviewRow).where(ReviewRow.action_id == row.id, ReviewRow.as_of <= as_of)
+        .order_by(col(ReviewRow.as_of).desc()).limit(1)).first()
+    if review is None:
+        return NOT_REVIEWED
+    return RatingView(value=review.rating, label=rating_label(review.rating),
+                      rag=rating_rag(review.rating), as_of=review.as_of,
+                      measured=review.measured_value, triggers=list(review.triggers),
+                      reasons=list(review.reasons))
 
 
 def list_actions(
@@ -541,7 +578,7 @@ def record_review(
     history = repo.reviews_of(session, row.id)
     earlier = [r for r in history if r.as_of < as_of]
     last = repo.to_review(earlier[-1]) if earlier else None
-    cadence = cadence_of(row, as_of)
+    cadence = cadence_of(row, as_of, last_rating=earlier[-1].rating if earlier else None)
     assessment = assess_progress(
         repo.plan_of(row), repo.evidence_of(session, row.id), as_of=as_of, cadence=cadence,
         last_review=last,

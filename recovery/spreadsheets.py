@@ -32,6 +32,7 @@ from models.errors import DomainError, InvalidInput, NotFound, RuleRefused
 from models.lifecycle import Status
 from models.people import Role
 from models.planfile import plan_from_mapping
+from models.review import rating_label
 from models.risk import FACTOR_LABELS, RiskLevel
 from models.tables import ActionRow, LocationRow, PersonRow
 from models.templates import get_template
@@ -608,7 +609,7 @@ def tracker_records(session: Session, *, as_of: date,
             "risk_level": row.risk_level, "risk_score": row.risk_score,
             **{k: int(plan["risk"][k]) for k in FACTORS},
             "status": row.status.replace("_", " "),
-            "rating": line.rating.replace("_", " ") if line else "",
+            "rating": rating_label(line.rating) if line else "",
             "measured": line.measured if line else None,
             "trend": line.trend if line else "",
             "lead": lead.email, "lead_name": lead.name,

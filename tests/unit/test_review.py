@@ -170,13 +170,27 @@ def test_rated_off_track_when_a_pillar_is_worse_than_the_baseline() -> None:
 
 
 def test_rated_off_track_without_measured_evidence_after_the_grace_period() -> None:
-    assert assess([]).rating == Rating.OFF_TRACK
+    result = assess([], as_of=BASELINE_ON + timedelta(days=15))
+    assert result.rating == Rating.OFF_TRACK
+    assert result.rating.rag == "red"
+    assert any(r.startswith("no evidence after 15 days") for r in result.reasons)
 
 
-def test_no_evidence_in_the_first_two_weeks_is_not_held_against_the_action() -> None:
-    result = assess([], as_of=BASELINE_ON + timedelta(days=10))
-    assert result.rating == Rating.ON_TRACK
-    assert result.triggers_fired == ()
+def test_no_evidence_in_the_first_two_weeks_is_not_yet_evidenced_never_on_track() -> None:
+    for day in (0, 10, 13, 14):
+        result = assess([], as_of=BASELINE_ON + timedelta(days=day))
+        assert result.rating == Rating.NOT_EVIDENCED, day
+        assert (result.rating.rag, result.rating.label) == ("amber", "not yet evidenced")
+        assert result.triggers_fired == ()  # not held against it yet: no trigger fires
+        assert result.reasons[-1].startswith("not yet evidenced: no measure recorded")
+
+
+def test_evidence_without_a_measure_is_not_a_measurement() -> None:
+    unmeasured = [make_evidence(source, None, observed_on=DAY_20 - timedelta(days=1))
+                  for source in PILLAR_SOURCES]
+    result = assess(unmeasured, as_of=BASELINE_ON + timedelta(days=10))
+    assert result.measured_value is None
+    assert result.rating == Rating.NOT_EVIDENCED
 
 
 def test_rated_overdue_when_the_deadline_has_passed_without_the_target_met() -> None:
@@ -202,7 +216,8 @@ def test_target_is_met_only_when_every_pillar_meets_it() -> None:
 
 
 def test_rating_colours_follow_rag() -> None:
-    assert [r.rag for r in Rating] == ["green", "amber", "red", "red"]
+    assert [r.rag for r in Rating] == ["green", "amber", "amber", "red", "red"]
+    assert [len(r.value) <= 12 for r in Rating] == [True] * 5  # review.rating is 12 wide
 
 
 # --- triggers -----------------------------------------------------------------------------
@@ -335,6 +350,26 @@ def test_first_review_on_time_is_not_delayed() -> None:
     result = assess_progress(LINE_PLAN, pillars_at(85), as_of=DAY_20, cadence=Cadence.DAILY,
                              last_review=None, reviews_start=DAY_20 - timedelta(days=1))
     assert TriggerKind.DELAYED_REVIEW not in result.triggers_fired
+
+
+@given(plan_triggers, review_evidence, st.dates(BASELINE_ON, date(2026, 12, 15)),
+       st.sampled_from(list(Cadence)), st.none() | st.dates(BASELINE_ON, date(2026, 12, 1)),
+       st.booleans())
+def test_green_only_with_a_recorded_measure_at_or_above_the_trajectory(
+    kinds: list[TriggerKind], evidence: list[Evidence], as_of: date, cadence: Cadence,
+    last_review_on: date | None, previous_below: bool,
+) -> None:
+    plan = plan_with_triggers(*kinds)
+    result = assess(
+        evidence, plan=plan, as_of=as_of, cadence=cadence,
+        last_review=make_review(last_review_on) if last_review_on else None,
+        previous_below_trajectory=previous_below,
+    )
+    if result.rating.rag == "green":
+        assert result.measured_value is not None
+        assert result.measured_value >= trajectory_value(plan, as_of)
+    if result.measured_value is None:
+        assert result.rating != Rating.ON_TRACK
 
 
 @given(plan_triggers, review_evidence, st.dates(date(2026, 10, 2), date(2026, 12, 15)),
