@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date, timedelta
 from enum import StrEnum
-from typing import Generic, NamedTuple, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from models.action import ActionPlan, Baseline, Direction, Target, TriggerKind
+from models.action import ActionPlan, Baseline, Direction, RiskDomain, Target, TriggerKind
 from models.cadence import Cadence, next_review_due
 from models.evidence import TRIANGULATION_PILLARS, Evidence, EvidenceSource, Pillar
+from models.templates import domain_trigger_kinds
 
 DEFAULT_FRESHNESS_DAYS = 28
 #: Points below trajectory beyond which an action is off track rather than at risk.
@@ -262,7 +263,8 @@ def assess_progress(
 ) -> ReviewAssessment:
     """One review: progress against target and trajectory, freshness, triggers, rating."""
     a = assess(
-        plan.target, plan.baseline, {t.kind for t in plan.triggers}, evidence, as_of=as_of,
+        plan.target, plan.baseline, watched_triggers({t.kind for t in plan.triggers},
+                                                     plan.risk_domain), evidence, as_of=as_of,
         cadence=cadence, last_review_on=last_review.as_of if last_review else None,
         previous_below_trajectory=previous_below_trajectory, freshness_days=freshness_days,
         reviews_start=reviews_start,
@@ -329,10 +331,12 @@ def assess(
             f"evidence shows {measured:g}%, trajectory expects {expected:.0f}% by "
             f"{as_of.isoformat()}"
         )
+    no_evidence = (
+        f"no evidence after {(as_of - baseline.as_of).days} days: no measured outcome "
+        f"evidence in the last {freshness_days} days"
+    )
     if measured is None and past_grace:
-        detected[TriggerKind.MISSING_OUTCOME_EVIDENCE] = (
-            f"no measured outcome evidence in the last {freshness_days} days"
-        )
+        detected[TriggerKind.MISSING_OUTCOME_EVIDENCE] = no_evidence
     stale = [p for p in pillars if not p.fresh]
     if stale and past_grace:
         detected[TriggerKind.STALE_PILLAR] = "no fresh evidence for " + ", ".join(
@@ -388,10 +392,7 @@ def assess(
         reasons.append(f"{describe(p.latest)}, worse than the baseline {baseline.value:g}%")
 
     if measured is None and past_grace and TriggerKind.MISSING_OUTCOME_EVIDENCE not in fired:
-        reasons.append(
-            f"no evidence after {(as_of - baseline.as_of).days} days: the measure has not "
-            f"been recorded within the last {freshness_days} days"
-        )
+        reasons.append(no_evidence)
 
     if TriggerKind.OVERDUE in fired:
         rating = Rating.OVERDUE
@@ -424,3 +425,47 @@ def assess(
         rating=rating,
         reasons=tuple(reasons),
     )
+
+
+# --- escalation ---------------------------------------------------------------------------
+
+#: Ratings that are weak progress in themselves.
+WEAK_RATINGS: frozenset[Rating] = frozenset({Rating.OFF_TRACK, Rating.OVERDUE})
+
+
+def watched_triggers(
+    named: Iterable[TriggerKind], domain: RiskDomain | str
+) -> frozenset[TriggerKind]:
+    """The trigger kinds a review watches beyond the universal ones: those the plan names,
+    or, for a plan that names none the cycle can detect, the seed's kinds for its domain
+    (the built-in template's triggers: e.g. unexplained gaps and repeated discrepancies for
+    medicines; repeated unmet need and poor feedback for staffing)."""
+    detected = frozenset(k for k in named if k != TriggerKind.MANUAL)
+    return detected or domain_trigger_kinds(RiskDomain(domain))
+
+
+def escalation_reasons(
+    a: Assessment[Any] | ReviewAssessment,
+    watched: Collection[TriggerKind],
+    target: Target,
+    *,
+    previous_measured: float | None,
+) -> list[str]:
+    """Why a review escalates an action (empty: it does not). The seed's rule: weak progress
+    (off track or overdue); a trigger of a kind the plan names (or its domain's, see
+    `watched_triggers`) raised; or evidence showing no improvement since the last review
+    while below the trajectory."""
+    if a.rating in WEAK_RATINGS:
+        return list(a.reasons)
+    out = [f"trigger raised, {kind.value.replace('_', ' ')}: {reason}"
+           for kind, reason in zip(a.triggers_fired, a.reasons, strict=False)
+           if kind in watched]
+    measured = a.measured_value
+    if (TriggerKind.BELOW_TRAJECTORY in a.triggers_fired and measured is not None
+            and previous_measured is not None
+            and not target.better(measured, previous_measured)):
+        out.append(
+            f"no improvement since the last review ({previous_measured:g}%, now "
+            f"{measured:g}%) while below the trajectory of {a.trajectory_value:g}%"
+        )
+    return out

@@ -90,3 +90,100 @@ def test_an_action_without_evidence_is_never_on_track_on_any_surface(
             assert words == [rag]
         else:
             assert set(words) == {label}, (surface, words)
+
+
+# --- the seed's triggers escalate ---------------------------------------------------------
+
+MEDS_START = date(2026, 11, 2)
+GAPS_DAY, REPEAT_DAY = 9, 10  # trajectory expects 75.4% on day 9, 76% on day 10
+
+
+def _medicines_action() -> str:
+    """Quay House's medicines plan (the seed's template: unexplained gaps and repeated
+    discrepancies are its triggers), baseline 70%, target 100% in 50 days, in recovery."""
+    plan = make_plan(
+        location="Quay House", title="Medicines gaps explained within 24 hours",
+        template="medicines-24-hour-gap-explanation", risk_domain="medicines",
+        quality_statements=["safe.medicines-optimisation"],
+        accountable_lead="meds.lead@quay.example", senior_reviewer="rm@quay.example",
+        baseline={"issue": "Unexplained administration gaps", "value": 70,
+                  "as_of": MEDS_START},
+        target={"measure": "Gaps explained within 24 hours", "direction": "at_least",
+                "value": 100, "deadline": MEDS_START + timedelta(days=50)},
+        interim_controls=["Senior carer checks every MAR at shift end"])
+    ref = open_plan(plan)
+    with db.unit_of_work() as session:
+        row = repo.get_action(session, ref, for_update=True)
+        services.move(session, row, Event.SUBMIT_PLAN, actor="test")
+        services.move(session, row, Event.APPROVE_PLAN, actor="test")
+        row.recovery_started_on = MEDS_START
+        session.add(row)
+    return ref
+
+
+def _evidence(ref: str, day: int, records: float) -> None:
+    observed = MEDS_START + timedelta(days=day)
+    with db.unit_of_work() as session:
+        for source, value, by in (("medicines_records", records, "meds.lead@quay.example"),
+                                  ("audits", 82, "rm@quay.example"),
+                                  ("feedback", 82, "rm@quay.example"),
+                                  ("staff_practice", 82, "rm@quay.example")):
+            services.add_evidence(session, ref, source=source, value=value, sample_size=20,
+                                  observed_on=observed, reference=f"MAR audit day {day}",
+                                  by=by, today=observed)
+
+
+def _review_days(ref: str, records: dict[int, float], last: int) -> None:
+    for day in range(last + 1):
+        if day in records:
+            _evidence(ref, day, records[day])
+        with db.unit_of_work() as session:
+            cycles.run_daily(session, as_of=MEDS_START + timedelta(days=day))
+
+
+def _escalation_mails() -> list[OutboxRow]:
+    with db.unit_of_work() as session:
+        rows = list(session.exec(select(OutboxRow).where(
+            col(OutboxRow.dedupe_key).startswith("escalation:"))))
+        session.expunge_all()
+    return rows
+
+
+def test_unexplained_gaps_at_two_reviews_below_trajectory_escalate_on_the_second(
+    database_url: str
+) -> None:
+    seed_directory()
+    ref = _medicines_action()
+    _review_days(ref, {GAPS_DAY: 72}, GAPS_DAY)
+    shown = cli("action", "show", ref, "--json").json()
+    assert (shown["escalated"], shown["rating"]["label"]) == (False, "at risk")
+    assert _escalation_mails() == []
+
+    _review_days(ref, {REPEAT_DAY: 71}, REPEAT_DAY)  # days before are already reviewed
+    shown = cli("action", "show", ref, "--json").json()
+    assert shown["escalated"] is True
+    assert shown["rating"]["label"] == "at risk"  # the rating stays what it is
+    assert set(shown["rating"]["triggers"]) == {"repeated_gaps", "below_trajectory"}
+    [mail_row] = _escalation_mails()
+    assert "rm@quay.example" in mail_row.recipients
+    body = mail_row.text_body
+    assert "trigger raised, repeated gaps: gaps repeated: medicines record review of " \
+           "2026-11-11 shows 72%, then medicines record review of 2026-11-12 shows 71%" in body
+    assert "no improvement since the last review (72%, now 71%)" in body
+    for escalation_action in ("Protect medicines time", "Change deployment",
+                              "Increase direct observation"):
+        assert f"- {escalation_action}" in body
+    human = cli("action", "show", ref)
+    assert "open triggers: repeated gaps, below trajectory" in human.stdout, human.stdout
+
+
+def test_improving_on_trajectory_after_one_minor_gap_does_not_escalate(
+    database_url: str
+) -> None:
+    seed_directory()
+    ref = _medicines_action()
+    _review_days(ref, {GAPS_DAY: 74, REPEAT_DAY: 77}, REPEAT_DAY)
+    shown = cli("action", "show", ref, "--json").json()
+    assert shown["escalated"] is False
+    assert shown["rating"]["label"] == "on track"
+    assert _escalation_mails() == []

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.action import ActionPlan, TriggerKind
+from models.action import ActionPlan, RiskDomain, TriggerKind
 from models.cadence import Cadence
 from models.evidence import Evidence, Pillar
 from models.review import (
@@ -17,8 +17,10 @@ from models.review import (
     ReviewAssessment,
     ReviewRecord,
     assess_progress,
+    escalation_reasons,
     pillar_positions,
     trajectory_value,
+    watched_triggers,
 )
 from models.review import assess as assess_plain
 
@@ -294,8 +296,10 @@ def test_repeated_unmet_need_needs_the_previous_review_below_trajectory_too() ->
 def test_missing_outcome_evidence_fires_only_for_a_plan_watching_for_it() -> None:
     watched = assess([], plan=plan_with_triggers(TriggerKind.MISSING_OUTCOME_EVIDENCE))
     assert TriggerKind.MISSING_OUTCOME_EVIDENCE in watched.triggers_fired
-    assert "no measured outcome evidence in the last 28 days" in watched.reasons
-    assert TriggerKind.MISSING_OUTCOME_EVIDENCE not in assess([]).triggers_fired
+    assert any(r.endswith("no measured outcome evidence in the last 28 days")
+               for r in watched.reasons)
+    other = assess([], plan=plan_with_triggers(TriggerKind.POOR_FEEDBACK))
+    assert TriggerKind.MISSING_OUTCOME_EVIDENCE not in other.triggers_fired
 
 
 def test_universal_triggers_are_the_ones_every_action_is_watched_for() -> None:
@@ -320,7 +324,7 @@ review_evidence = st.lists(
 @given(plan_triggers, review_evidence, st.dates(date(2026, 10, 2), date(2026, 12, 15)),
        st.sampled_from(list(Cadence)), st.none() | st.dates(BASELINE_ON, date(2026, 12, 1)),
        st.booleans())
-def test_triggers_fire_only_when_universal_or_named_in_the_plan(
+def test_triggers_fire_only_when_universal_or_named_in_the_plan_or_its_domain(
     kinds: list[TriggerKind], evidence: list[Evidence], as_of: date, cadence: Cadence,
     last_review_on: date | None, previous_below: bool,
 ) -> None:
@@ -330,7 +334,8 @@ def test_triggers_fire_only_when_universal_or_named_in_the_plan(
         last_review=make_review(last_review_on) if last_review_on else None,
         previous_below_trajectory=previous_below,
     )
-    assert set(result.triggers_fired) <= UNIVERSAL_TRIGGERS | set(kinds)
+    assert set(result.triggers_fired) <= UNIVERSAL_TRIGGERS | watched_triggers(
+        kinds, plan.risk_domain)
     assert len(result.reasons) >= len(result.triggers_fired)
     if result.triggers_fired:
         assert result.rating != Rating.ON_TRACK
@@ -386,10 +391,54 @@ def test_the_plain_assessment_the_daily_cycle_uses_is_the_reviews_assessment(
         previous_below_trajectory=previous_below,
     )
     plain = assess_plain(
-        plan.target, plan.baseline, set(kinds), evidence, as_of=as_of, cadence=cadence,
+        plan.target, plan.baseline, watched_triggers(kinds, plan.risk_domain), evidence,
+        as_of=as_of, cadence=cadence,
         last_review_on=last_review_on, previous_below_trajectory=previous_below,
     )
     assert {k: v for k, v in plain._asdict().items() if k != "pillars"} == full.model_dump(
         exclude={"pillars"})
     assert [p._asdict() for p in plain.pillars] == [
         {**p.model_dump(), "latest": p.latest, "previous": p.previous} for p in full.pillars]
+
+
+# --- escalation ---------------------------------------------------------------------------
+
+
+def test_a_plan_without_detectable_triggers_watches_its_domains_seed_triggers() -> None:
+    assert watched_triggers([], RiskDomain.MEDICINES) == {
+        TriggerKind.REPEATED_GAPS, TriggerKind.DELAYED_REVIEW}
+    assert watched_triggers([TriggerKind.MANUAL], RiskDomain.STAFFING) == {
+        TriggerKind.REPEATED_UNMET_NEED, TriggerKind.POOR_FEEDBACK}
+    assert watched_triggers([TriggerKind.POOR_FEEDBACK], RiskDomain.MEDICINES) == {
+        TriggerKind.POOR_FEEDBACK}
+    assert watched_triggers([], RiskDomain.LEADERSHIP_CONTROL) == frozenset()
+
+
+def test_weak_progress_escalates_with_every_reason() -> None:
+    result = assess(pillars_at(65))
+    assert escalation_reasons(result, set(), LINE_PLAN.target, previous_measured=None) == \
+        list(result.reasons)
+
+
+def test_a_raised_trigger_the_plan_names_escalates_and_an_unnamed_one_does_not() -> None:
+    plan = plan_with_triggers(TriggerKind.POOR_FEEDBACK)
+    result = assess(pillars_at(85, feedback=78), plan=plan)  # feedback below trajectory
+    assert result.rating == Rating.AT_RISK
+    assert TriggerKind.POOR_FEEDBACK in result.triggers_fired
+    reasons = escalation_reasons(result, {TriggerKind.POOR_FEEDBACK}, plan.target,
+                                 previous_measured=None)
+    assert [r.split(":")[0] for r in reasons] == ["trigger raised, poor feedback"]
+    assert escalation_reasons(result, {TriggerKind.REPEATED_GAPS}, plan.target,
+                              previous_measured=None) == []
+
+
+def test_no_improvement_below_trajectory_escalates_and_improvement_does_not() -> None:
+    result = assess(pillars_at(76))  # trajectory 80: at risk
+    assert result.rating == Rating.AT_RISK
+    target = LINE_PLAN.target
+    assert escalation_reasons(result, set(), target, previous_measured=77) == [
+        "no improvement since the last review (77%, now 76%) while below the trajectory "
+        "of 80%"]
+    assert escalation_reasons(result, set(), target, previous_measured=76)  # flat
+    assert escalation_reasons(result, set(), target, previous_measured=74) == []
+    assert escalation_reasons(result, set(), target, previous_measured=None) == []
