@@ -636,12 +636,7 @@ def record_control_change(
     assert row.id is not None
     change = ControlChangeRow(action_id=row.id, what=what.strip(), decided_by=person.email,
                               decided_on=today, reason="escalation")
-    session.add(change)
-    session.flush()
-    escalation = _open_escalation(session, row)
-    if escalation is not None and escalation.control_change_id is None:
-        escalation.control_change_id = change.id
-        session.add(escalation)
+    escalation = services.attach_control_change(session, row, change)
     audit_log.append(session, actor=person.email, event="action.control_changed",
                      action_ref=row.ref,
                      details={"what": what.strip(), "control_change_id": change.id,

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from pydantic import BaseModel, PrivateAttr
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from models.cadence import next_review_due
@@ -18,6 +18,7 @@ from models.risk import RiskLevel
 from models.tables import (
     ActionRow,
     AssuranceEntryRow,
+    ControlChangeRow,
     DecisionRow,
     EscalationRow,
     EvidenceRow,
@@ -165,15 +166,26 @@ def build_snapshot(
                                       until=as_of - timedelta(days=7), pillars=False)
     last_review_on: dict[int, date] = {}
     escalations: dict[int, list[str]] = defaultdict(list)
+    # open escalations as they stood on the date (a pack as of a past date reads the past),
+    # and whether each has had its change of operational control by then
+    awaiting_control: set[int] = set()
     for chunk in _chunks(ids):
         last_review_on.update(session.exec(
             select(ReviewRow.action_id, func.max(ReviewRow.as_of))
             .where(col(ReviewRow.action_id).in_(chunk), ReviewRow.as_of <= as_of)
             .group_by(col(ReviewRow.action_id))).all())
-        for e in session.exec(select(EscalationRow).where(
-                col(EscalationRow.action_id).in_(chunk),
-                col(EscalationRow.resolved_on).is_(None))):
+        for e, changed_on in session.exec(
+                select(EscalationRow, ControlChangeRow.decided_on)
+                .outerjoin(ControlChangeRow, col(ControlChangeRow.id)
+                           == col(EscalationRow.control_change_id))
+                .where(col(EscalationRow.action_id).in_(chunk),
+                       EscalationRow.opened_on <= as_of,
+                       or_(col(EscalationRow.resolved_on).is_(None),
+                           col(EscalationRow.resolved_on) > as_of))
+                .order_by(col(EscalationRow.id))):
             escalations[e.action_id].extend(e.reasons)
+            if changed_on is None or changed_on > as_of:
+                awaiting_control.add(e.action_id)
 
     provider_review: dict[int, date] = {}
 
@@ -238,14 +250,14 @@ def build_snapshot(
             baseline=row.baseline_value, target=row.target_value,
             target_wording=f"{row.target_direction.replace('_', ' ')} {row.target_value:g}%",
             deadline=row.deadline, days_to_deadline=(row.deadline - as_of).days,
-            progress_pct=progress, escalated=row.escalated,
+            progress_pct=progress, escalated=row.id in escalations,
             escalation_reasons=escalations.get(row.id, []), next_review_due=due,
             review_overdue=overdue, cadence=cadence.value,
             accountable_lead=people[row.accountable_lead_id].name,
             senior_reviewer=people[row.senior_reviewer_id].name,
             decisions_needed=[DECISIONS_NEEDED[row.status]] if row.status in DECISIONS_NEEDED
             else (["decision on escalation: record a change of operational control"]
-                  if row.escalated else []),
+                  if row.id in awaiting_control else []),
             last_provider_review=last_provider, stale_pillars=stale, weaknesses=weaknesses,
         ))
     return GovernanceSnapshot(as_of=as_of, provider=provider.name if provider else "",

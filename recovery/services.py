@@ -43,6 +43,7 @@ from models.tables import (
     ActionRow,
     ActionStatementRow,
     ControlChangeRow,
+    EscalationRow,
     EvidenceRow,
     FrameworkRow,
     LocationRow,
@@ -544,9 +545,10 @@ def extend_deadline(
     )
     assert row.id is not None
     old = row.deadline
-    session.add(ControlChangeRow(action_id=row.id, what=control_change.strip(),
-                                 decided_by=person.email, decided_on=today, reason="extension",
-                                 old_deadline=old, new_deadline=new_deadline))
+    change = ControlChangeRow(action_id=row.id, what=control_change.strip(),
+                              decided_by=person.email, decided_on=today, reason="extension",
+                              old_deadline=old, new_deadline=new_deadline)
+    escalation = attach_control_change(session, row, change)
     plan = repo.plan_of(row).model_dump(mode="json")
     plan["target"]["deadline"] = new_deadline.isoformat()
     row.plan = plan
@@ -556,9 +558,29 @@ def extend_deadline(
     audit_log.append(
         session, actor=person.email, event="action.deadline_extended", action_ref=row.ref,
         details={"from": old.isoformat(), "to": new_deadline.isoformat(),
-                 "control_change": control_change.strip()},
+                 "control_change": control_change.strip(), "control_change_id": change.id,
+                 "escalation_id": escalation.id if escalation else None},
     )
     return row
+
+
+def attach_control_change(
+    session: Session, row: ActionRow, change: ControlChangeRow
+) -> EscalationRow | None:
+    """Store a change of operational control and count it toward the action's open
+    escalation (the earliest one still waiting for a control change), whichever command
+    recorded it: one concept, whether it came with an extension or on its own."""
+    session.add(change)
+    session.flush()
+    escalation = session.exec(
+        select(EscalationRow).where(EscalationRow.action_id == row.id,
+                                    col(EscalationRow.resolved_on).is_(None),
+                                    col(EscalationRow.control_change_id).is_(None))
+        .order_by(col(EscalationRow.id))).first()
+    if escalation is not None:
+        escalation.control_change_id = change.id
+        session.add(escalation)
+    return escalation
 
 
 # ---------------------------------------------------------------- reviews

@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import col, select
 
 from models.lifecycle import Event
-from models.tables import OutboxRow
+from models.tables import ControlChangeRow, EscalationRow, OutboxRow
 from recovery import cycles, db, reports, services, spreadsheets, weekly
 from recovery import repository as repo
 from recovery.governance import build_snapshot
@@ -187,3 +187,33 @@ def test_improving_on_trajectory_after_one_minor_gap_does_not_escalate(
     assert shown["escalated"] is False
     assert shown["rating"]["label"] == "on track"
     assert _escalation_mails() == []
+
+
+def test_a_control_change_recorded_with_an_extension_counts_toward_the_escalation(
+    database_url: str
+) -> None:
+    seed_directory()
+    ref = _medicines_action()
+    _review_days(ref, {GAPS_DAY: 72, REPEAT_DAY: 71}, REPEAT_DAY)
+    escalated_on = MEDS_START + timedelta(days=REPEAT_DAY)
+
+    def decisions(as_of: date) -> tuple[bool, list[str]]:
+        with db.unit_of_work() as session:
+            [line] = build_snapshot(session, as_of=as_of).lines
+        return line.escalated, line.decisions_needed
+
+    asks = ["decision on escalation: record a change of operational control"]
+    assert decisions(escalated_on) == (True, asks)
+    extended = cli("action", "extend", ref, "--deadline", "2027-01-31", "--control-change",
+                   "Medicines lead protected time on every shift, observed daily",
+                   "--by", "rm@quay.example")
+    assert extended.exit_code == 0, extended.stderr
+    with db.unit_of_work() as session:
+        [escalation] = session.exec(select(EscalationRow)).all()
+        [change] = session.exec(select(ControlChangeRow)).all()
+    assert (escalation.control_change_id, change.reason) == (change.id, "extension")
+    today = change.decided_on
+    assert decisions(today) == (True, [])  # nothing left to decide: evidence must follow
+    # a pack as of a past date reads the past: not escalated the day before it was
+    assert decisions(escalated_on - timedelta(days=1)) == (False, [])
+    assert decisions(escalated_on) == (True, asks if today > escalated_on else [])
