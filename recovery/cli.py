@@ -474,10 +474,16 @@ def action_list(
     def human() -> None:
         table = Table("ref", "title", "location", "risk", "score", "status", "review")
         for s in items:
+            not_started = s.status == "draft" and s.flow_run_id is None
             table.add_row(s.ref, escape(s.title), escape(s.location), s.risk.level,
-                          str(s.risk.score), s.status,
+                          str(s.risk.score), "not started" if not_started else s.status,
                           s.review_cadence)
         out.print(table)
+        for s in items:  # identified but never started: say since when and why
+            if s.status == "draft" and s.flow_run_id is None:
+                out.print(f"{s.ref}: not started (draft since {s.opened_on:%d/%m/%Y}, no "
+                          f"lifecycle run); start it with: recovery action start {s.ref}",
+                          soft_wrap=True, highlight=False)
 
     emit([s.model_dump(mode="json") for s in items], as_json, human)
 

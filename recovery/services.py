@@ -52,6 +52,7 @@ from models.tables import (
     ReviewRow,
     RevisionRow,
     StatementRow,
+    as_utc,
     utcnow,
 )
 from recovery import audit_log
@@ -220,6 +221,7 @@ class ActionSummary(BaseModel):
     interim_controls: list[str]
     escalated: bool
     flow_run_id: str | None
+    opened_on: date | None = None
     rating: RatingView = NOT_REVIEWED
 
 
@@ -429,9 +431,16 @@ def summary(session: Session, row: ActionRow, *, as_of: date) -> ActionSummary:
         target=plan.target.model_dump(mode="json"),
         quality_statements=list(plan.quality_statements),
         interim_controls=list(plan.interim_controls),
-        escalated=row.escalated, flow_run_id=row.flow_run_id,
+        escalated=row.escalated, flow_run_id=row.flow_run_id, opened_on=opened_on(row),
         rating=rating,
     )
+
+
+def opened_on(row: ActionRow) -> date:
+    """The local day an action was opened (recorded)."""
+    from recovery.settings import get_settings
+
+    return as_utc(row.created_at).astimezone(get_settings().tz).date()
 
 
 def latest_rating(session: Session, row: ActionRow, *, as_of: date) -> RatingView:
@@ -668,6 +677,6 @@ def summaries(session: Session, rows: list[ActionRow], *, as_of: date) -> list[A
             baseline=plan["baseline"], target=plan["target"],
             quality_statements=list(plan["quality_statements"]),
             interim_controls=list(plan["interim_controls"]),
-            escalated=row.escalated, flow_run_id=row.flow_run_id,
+            escalated=row.escalated, flow_run_id=row.flow_run_id, opened_on=opened_on(row),
         ))
     return out

@@ -583,6 +583,13 @@ def _steps_text(plan: dict[str, Any]) -> str:
     return "\n".join(items) if any(";" in i for i in items) else "; ".join(items)
 
 
+def _status_text(row: ActionRow) -> str:
+    """A draft never started says so, since when and why, beside the started ones."""
+    if row.status == Status.DRAFT.value and row.flow_run_id is None:
+        return f"not started: draft since {services.opened_on(row):%d/%m/%Y}, no lifecycle run"
+    return row.status.replace("_", " ")
+
+
 def tracker_records(session: Session, *, as_of: date,
                     location: str | None = None) -> list[dict[str, Any]]:
     """Every action (any status), highest risk first, as one record per row keyed by
@@ -608,7 +615,7 @@ def tracker_records(session: Session, *, as_of: date,
             "statements": "; ".join(plan["quality_statements"]),
             "risk_level": row.risk_level, "risk_score": row.risk_score,
             **{k: int(plan["risk"][k]) for k in FACTORS},
-            "status": row.status.replace("_", " "),
+            "status": _status_text(row),
             "rating": rating_label(line.rating) if line else "",
             "measured": line.measured if line else None,
             "trend": line.trend if line else "",

@@ -9,14 +9,16 @@ import csv
 import io
 import re
 from datetime import date, timedelta
+from pathlib import Path
 
 import openpyxl
 import pytest
 from sqlmodel import col, select
 
 from models.lifecycle import Event
+from models.signoff import SignoffKind
 from models.tables import ControlChangeRow, EscalationRow, OutboxRow
-from recovery import cycles, db, reports, services, spreadsheets, weekly
+from recovery import cycles, db, reports, services, signoffs, spreadsheets, weekly
 from recovery import repository as repo
 from recovery.governance import build_snapshot
 from tests.integration.helpers import cli, make_plan, open_plan, seed_directory
@@ -217,3 +219,87 @@ def test_a_control_change_recorded_with_an_extension_counts_toward_the_escalatio
     # a pack as of a past date reads the past: not escalated the day before it was
     assert decisions(escalated_on - timedelta(days=1)) == (False, [])
     assert decisions(escalated_on) == (True, asks if today > escalated_on else [])
+
+
+# --- overdue means overdue; drafts are not invisible --------------------------------------
+
+
+def _pack(as_of: date) -> reports.GovernancePack:
+    with db.unit_of_work() as session:
+        pack = reports.build_pack(session, "governance", as_of=as_of, charts_for="none")
+    assert isinstance(pack, reports.GovernancePack)
+    return pack
+
+
+def _group(pack: reports.GovernancePack, key: str) -> list[str]:
+    return [f"{i.ref}: {i.text}" for g in pack.weaknesses if g.key == key for i in g.items]
+
+
+def test_every_passed_due_date_is_counted_overdue_whatever_the_status(
+    database_url: str
+) -> None:
+    seed_directory()
+    in_recovery = _in_recovery_without_evidence()  # reviewed daily from START
+    waiting = open_plan(make_plan(title="Handover checks signed by the shift lead"))
+    with db.unit_of_work() as session:
+        services.submit_plan(session, waiting, actor="lifecycle")
+        signoffs.open_signoff(session, waiting, SignoffKind.PLAN, flow_run_id=None)
+        asked = services.opened_on(repo.get_action(session, waiting))
+    as_of = asked + timedelta(days=5)
+
+    pack = _pack(as_of)
+    overdue = _group(pack, "overdue")
+    reviewer = "Priya Shah"  # ni@harbourcare.example in the example directory
+    assert f"{waiting}: plan sign-off overdue since {asked + timedelta(days=2)}, waiting " \
+           f"on {reviewer}" in overdue, overdue
+    assert f"{in_recovery}: review overdue since {START}" in overdue, overdue
+    assert pack.counts.overdue_reviews == len(overdue) == 2
+    assert sum(a.line.review_overdue for a in pack.actions) == 2
+    [decision] = [d for d in pack.decisions_needed if d.ref == waiting]
+    assert decision.what == "plan sign-off by the senior reviewer"
+    assert reviewer in decision.who
+    # before the sign-off falls due it is waited on, not overdue
+    assert _group(_pack(asked + timedelta(days=1)), "overdue") == [
+        f"{in_recovery}: review overdue since {START}"]
+
+
+def test_a_draft_heads_the_attention_list_until_its_run_starts(
+    database_url: str, tmp_path: Path
+) -> None:
+    seed_directory()
+    _in_recovery_without_evidence()
+    draft = open_plan(make_plan(title="Handover checks signed by the shift lead"))
+    with db.unit_of_work() as session:
+        opened = services.opened_on(repo.get_action(session, draft))
+    as_of = opened + timedelta(days=3)
+
+    pack = _pack(as_of)
+    assert pack.decisions_needed[0].ref == draft
+    assert pack.decisions_needed[0].what == "start the lifecycle run (recovery action start)"
+    assert pack.weaknesses[0].key == "not_started"
+    assert _group(pack, "not_started") == [
+        f"{draft}: not started since {opened}: no lifecycle run (start it with recovery "
+        f"action start {draft})"]
+    assert f"{draft}: lifecycle start overdue since {opened + timedelta(days=1)}, waiting " \
+           f"on the accountable lead or an operator" in _group(pack, "overdue")
+    html = reports.render_html(pack)
+    assert "Identified but not started: no lifecycle run" in html
+    with db.unit_of_work() as session:
+        csv_bytes, _ = spreadsheets.export_tracker(session, fmt="csv", as_of=as_of)
+    [row] = [r for r in csv.DictReader(io.StringIO(csv_bytes.decode("utf-8-sig")))
+             if r["Ref"] == draft]
+    assert row["Status"] == f"not started: draft since {opened:%d/%m/%Y}, no lifecycle run"
+    assert row["RAG"] == "not started"
+    listed = cli("action", "list")
+    assert f"{draft}: not started (draft since {opened:%d/%m/%Y}, no lifecycle run); start " \
+           f"it with: recovery action start {draft}" in listed.stdout, listed.stdout
+
+    with db.unit_of_work() as session:  # the lifecycle run starts and submits the plan
+        row_ = repo.get_action(session, draft, for_update=True)
+        row_.flow_run_id = "00000000-0000-0000-0000-000000000001"
+        services.submit_plan(session, draft, actor="lifecycle")
+    pack = _pack(as_of)
+    assert _group(pack, "not_started") == []
+    assert [d.what for d in pack.decisions_needed if d.ref == draft] == [
+        "plan sign-off by the senior reviewer"]
+    assert "not started" not in " ".join(cli("action", "list").stdout.split())
