@@ -185,7 +185,8 @@ def daily_check(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
         for row in actions:
             assert row.id is not None
             previous = last.get(row.id)
-            cadence = services.cadence_of(row, as_of)
+            cadence = services.cadence_of(row, as_of,
+                                          last_rating=previous.rating if previous else None)
             kwargs: dict[str, Any] = {
                 "as_of": as_of, "cadence": cadence,
                 "last_review": repo.to_review(previous) if previous else None,

@@ -1,6 +1,7 @@
 """Jobs operations staff do from the Prefect UI: open an action, record evidence.
 
-The parameter forms use readable labels, defaults and drop-downs (risk domain, evidence
+The parameter forms use readable labels, drop-downs and (except for the risk factors, which
+must be chosen) defaults (risk domain, evidence
 source, quality statements); the flows validate with exactly the code the CLI uses and
 fail with the same one-line messages.
 """
@@ -29,14 +30,17 @@ Template = StrEnum("Template", {t: t for t in builtin_templates()})  # type: ign
 
 
 class RiskFactorsForm(BaseModel):
-    potential_harm: int = Field(3, ge=1, le=5, title="Potential harm (1 negligible - 5 "
+    """Choose each factor from 1 to 5 (the scale is in its label). Nothing is preset: a form
+    left untouched is refused rather than quietly rated medium."""
+
+    potential_harm: int = Field(ge=1, le=5, title="Potential harm (1 negligible - 5 "
                                                       "catastrophic)")
-    people_affected: int = Field(3, ge=1, le=5, title="People affected (1 one - 5 everyone)")
-    likelihood_of_recurrence: int = Field(3, ge=1, le=5, title="Likelihood of recurrence "
+    people_affected: int = Field(ge=1, le=5, title="People affected (1 one - 5 everyone)")
+    likelihood_of_recurrence: int = Field(ge=1, le=5, title="Likelihood of recurrence "
                                                                "(1 rare - 5 recurring now)")
-    regulatory_impact: int = Field(3, ge=1, le=5, title="Regulatory impact (1 none - 5 "
+    regulatory_impact: int = Field(ge=1, le=5, title="Regulatory impact (1 none - 5 "
                                                         "enforcement likely)")
-    control_strength: int = Field(3, ge=1, le=5, title="Strength of current controls "
+    control_strength: int = Field(ge=1, le=5, title="Strength of current controls "
                                                        "(1 strong - 5 absent)")
 
 
@@ -46,7 +50,7 @@ class OpenActionForm(BaseModel):
     template: Template | None = Field(None, title="Start from a template (optional)")
     risk_domain: RiskDomain = Field(title="Risk domain")
     quality_statements: list[Statement] = Field(title="CQC quality statements", min_length=1)
-    risk: RiskFactorsForm = Field(default_factory=RiskFactorsForm, title="Risk factors")
+    risk: RiskFactorsForm = Field(title="Risk factors (choose each, 1-5)")
     accountable_lead: str = Field(title="Accountable lead (email in the staff directory)")
     senior_reviewer: str = Field(title="Senior reviewer (email; RM, NI or provider lead)")
     baseline_issue: str = Field(title="Baseline issue", description="What is wrong now, in "

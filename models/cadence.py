@@ -24,10 +24,13 @@ def review_cadence(
     recovery_started_on: date | None,
     as_of: date,
     escalated: bool = False,
+    unevidenced: bool = False,
 ) -> Cadence:
     """High: daily for the first 14 days of recovery, then weekly. Medium: weekly.
-    Low: monthly. Escalated: daily until de-escalated, whatever the level."""
-    if escalated:
+    Low: monthly. Escalated: daily until de-escalated, whatever the level. Not yet
+    evidenced (the last review found no measure): daily until a measure is recorded, so
+    the day its grace period ends is the day it is rated off track."""
+    if escalated or unevidenced:
         return Cadence.DAILY
     if level == RiskLevel.HIGH:
         if recovery_started_on is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from enum import StrEnum
 
 from models.errors import IllegalTransition
@@ -104,3 +105,23 @@ def _check_declaration() -> None:
 
 
 _check_declaration()
+
+
+# --- what is due, by status ---------------------------------------------------------------
+
+#: Decisions an action waits on, by status: what is awaited, from whom, and the days
+#: allowed from when it was asked (a sign-off's waiting-time alert fires at 48 hours; a
+#: rejected plan is revised within a week; a draft's lifecycle run starts the day it is
+#: opened). A review falls due by the cadence (`models.cadence`) in every open status.
+DECISIONS_AWAITED: dict[Status, tuple[str, str, int]] = {
+    Status.DRAFT: ("lifecycle start", "the accountable lead or an operator", 1),
+    Status.AWAITING_PLAN_SIGNOFF: ("plan sign-off", "the senior reviewer", 2),
+    Status.PLAN_REJECTED: ("revised plan", "the accountable lead", 7),
+    Status.AWAITING_CLOSURE_SIGNOFF: ("closure sign-off", "the senior reviewer", 2),
+}
+
+
+def decision_due(status: Status, asked_on: date) -> date | None:
+    """When the decision an action waits on in `status` is due (None: it waits on none)."""
+    awaited = DECISIONS_AWAITED.get(status)
+    return None if awaited is None else asked_on + timedelta(days=awaited[2])

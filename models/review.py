@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date, timedelta
 from enum import StrEnum
-from typing import Generic, NamedTuple, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from models.action import ActionPlan, Baseline, Direction, Target, TriggerKind
+from models.action import ActionPlan, Baseline, Direction, RiskDomain, Target, TriggerKind
 from models.cadence import Cadence, next_review_due
 from models.evidence import TRIANGULATION_PILLARS, Evidence, EvidenceSource, Pillar
+from models.templates import domain_trigger_kinds
 
 DEFAULT_FRESHNESS_DAYS = 28
 #: Points below trajectory beyond which an action is off track rather than at risk.
@@ -51,20 +52,55 @@ SOURCE_NOUN = {
 
 
 class Rating(StrEnum):
+    """A review's verdict. Green (on track) needs a recorded measure at or better than the
+    trajectory and no trigger; an action whose measure has never been recorded is *not yet
+    evidenced* (amber) during the grace period and off track (red) after it."""
+
     ON_TRACK = "on_track"
+    NOT_EVIDENCED = "unevidenced"
     AT_RISK = "at_risk"
     OFF_TRACK = "off_track"
     OVERDUE = "overdue"
 
     @property
     def label(self) -> str:
-        return self.value.replace("_", " ")
+        return _RATING_LABELS[self]
 
     @property
     def rag(self) -> str:
-        return {"on_track": "green", "at_risk": "amber", "off_track": "red", "overdue": "red"}[
-            self.value
-        ]
+        return _RATING_RAG[self]
+
+
+_RATING_LABELS = {
+    Rating.ON_TRACK: "on track",
+    Rating.NOT_EVIDENCED: "not yet evidenced",
+    Rating.AT_RISK: "at risk",
+    Rating.OFF_TRACK: "off track",
+    Rating.OVERDUE: "overdue",
+}
+_RATING_RAG = {
+    Rating.ON_TRACK: "green",
+    Rating.NOT_EVIDENCED: "amber",
+    Rating.AT_RISK: "amber",
+    Rating.OFF_TRACK: "red",
+    Rating.OVERDUE: "red",
+}
+
+
+def rating_label(value: str) -> str:
+    """How a stored rating reads to people ("not yet evidenced"); other words as they are."""
+    try:
+        return Rating(value).label
+    except ValueError:
+        return value.replace("_", " ")
+
+
+def rating_rag(value: str) -> str:
+    """A stored rating as red, amber or green; grey when there is none (not reviewed yet)."""
+    try:
+        return Rating(value).rag
+    except ValueError:
+        return "grey"
 
 
 class PillarPosition(BaseModel):
@@ -227,7 +263,8 @@ def assess_progress(
 ) -> ReviewAssessment:
     """One review: progress against target and trajectory, freshness, triggers, rating."""
     a = assess(
-        plan.target, plan.baseline, {t.kind for t in plan.triggers}, evidence, as_of=as_of,
+        plan.target, plan.baseline, watched_triggers({t.kind for t in plan.triggers},
+                                                     plan.risk_domain), evidence, as_of=as_of,
         cadence=cadence, last_review_on=last_review.as_of if last_review else None,
         previous_below_trajectory=previous_below_trajectory, freshness_days=freshness_days,
         reviews_start=reviews_start,
@@ -294,10 +331,12 @@ def assess(
             f"evidence shows {measured:g}%, trajectory expects {expected:.0f}% by "
             f"{as_of.isoformat()}"
         )
+    no_evidence = (
+        f"no evidence after {(as_of - baseline.as_of).days} days: no measured outcome "
+        f"evidence in the last {freshness_days} days"
+    )
     if measured is None and past_grace:
-        detected[TriggerKind.MISSING_OUTCOME_EVIDENCE] = (
-            f"no measured outcome evidence in the last {freshness_days} days"
-        )
+        detected[TriggerKind.MISSING_OUTCOME_EVIDENCE] = no_evidence
     stale = [p for p in pillars if not p.fresh]
     if stale and past_grace:
         detected[TriggerKind.STALE_PILLAR] = "no fresh evidence for " + ", ".join(
@@ -352,6 +391,9 @@ def assess(
         assert p.latest is not None
         reasons.append(f"{describe(p.latest)}, worse than the baseline {baseline.value:g}%")
 
+    if measured is None and past_grace and TriggerKind.MISSING_OUTCOME_EVIDENCE not in fired:
+        reasons.append(no_evidence)
+
     if TriggerKind.OVERDUE in fired:
         rating = Rating.OVERDUE
     elif (
@@ -363,6 +405,13 @@ def assess(
         rating = Rating.OFF_TRACK
     elif fired:
         rating = Rating.AT_RISK
+    elif measured is None:
+        # green needs a measurement: nothing recorded yet is not progress
+        rating = Rating.NOT_EVIDENCED
+        reasons.append(
+            f"not yet evidenced: no measure recorded "
+            f"({(as_of - baseline.as_of).days} of {EVIDENCE_GRACE_DAYS} days' grace)"
+        )
     else:
         rating = Rating.ON_TRACK
     return Assessment(
@@ -376,3 +425,47 @@ def assess(
         rating=rating,
         reasons=tuple(reasons),
     )
+
+
+# --- escalation ---------------------------------------------------------------------------
+
+#: Ratings that are weak progress in themselves.
+WEAK_RATINGS: frozenset[Rating] = frozenset({Rating.OFF_TRACK, Rating.OVERDUE})
+
+
+def watched_triggers(
+    named: Iterable[TriggerKind], domain: RiskDomain | str
+) -> frozenset[TriggerKind]:
+    """The trigger kinds a review watches beyond the universal ones: those the plan names,
+    or, for a plan that names none the cycle can detect, the seed's kinds for its domain
+    (the built-in template's triggers: e.g. unexplained gaps and repeated discrepancies for
+    medicines; repeated unmet need and poor feedback for staffing)."""
+    detected = frozenset(k for k in named if k != TriggerKind.MANUAL)
+    return detected or domain_trigger_kinds(RiskDomain(domain))
+
+
+def escalation_reasons(
+    a: Assessment[Any] | ReviewAssessment,
+    watched: Collection[TriggerKind],
+    target: Target,
+    *,
+    previous_measured: float | None,
+) -> list[str]:
+    """Why a review escalates an action (empty: it does not). The seed's rule: weak progress
+    (off track or overdue); a trigger of a kind the plan names (or its domain's, see
+    `watched_triggers`) raised; or evidence showing no improvement since the last review
+    while below the trajectory."""
+    if a.rating in WEAK_RATINGS:
+        return list(a.reasons)
+    out = [f"trigger raised, {kind.value.replace('_', ' ')}: {reason}"
+           for kind, reason in zip(a.triggers_fired, a.reasons, strict=False)
+           if kind in watched]
+    measured = a.measured_value
+    if (TriggerKind.BELOW_TRAJECTORY in a.triggers_fired and measured is not None
+            and previous_measured is not None
+            and not target.better(measured, previous_measured)):
+        out.append(
+            f"no improvement since the last review ({previous_measured:g}%, now "
+            f"{measured:g}%) while below the trajectory of {a.trajectory_value:g}%"
+        )
+    return out

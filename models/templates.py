@@ -10,7 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from models.action import AuditCadence, RiskDomain, Step, Trigger
+from models.action import AuditCadence, RiskDomain, Step, Trigger, TriggerKind
 from models.errors import InvalidInput
 
 
@@ -45,6 +45,14 @@ class ActionTemplate(BaseModel):
 def builtin_templates() -> dict[str, ActionTemplate]:
     text = resources.files("models.data").joinpath("templates.yaml").read_text("utf-8")
     return {t["id"]: ActionTemplate.model_validate(t) for t in yaml.safe_load(text)}
+
+
+@cache
+def domain_trigger_kinds(domain: RiskDomain) -> frozenset[TriggerKind]:
+    """The trigger kinds the seed names for a risk domain (its built-in templates'
+    triggers the review cycle can detect); none for a domain without a template."""
+    return frozenset(t.kind for tpl in builtin_templates().values() if tpl.risk_domain == domain
+                     for t in tpl.triggers if t.kind != TriggerKind.MANUAL)
 
 
 def get_template(template_id: str) -> ActionTemplate:

@@ -27,6 +27,8 @@ from datetime import date, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
+from models.review import rating_rag
+
 #: RAG colours (GOV.UK palette: readable in print and for most colour vision).
 RAG_COLOURS = {
     "red": "#d4351c",
@@ -39,8 +41,8 @@ RAG_ORDER = ("none", "grey", "green", "amber", "red")
 RAG_TEXT = {"red": "white", "amber": "black", "green": "white", "grey": "black", "none": "#505a5f"}
 RAG_LABELS = {
     "red": "red: off track or overdue",
-    "amber": "amber: at risk",
-    "green": "green: on track",
+    "amber": "amber: at risk or not yet evidenced",
+    "green": "green: on track (measured at or above the trajectory)",
     "grey": "not yet reviewed",
     "none": "no open action",
 }
@@ -51,7 +53,6 @@ PILLAR_STYLE = {
     "staff_practice": ("#28a197", "D", "staff practice"),
     "supporting": ("#6f777b", "v", "supporting"),
 }
-RATING_RAG = {"on_track": "green", "at_risk": "amber", "off_track": "red", "overdue": "red"}
 
 #: the measure chart's size (inches) and where its plotting area sits (fractions of it)
 _SIZE = (7.2, 2.7)
@@ -60,9 +61,9 @@ _YLIM = (-2.0, 102.0)
 
 
 def rag_of(rating: str) -> str:
-    """A review rating (on_track, at_risk, off_track, overdue) as red/amber/green; grey when
-    the action has not been reviewed yet."""
-    return RATING_RAG.get(rating, "grey")
+    """A stored review rating as red/amber/green (the rule is `models.review.rating_rag`);
+    grey when the action has not been reviewed yet."""
+    return rating_rag(rating)
 
 
 class ReviewPoint(BaseModel):

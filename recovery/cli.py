@@ -413,6 +413,15 @@ def _print_summary(s: services.ActionSummary) -> None:
     out.print(f"  baseline: {s.baseline['value']}% on {s.baseline['as_of']}   target: "
               f"{s.target['direction'].replace('_', ' ')} {s.target['value']}% by "
               f"{s.target['deadline']}")
+    r = s.rating
+    measured = f"measured {r.measured:g}%" if r.measured is not None else "no measure recorded"
+    when = f" at the review of {r.as_of:%d/%m/%Y}" if r.as_of else ""
+    out.print(f"  rating: [bold]{r.label}[/bold] ({r.rag}){when}: {measured}", highlight=False)
+    if r.triggers:
+        out.print(f"  open triggers: {', '.join(t.replace('_', ' ') for t in r.triggers)}",
+                  highlight=False)
+    for reason in r.reasons:
+        out.print(f"    - {reason}", highlight=False, markup=False)
     if s.flow_run_id:
         out.print(f"  run: {get_settings().run_url(s.flow_run_id)}")
 
@@ -488,10 +497,16 @@ def action_list(
     def human() -> None:
         table = Table("ref", "title", "location", "risk", "score", "status", "review")
         for s in items:
+            not_started = s.status == "draft" and s.flow_run_id is None
             table.add_row(s.ref, escape(s.title), escape(s.location), s.risk.level,
-                          str(s.risk.score), s.status,
+                          str(s.risk.score), "not started" if not_started else s.status,
                           s.review_cadence)
         out.print(table)
+        for s in items:  # identified but never started: say since when and why
+            if s.status == "draft" and s.flow_run_id is None:
+                out.print(f"{s.ref}: not started (draft since {s.opened_on:%d/%m/%Y}, no "
+                          f"lifecycle run); start it with: recovery action start {s.ref}",
+                          soft_wrap=True, highlight=False)
 
     emit([s.model_dump(mode="json") for s in items], as_json, human)
 

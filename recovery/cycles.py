@@ -27,7 +27,16 @@ from models.audit import ReviewsDigest
 from models.cadence import Cadence, review_due
 from models.evidence import TRIANGULATION_PILLARS, Evidence, EvidenceSource, Pillar
 from models.lifecycle import OPEN, Event, Status
-from models.review import Assessment, Rating, ReviewAssessment, ReviewRecord, assess
+from models.review import (
+    WEAK_RATINGS,
+    Assessment,
+    Rating,
+    ReviewAssessment,
+    ReviewRecord,
+    assess,
+    escalation_reasons,
+    watched_triggers,
+)
 from models.tables import (
     ActionRow,
     ControlChangeRow,
@@ -177,6 +186,7 @@ class _Open(NamedTuple):
     id: int
     status: str
     risk_level: str
+    risk_domain: str
     recovery_started_on: date | None
     baseline_on: date
     monitoring_since: date | None
@@ -186,6 +196,8 @@ class _Open(NamedTuple):
     triggers: list[dict[str, Any]]
     last_on: date | None
     last_triggers: list[str] | None
+    last_rating: str | None
+    last_measured: float | None
 
 
 def _open_rows(session: Session, ids: list[int], as_of: date) -> dict[int, _Open]:
@@ -197,9 +209,10 @@ def _open_rows(session: Session, ids: list[int], as_of: date) -> dict[int, _Open
     latest = (select(func.max(x.as_of)).where(x.action_id == a.id, x.as_of <= as_of)
               .scalar_subquery())
     return {row.id: _Open(*row) for row in session.connection().execute(
-        select(a.id, a.status, a.risk_level, a.recovery_started_on, a.baseline_on,
+        select(a.id, a.status, a.risk_level, a.risk_domain, a.recovery_started_on,
+               a.baseline_on,
                a.monitoring_since, a.escalated, a.plan["target"], a.plan["baseline"],
-               a.plan["triggers"], r.as_of, r.triggers)
+               a.plan["triggers"], r.as_of, r.triggers, r.rating, r.measured_value)
         .select_from(a)
         .outerjoin(r, (col(r.action_id) == col(a.id)) & (col(r.as_of) == latest))
         .where(col(a.id).in_(ids))).all()}
@@ -287,7 +300,7 @@ def _run_daily(session: Session, as_of: date, actor: str) -> DailyResult:
                 result.already_reviewed += 1
                 continue
             start_on = row.recovery_started_on or row.baseline_on
-            cadence = services.cadence_of(row, as_of)
+            cadence = services.cadence_of(row, as_of, last_rating=row.last_rating)
             if review_due(cadence, row.last_on, start_on, as_of):
                 due.append((row, cadence))
             else:
@@ -350,11 +363,14 @@ class _Cycle:
         items = _review_items(session, [row.id for row, _ in due], as_of)
         freshness = self.settings.evidence_freshness_days
         reviews: list[dict[str, Any]] = []
-        assessed: list[tuple[_Open, Assessment[Any]]] = []
+        assessed: list[tuple[_Open, Assessment[Any], list[str]]] = []
         for row, cadence in due:
-            assessment = assess(
-                Target.model_validate(row.target), Baseline.model_validate(row.baseline),
+            target = Target.model_validate(row.target)
+            watched = watched_triggers(
                 {_TRIGGERS[t.get("kind", TriggerKind.MANUAL.value)] for t in row.triggers},
+                row.risk_domain)
+            assessment = assess(
+                target, Baseline.model_validate(row.baseline), watched,
                 items.get(row.id, ()), as_of=as_of, cadence=cadence,
                 last_review_on=row.last_on,
                 previous_below_trajectory=row.last_triggers is not None
@@ -362,7 +378,8 @@ class _Cycle:
                 freshness_days=freshness, reviews_start=row.recovery_started_on,
             )
             reviews.append(services.review_values(row.id, assessment, cadence, self.actor))
-            assessed.append((row, assessment))
+            assessed.append((row, assessment, escalation_reasons(
+                assessment, watched, target, previous_measured=row.last_measured)))
             self.ratings[assessment.rating.value] += 1
         # the day's audit entry carries the digest of every review written (one encoding
         # per chunk), so `audit verify` catches an edited review without an entry each
@@ -373,7 +390,7 @@ class _Cycle:
         self.result.reviewed += len(reviews)
         self.follow_up(assessed)
 
-    def follow_up(self, assessed: Sequence[tuple[_Open, Assessment[Any]]]) -> None:
+    def follow_up(self, assessed: Sequence[tuple[_Open, Assessment[Any], list[str]]]) -> None:
         """Everything the chunk's reviews set off, in the cycle's order, with the rows it
         changes read at once, one flush for the new escalations, and the emails and audit
         entries written in bulk (the same rows, in the same order, as one by one)."""
@@ -429,25 +446,27 @@ class _Cycle:
         audit_log.append_many(session, audit)
         session.flush()
 
-    def decide(self, assessed: Sequence[tuple[_Open, Assessment[Any]]]) -> list[_Outcome]:
+    def decide(self, assessed: Sequence[tuple[_Open, Assessment[Any], list[str]]]
+               ) -> list[_Outcome]:
         """What follows each review, decided for the whole chunk: in routine monitoring,
         relapse when evidence is back below target or progress weak, else closure once
-        sustained; otherwise escalation when weak, de-escalation when on track after a
+        sustained; otherwise escalation when the review gives a reason to escalate
+        (`models.review.escalation_reasons`), de-escalation when on track after a
         control change."""
         as_of = self.as_of
         sustained_candidates = [
-            row.id for row, a in assessed
+            row.id for row, a, _ in assessed
             if row.status == _MONITORING and not _relapsed(a)
             and row.monitoring_since is not None
             and (as_of - row.monitoring_since).days >= SUSTAINED_WEEKS * 7]
         sustained = self.sustained(sustained_candidates)
         de_escalation_candidates = [
-            row.id for row, a in assessed
+            row.id for row, a, _ in assessed
             if row.status != _MONITORING and not _weak(a)
             and row.escalated and a.rating == Rating.ON_TRACK]
         open_escalations = self.open_escalations(de_escalation_candidates)
         out: list[_Outcome] = []
-        for row, a in assessed:
+        for row, a, escalation in assessed:
             if row.status == _MONITORING:
                 if _relapsed(a):
                     out.append(_Outcome("relapse", row.id, a, [
@@ -456,8 +475,8 @@ class _Cycle:
                 elif row.id in sustained:
                     out.append(_Outcome("sustained", row.id, a, []))
                 continue
-            if _weak(a) and not row.escalated:
-                out.append(_Outcome("escalate", row.id, a, list(a.reasons)))
+            if escalation and not row.escalated:
+                out.append(_Outcome("escalate", row.id, a, escalation))
             elif row.escalated and a.rating == Rating.ON_TRACK and _control_changed_in(
                     open_escalations.get(row.id)):
                 out.append(_Outcome("de_escalate", row.id, a, [],
@@ -497,12 +516,11 @@ class _Cycle:
         _escalation_notices(row, escalation, self.as_of, self.lookups, audit, emails)
 
 
-_WEAK = frozenset({Rating.OFF_TRACK, Rating.OVERDUE})
 _MONITORING = Status.ROUTINE_MONITORING.value  # a row's status column
 
 
 def _weak(a: Assessment[Any] | ReviewAssessment) -> bool:
-    return a.rating in _WEAK
+    return a.rating in WEAK_RATINGS
 
 
 def _relapsed(a: Assessment[Any] | ReviewAssessment) -> bool:
@@ -616,12 +634,7 @@ def record_control_change(
     assert row.id is not None
     change = ControlChangeRow(action_id=row.id, what=what.strip(), decided_by=person.email,
                               decided_on=today, reason="escalation")
-    session.add(change)
-    session.flush()
-    escalation = _open_escalation(session, row)
-    if escalation is not None and escalation.control_change_id is None:
-        escalation.control_change_id = change.id
-        session.add(escalation)
+    escalation = services.attach_control_change(session, row, change)
     audit_log.append(session, actor=person.email, event="action.control_changed",
                      action_ref=row.ref,
                      details={"what": what.strip(), "control_change_id": change.id,

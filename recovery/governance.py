@@ -8,16 +8,17 @@ from datetime import date, timedelta
 from typing import Any
 
 from pydantic import BaseModel, PrivateAttr
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from models.cadence import next_review_due
-from models.lifecycle import OPEN, Status
+from models.lifecycle import DECISIONS_AWAITED, OPEN, Status, decision_due
 from models.people import PROVIDER_LEVEL_ROLES
 from models.risk import RiskLevel
 from models.tables import (
     ActionRow,
     AssuranceEntryRow,
+    ControlChangeRow,
     DecisionRow,
     EscalationRow,
     EvidenceRow,
@@ -25,8 +26,11 @@ from models.tables import (
     PersonRow,
     ProviderRow,
     ReviewRow,
+    SignoffRequestRow,
+    as_utc,
 )
 from recovery import batch, services
+from recovery.settings import get_settings
 
 PROVIDER_REVIEW_DAYS = 31
 #: Reviews older than this do not show in the snapshot (rating, trend, stale pillars).
@@ -39,7 +43,10 @@ DECISIONS_NEEDED = {
     Status.AWAITING_PLAN_SIGNOFF.value: "plan sign-off by the senior reviewer",
     Status.AWAITING_CLOSURE_SIGNOFF.value: "closure sign-off by the senior reviewer",
     Status.PLAN_REJECTED.value: "a revised plan from the accountable lead",
+    Status.DRAFT.value: "start the lifecycle run (recovery action start)",
 }
+#: What a governance pack says of an action identified but never started.
+NOT_STARTED = "not started"
 
 
 class ActionLine(BaseModel):
@@ -165,15 +172,28 @@ def build_snapshot(
                                       until=as_of - timedelta(days=7), pillars=False)
     last_review_on: dict[int, date] = {}
     escalations: dict[int, list[str]] = defaultdict(list)
+    # open escalations as they stood on the date (a pack as of a past date reads the past),
+    # and whether each has had its change of operational control by then
+    awaiting_control: set[int] = set()
     for chunk in _chunks(ids):
         last_review_on.update(session.exec(
             select(ReviewRow.action_id, func.max(ReviewRow.as_of))
             .where(col(ReviewRow.action_id).in_(chunk), ReviewRow.as_of <= as_of)
             .group_by(col(ReviewRow.action_id))).all())
-        for e in session.exec(select(EscalationRow).where(
-                col(EscalationRow.action_id).in_(chunk),
-                col(EscalationRow.resolved_on).is_(None))):
+        for e, changed_on in session.exec(
+                select(EscalationRow, ControlChangeRow.decided_on)
+                .outerjoin(ControlChangeRow, col(ControlChangeRow.id)
+                           == col(EscalationRow.control_change_id))
+                .where(col(EscalationRow.action_id).in_(chunk),
+                       EscalationRow.opened_on <= as_of,
+                       or_(col(EscalationRow.resolved_on).is_(None),
+                           col(EscalationRow.resolved_on) > as_of))
+                .order_by(col(EscalationRow.id))):
             escalations[e.action_id].extend(e.reasons)
+            if changed_on is None or changed_on > as_of:
+                awaiting_control.add(e.action_id)
+
+    asked_on = _decisions_asked_on(session, actions)
 
     provider_review: dict[int, date] = {}
 
@@ -205,11 +225,29 @@ def build_snapshot(
         assert row.id is not None
         latest = latest_review.get(row.id)
         before = review_before.get(row.id)
-        cadence = services.cadence_of(row, as_of)
+        cadence = services.cadence_of(row, as_of,
+                                      last_rating=latest.rating if latest else None)
         start = row.recovery_started_on or row.baseline_on
-        due = next_review_due(cadence, last_review_on.get(row.id), start)
-        active = row.status in {s.value for s in OPEN}
-        overdue = active and due < as_of
+        status = Status(row.status)
+        # what is due next: a review by the cadence in an open status, a decision in a
+        # status that waits on one (the earlier when both); each that has passed counts
+        review_due = next_review_due(cadence, last_review_on.get(row.id), start) \
+            if status in OPEN else None
+        waited = decision_due(status, asked_on[row.id]) if row.id in asked_on else None
+        overdue_items: list[str] = []
+        if review_due is not None and review_due < as_of:
+            overdue_items.append(f"review overdue since {review_due.isoformat()}")
+        if waited is not None and waited < as_of:
+            what, who, _ = DECISIONS_AWAITED[status]
+            name = (people[row.senior_reviewer_id].name if who == "the senior reviewer"
+                    else people[row.accountable_lead_id].name
+                    if who == "the accountable lead" else who)
+            overdue_items.append(f"{what} overdue since {waited.isoformat()}, waiting on "
+                                 f"{name}")
+        dues = [d for d in (review_due, waited) if d is not None]
+        due = min(dues) if dues else as_of
+        overdue = bool(overdue_items)
+        active = status in OPEN
         measured = latest.measured_value if latest else None
         span = row.target_value - row.baseline_value
         progress = 0 if measured is None or span == 0 else int(
@@ -222,30 +260,66 @@ def build_snapshot(
                                                        or last_provider < cutoff):
             since = f"since {last_provider.isoformat()}" if last_provider else "ever"
             weaknesses.append(f"{LOCAL_ONLY}: no provider-level review {since}")
-        if overdue:
-            weaknesses.append(f"review overdue since {due.isoformat()}")
+        if status == Status.DRAFT and row.flow_run_id is None:
+            weaknesses.append(f"{NOT_STARTED} since {row.created_at.date().isoformat()}: no "
+                              f"lifecycle run (start it with recovery action start {row.ref})")
+        weaknesses.extend(overdue_items)
         if active and latest and stale:
             weaknesses.append("stale evidence: " + ", ".join(stale))
         lines.append(ActionLine(
             ref=row.ref, title=row.title, location=locations[row.location_id].name,
             risk_domain=row.risk_domain, risk_level=row.risk_level, risk_score=row.risk_score,
             risk_reasons=row.risk_reasons, status=row.status,
-            rating=latest.rating if latest else "not reviewed", measured=measured,
+            rating=latest.rating if latest else (
+                "not_started" if status == Status.DRAFT else "not reviewed"),
+            measured=measured,
             previous_measured=before.measured_value if before else None,
             trend=_trend(measured, before.measured_value if before else None,
                          row.target_direction),
             baseline=row.baseline_value, target=row.target_value,
             target_wording=f"{row.target_direction.replace('_', ' ')} {row.target_value:g}%",
             deadline=row.deadline, days_to_deadline=(row.deadline - as_of).days,
-            progress_pct=progress, escalated=row.escalated,
+            progress_pct=progress, escalated=row.id in escalations,
             escalation_reasons=escalations.get(row.id, []), next_review_due=due,
             review_overdue=overdue, cadence=cadence.value,
             accountable_lead=people[row.accountable_lead_id].name,
             senior_reviewer=people[row.senior_reviewer_id].name,
-            decisions_needed=[DECISIONS_NEEDED[row.status]] if row.status in DECISIONS_NEEDED
-            else (["decision on escalation: record a change of operational control"]
-                  if row.escalated else []),
+            decisions_needed=([DECISIONS_NEEDED[row.status]] if row.status in DECISIONS_NEEDED
+                              else [])
+            + (["decision on escalation: record a change of operational control"]
+               if row.id in awaiting_control else []),
             last_provider_review=last_provider, stale_pillars=stale, weaknesses=weaknesses,
         ))
     return GovernanceSnapshot(as_of=as_of, provider=provider.name if provider else "",
                               lines=lines)
+
+
+def _decisions_asked_on(session: Session, actions: list[ActionRow]) -> dict[int, date]:
+    """When the decision each waiting action waits on was asked: a sign-off when its
+    request was issued, a revision when the plan was rejected, a start when the draft was
+    opened (the status change's time when nothing else says)."""
+    tz = get_settings().tz
+    out: dict[int, date] = {}
+    waiting = [a for a in actions if Status(a.status) in DECISIONS_AWAITED and a.id]
+    for a in waiting:
+        assert a.id is not None
+        out[a.id] = as_utc(a.created_at if a.status == Status.DRAFT.value
+                           else a.updated_at).astimezone(tz).date()
+    ids = [a.id for a in waiting if a.id is not None and a.status != Status.DRAFT.value]
+    status = {a.id: a.status for a in waiting}
+    for chunk in _chunks(ids):
+        for action_id, issued in session.exec(
+                select(SignoffRequestRow.action_id, func.max(SignoffRequestRow.issued_at))
+                .where(col(SignoffRequestRow.action_id).in_(chunk),
+                       col(SignoffRequestRow.used_at).is_(None))
+                .group_by(col(SignoffRequestRow.action_id))):
+            if status[action_id] in (Status.AWAITING_PLAN_SIGNOFF.value,
+                                     Status.AWAITING_CLOSURE_SIGNOFF.value):
+                out[action_id] = as_utc(issued).astimezone(tz).date()
+        for action_id, decided in session.exec(
+                select(DecisionRow.action_id, func.max(DecisionRow.decided_at))
+                .where(col(DecisionRow.action_id).in_(chunk), DecisionRow.decision == "reject")
+                .group_by(col(DecisionRow.action_id))):
+            if status[action_id] == Status.PLAN_REJECTED.value:
+                out[action_id] = as_utc(decided).astimezone(tz).date()
+    return out

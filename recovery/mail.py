@@ -29,6 +29,7 @@ from sqlalchemy import insert
 from sqlmodel import Session, col, or_, select
 
 from models.people import check_email, normalise_email
+from models.review import rating_label
 from models.tables import OutboxRow, as_utc, utcnow
 from recovery.settings import Settings, get_settings
 
@@ -57,7 +58,7 @@ def environment() -> Environment:
     env.filters["uk_short"] = lambda d: d.strftime("%d/%m/%Y") if d else ""
     env.filters["uk_datetime"] = uk_datetime
     env.filters["pct"] = pct
-    env.filters["label"] = lambda v: str(v).replace("_", " ") if v is not None else ""
+    env.filters["label"] = label
     env.filters["md"] = md_text
     return env
 
@@ -71,6 +72,12 @@ def uk_datetime(value: datetime | None, style: str = "short") -> str:
     if style == "long":
         return local.strftime("%-d %B %Y at %H:%M %Z")
     return local.strftime("%d/%m/%Y %H:%M %Z")
+
+
+def label(value: object) -> str:
+    """A stored word as people read it: a review rating by its label ("not yet
+    evidenced"), anything else with its underscores as spaces."""
+    return "" if value is None else rating_label(str(value))
 
 
 def pct(value: float | None) -> str:

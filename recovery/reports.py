@@ -28,8 +28,9 @@ from models.action import RiskDomain
 from models.audit import AuditEntry
 from models.cadence import HIGH_RISK_DAILY_DAYS
 from models.evidence import TRIANGULATION_PILLARS, Evidence, Pillar
+from models.lifecycle import Status
 from models.people import PROVIDER_LEVEL_ROLES, Role
-from models.review import Rating
+from models.review import Rating, rating_label
 from models.risk import (
     FACTOR_LABELS,
     FACTOR_SCALES,
@@ -57,6 +58,7 @@ from recovery import repository as repo
 from recovery.governance import (
     ID_CHUNK,
     LOCAL_ONLY,
+    NOT_STARTED,
     ActionLine,
     GovernanceSnapshot,
     build_snapshot,
@@ -99,8 +101,9 @@ SHORT_FACTOR_LABELS = {
     "control_strength": "Controls",
 }
 WEAKNESS_GROUPS = (
+    ("not_started", "Identified but not started: no lifecycle run"),
     ("local", "Serious risks managed only at local team level"),
-    ("overdue", "Overdue reviews"),
+    ("overdue", "Overdue reviews and decisions"),
     ("stale", "Actions with stale evidence"),
     ("other", "Other weaknesses"),
 )
@@ -769,7 +772,7 @@ def _claims(detail: ActionDetail, entries: list[AuditEntry], items: list[Evidenc
                   stated=f"{len(detail.interim_controls)} recorded", evidence=[],
                   log_seqs=seqs("action.opened", "stage.baseline_recorded")),
         ClaimView(claim="Progress against trajectory",
-                  stated=(f"{line.rating.replace('_', ' ')}: measured "
+                  stated=(f"{rating_label(line.rating)}: measured "
                           f"{mail.pct(line.measured)}, trajectory {mail.pct(trajectory)}, "
                           f"target {line.target_wording}"),
                   evidence=progress_refs, log_seqs=seqs("evidence.added", "review.recorded")),
@@ -836,7 +839,9 @@ def _snapshot(session: Session, as_of: date, location: str | None) -> tuple[
 def _weakness_key(text: str) -> str:
     if text.startswith(LOCAL_ONLY):
         return "local"
-    if text.startswith("review overdue"):
+    if text.startswith(NOT_STARTED):
+        return "not_started"
+    if " overdue since " in text:
         return "overdue"
     if text.startswith("stale evidence"):
         return "stale"
@@ -878,9 +883,11 @@ def governance_pack(session: Session, *, as_of: date, location: str | None = Non
                 ref=line.ref, title=line.title, location=line.location, text=text))
     weaknesses = [WeaknessGroup(key=key, title=title, items=grouped[key])
                   for key, title in WEAKNESS_GROUPS if key != "other" or grouped[key]]
+    # actions identified but never started head the list: nothing else happens until then
     needed = [DecisionNeeded(ref=a.ref, title=a.line.title, location=a.line.location, what=w,
                              who=_who_decides(a, w))
-              for a in actions for w in a.line.decisions_needed]
+              for a in sorted(actions, key=lambda a: a.line.status != Status.DRAFT.value)
+              for w in a.line.decisions_needed]
     return GovernancePack(
         meta=_meta("governance", snapshot, name, charts_for), counts=_counts(snapshot.lines),
         matrix_svg=_matrix(session, snapshot.lines, name) if charts_for != "none" else None,

@@ -36,14 +36,18 @@ from models.planfile import PeopleFile
 from models.review import (
     DEFAULT_FRESHNESS_DAYS,
     Assessment,
+    Rating,
     ReviewAssessment,
     assess_progress,
+    rating_label,
+    rating_rag,
 )
 from models.risk import RiskLevel, RiskRating, rate_risk
 from models.tables import (
     ActionRow,
     ActionStatementRow,
     ControlChangeRow,
+    EscalationRow,
     EvidenceRow,
     FrameworkRow,
     LocationRow,
@@ -52,6 +56,7 @@ from models.tables import (
     ReviewRow,
     RevisionRow,
     StatementRow,
+    as_utc,
     utcnow,
 )
 from recovery import audit_log
@@ -192,6 +197,22 @@ class RiskView(BaseModel):
     factors: dict[str, int]
 
 
+class RatingView(BaseModel):
+    """The latest review's rating as every surface shows it (the rule: `models.review`)."""
+
+    value: str
+    label: str
+    rag: str
+    as_of: date | None
+    measured: float | None
+    triggers: list[str]
+    reasons: list[str]
+
+
+NOT_REVIEWED = RatingView(value="not_reviewed", label="not reviewed yet", rag="grey",
+                          as_of=None, measured=None, triggers=[], reasons=[])
+
+
 class ActionSummary(BaseModel):
     ref: str
     title: str
@@ -208,6 +229,8 @@ class ActionSummary(BaseModel):
     interim_controls: list[str]
     escalated: bool
     flow_run_id: str | None
+    opened_on: date | None = None
+    rating: RatingView = NOT_REVIEWED
 
 
 def _resolve_people(session: Session, plan: ActionPlan) -> tuple[PersonRow, PersonRow]:
@@ -539,10 +562,12 @@ class _Cadenced(Protocol):
     def escalated(self) -> bool: ...
 
 
-def cadence_of(row: _Cadenced, as_of: date) -> Cadence:
+def cadence_of(row: _Cadenced, as_of: date, *, last_rating: str | None = None) -> Cadence:
+    """The review cadence on a date; `last_rating` is the latest review's rating when the
+    caller has read it (an action not yet evidenced is reviewed daily)."""
     return review_cadence(
         RiskLevel(row.risk_level), recovery_started_on=row.recovery_started_on, as_of=as_of,
-        escalated=row.escalated,
+        escalated=row.escalated, unevidenced=last_rating == Rating.NOT_EVIDENCED.value,
     )
 
 
@@ -550,20 +575,42 @@ def summary(session: Session, row: ActionRow, *, as_of: date) -> ActionSummary:
     plan = repo.plan_of(row)
     lead = repo.person_by_id(session, row.accountable_lead_id)
     reviewer = repo.person_by_id(session, row.senior_reviewer_id)
+    rating = latest_rating(session, row, as_of=as_of)
     return ActionSummary(
         ref=row.ref, title=row.title,
         location=repo.location_by_id(session, row.location_id).name,
         risk_domain=row.risk_domain, status=row.status,
         risk=RiskView(level=row.risk_level, score=row.risk_score, reasons=row.risk_reasons,
                       factors=plan.risk.model_dump()),
-        review_cadence=cadence_of(row, as_of).value,
+        review_cadence=cadence_of(row, as_of, last_rating=rating.value).value,
         accountable_lead=lead.email, senior_reviewer=reviewer.email,
         baseline=plan.baseline.model_dump(mode="json"),
         target=plan.target.model_dump(mode="json"),
         quality_statements=list(plan.quality_statements),
         interim_controls=list(plan.interim_controls),
-        escalated=row.escalated, flow_run_id=row.flow_run_id,
+        escalated=row.escalated, flow_run_id=row.flow_run_id, opened_on=opened_on(row),
+        rating=rating,
     )
+
+
+def opened_on(row: ActionRow) -> date:
+    """The local day an action was opened (recorded)."""
+    from recovery.settings import get_settings
+
+    return as_utc(row.created_at).astimezone(get_settings().tz).date()
+
+
+def latest_rating(session: Session, row: ActionRow, *, as_of: date) -> RatingView:
+    """The rating of the latest review held on or before `as_of`."""
+    review = session.exec(
+        select(ReviewRow).where(ReviewRow.action_id == row.id, ReviewRow.as_of <= as_of)
+        .order_by(col(ReviewRow.as_of).desc()).limit(1)).first()
+    if review is None:
+        return NOT_REVIEWED
+    return RatingView(value=review.rating, label=rating_label(review.rating),
+                      rag=rating_rag(review.rating), as_of=review.as_of,
+                      measured=review.measured_value, triggers=list(review.triggers),
+                      reasons=list(review.reasons))
 
 
 def list_actions(
@@ -664,9 +711,10 @@ def extend_deadline(
     )
     assert row.id is not None
     old = row.deadline
-    session.add(ControlChangeRow(action_id=row.id, what=control_change.strip(),
-                                 decided_by=person.email, decided_on=today, reason="extension",
-                                 old_deadline=old, new_deadline=new_deadline))
+    change = ControlChangeRow(action_id=row.id, what=control_change.strip(),
+                              decided_by=person.email, decided_on=today, reason="extension",
+                              old_deadline=old, new_deadline=new_deadline)
+    escalation = attach_control_change(session, row, change)
     plan = repo.plan_of(row).model_dump(mode="json")
     plan["target"]["deadline"] = new_deadline.isoformat()
     row.plan = plan
@@ -676,9 +724,29 @@ def extend_deadline(
     audit_log.append(
         session, actor=person.email, event="action.deadline_extended", action_ref=row.ref,
         details={"from": old.isoformat(), "to": new_deadline.isoformat(),
-                 "control_change": control_change.strip()},
+                 "control_change": control_change.strip(), "control_change_id": change.id,
+                 "escalation_id": escalation.id if escalation else None},
     )
     return row
+
+
+def attach_control_change(
+    session: Session, row: ActionRow, change: ControlChangeRow
+) -> EscalationRow | None:
+    """Store a change of operational control and count it toward the action's open
+    escalation (the earliest one still waiting for a control change), whichever command
+    recorded it: one concept, whether it came with an extension or on its own."""
+    session.add(change)
+    session.flush()
+    escalation = session.exec(
+        select(EscalationRow).where(EscalationRow.action_id == row.id,
+                                    col(EscalationRow.resolved_on).is_(None),
+                                    col(EscalationRow.control_change_id).is_(None))
+        .order_by(col(EscalationRow.id))).first()
+    if escalation is not None:
+        escalation.control_change_id = change.id
+        session.add(escalation)
+    return escalation
 
 
 # ---------------------------------------------------------------- reviews
@@ -698,7 +766,7 @@ def record_review(
     history = repo.reviews_of(session, row.id)
     earlier = [r for r in history if r.as_of < as_of]
     last = repo.to_review(earlier[-1]) if earlier else None
-    cadence = cadence_of(row, as_of)
+    cadence = cadence_of(row, as_of, last_rating=earlier[-1].rating if earlier else None)
     assessment = assess_progress(
         repo.plan_of(row), repo.evidence_of(session, row.id), as_of=as_of, cadence=cadence,
         last_review=last,
@@ -768,6 +836,6 @@ def summaries(session: Session, rows: list[ActionRow], *, as_of: date) -> list[A
             baseline=plan["baseline"], target=plan["target"],
             quality_statements=list(plan["quality_statements"]),
             interim_controls=list(plan["interim_controls"]),
-            escalated=row.escalated, flow_run_id=row.flow_run_id,
+            escalated=row.escalated, flow_run_id=row.flow_run_id, opened_on=opened_on(row),
         ))
     return out

@@ -33,6 +33,7 @@ from models.errors import DomainError, InvalidInput, NotFound, RuleRefused
 from models.lifecycle import Status
 from models.people import Role
 from models.planfile import plan_from_mapping
+from models.review import rating_label
 from models.risk import FACTOR_LABELS, RiskLevel
 from models.tables import ActionRow, LocationRow, PersonRow
 from models.templates import get_template
@@ -560,6 +561,13 @@ def _steps_text(plan: dict[str, Any]) -> str:
     return "\n".join(items) if any(";" in i for i in items) else "; ".join(items)
 
 
+def _status_text(row: ActionRow) -> str:
+    """A draft never started says so, since when and why, beside the started ones."""
+    if row.status == Status.DRAFT.value and row.flow_run_id is None:
+        return f"not started: draft since {services.opened_on(row):%d/%m/%Y}, no lifecycle run"
+    return row.status.replace("_", " ")
+
+
 def tracker_records(session: Session, *, as_of: date,
                     location: str | None = None) -> list[dict[str, Any]]:
     """Every action (any status), highest risk first, as one record per row keyed by
@@ -585,15 +593,15 @@ def tracker_records(session: Session, *, as_of: date,
             "statements": "; ".join(plan["quality_statements"]),
             "risk_level": row.risk_level, "risk_score": row.risk_score,
             **{k: int(plan["risk"][k]) for k in FACTORS},
-            "status": row.status.replace("_", " "),
-            "rating": line.rating.replace("_", " ") if line else "",
+            "status": _status_text(row),
+            "rating": rating_label(line.rating) if line else "",
             "measured": line.measured if line else None,
             "trend": line.trend if line else "",
             "lead": lead.email, "lead_name": lead.name,
             "reviewer": reviewer.email, "reviewer_name": reviewer.name,
-            "cadence": services.cadence_of(row, as_of).value,
+            "cadence": line.cadence if line else services.cadence_of(row, as_of).value,
             "next_review": line.next_review_due if line else None,
-            "escalated": "yes" if row.escalated else "no",
+            "escalated": "yes" if (line.escalated if line else row.escalated) else "no",
             "baseline_issue": plan["baseline"]["issue"],
             "baseline_value": float(plan["baseline"]["value"]),
             "baseline_date": row.baseline_on,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from prefect import task
@@ -10,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from models.planfile import plan_from_mapping
 from recovery import db, services
+from recovery.settings import get_settings
 
 
 @task(name="open-action", retries=0, cache_policy=NO_CACHE)
@@ -26,7 +26,7 @@ def open_action_task(plan: dict[str, Any], opened_by: str) -> dict[str, Any]:
         from recovery import repository as repo
 
         summary = services.summary(session, repo.get_action(session, ref),
-                                   as_of=date.today())
+                                   as_of=get_settings().today())
     return summary.model_dump(mode="json")
 
 

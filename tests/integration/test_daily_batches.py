@@ -180,7 +180,8 @@ def test_each_review_is_the_one_assessed_from_the_whole_history(database_url: st
         expected = {}
         for action_id, row in before.items():
             previous = last.get(action_id)
-            cadence = services.cadence_of(row, AS_OF)
+            cadence = services.cadence_of(row, AS_OF,
+                                          last_rating=previous.rating if previous else None)
             assessment = assess_progress(
                 repo.plan_of(row), repo.evidence_of(session, action_id), as_of=AS_OF,
                 cadence=cadence, last_review=repo.to_review(previous) if previous else None,

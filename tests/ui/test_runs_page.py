@@ -151,3 +151,55 @@ def test_a_run_opens_with_its_tags_and_its_gate_artifact(
     assert "no care records evidence since" in body
     page.screenshot(path=str(tmp_path / "05-gate-artifact.png"), full_page=True)
     print(f"screenshots in {tmp_path}")
+
+
+UNTOUCHED_PLAN = {  # the open-action form as an operator leaves it without rating the risk
+    "location": "Rose House", "title": "Night checks recorded on time",
+    "risk_domain": "safety", "quality_statements": ["safe.safe_systems"],
+    "accountable_lead": "sg.lead@rose.example", "senior_reviewer": "ni@harbourcare.example",
+    "baseline_issue": "Night checks missed", "baseline_value": 60,
+    "baseline_date": "2026-11-20", "target_measure": "Night checks on time",
+    "target_value": 100, "deadline": "2027-01-20",
+    "interim_controls": ["Manager checks the night log each morning"],
+}
+
+
+def _open_action_deployment(stack: RecoveryStack) -> Any:
+    with stack.client() as client:
+        return client.read_deployment_by_name("open-action/open-action")
+
+
+def test_the_prefect_server_refuses_an_open_action_run_whose_risk_was_not_rated(
+    stack: RecoveryStack,
+) -> None:
+    import httpx
+
+    deployment = _open_action_deployment(stack)
+    url = f"{stack.server.api_url}/deployments/{deployment.id}/create_flow_run"
+    without_risk = httpx.post(url, json={"parameters": {"plan": UNTOUCHED_PLAN}}, timeout=30)
+    assert without_risk.status_code == 409, without_risk.text
+    assert "'risk' is a required property" in without_risk.text, without_risk.text
+    two_factors = {**UNTOUCHED_PLAN, "risk": {"potential_harm": 4, "people_affected": 2}}
+    partial = httpx.post(url, json={"parameters": {"plan": two_factors}}, timeout=30)
+    assert partial.status_code == 409, partial.text
+    assert "'likelihood_of_recurrence' is a required property" in partial.text, partial.text
+    with stack.client() as client:  # nothing was started
+        runs = client.read_flow_runs()
+    assert not [r for r in runs if r.deployment_id == deployment.id]
+
+
+def test_the_open_action_form_shows_every_risk_factor_as_required(
+    stack: RecoveryStack, page: Any, tmp_path: Path,
+) -> None:
+    deployment = _open_action_deployment(stack)
+    page.goto(f"{stack.server.ui_url}/deployments/deployment/{deployment.id}/run")
+    settle()
+    body = page.inner_text("body")
+    page.screenshot(path=str(tmp_path / "open-action-form.png"), full_page=True)
+    for label in ("Potential harm", "People affected", "Likelihood of recurrence",
+                  "Regulatory impact", "Strength of current controls"):
+        line = next((ln for ln in body.splitlines() if ln.startswith(label)), None)
+        assert line is not None, (label, body[:3000])
+        assert "(Optional)" not in line, line
+    assert "Nothing is preset" in body  # the form says why every factor must be chosen
+    print(f"screenshot in {tmp_path}")

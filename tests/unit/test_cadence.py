@@ -64,6 +64,18 @@ def test_escalated_action_is_reviewed_daily_whatever_its_level(level: RiskLevel,
     assert cadence_on(level, day, escalated=True) == Cadence.DAILY
 
 
+@pytest.mark.parametrize("level", list(RiskLevel))
+@pytest.mark.parametrize("day", [0, 15, 90])
+def test_an_action_not_yet_evidenced_is_reviewed_daily_until_measured(
+    level: RiskLevel, day: int
+) -> None:
+    as_of = STARTED + timedelta(days=day)
+    assert review_cadence(level, recovery_started_on=STARTED, as_of=as_of,
+                          unevidenced=True) == Cadence.DAILY
+    assert review_cadence(level, recovery_started_on=STARTED, as_of=as_of) == \
+        cadence_on(level, day)
+
+
 def test_de_escalated_high_risk_action_returns_to_weekly_after_day_14() -> None:
     assert cadence_on(RiskLevel.HIGH, 30, escalated=True) == Cadence.DAILY
     assert cadence_on(RiskLevel.HIGH, 31, escalated=False) == Cadence.WEEKLY
