@@ -389,8 +389,15 @@ def people_add(
         except ValidationError as exc:
             error = first_error(exc)  # named after the option, not the file's key
             raise InvalidInput(error.field.removeprefix("people.0."), error.rule) from None
-        with db.unit_of_work() as session:
-            return services.import_people(session, people)
+        try:
+            with db.unit_of_work() as session:
+                return services.import_people(session, people)
+        except InvalidInput as exc:
+            if exc.field == "people.0.location":  # there is no file here, only the option
+                raise InvalidInput("location", (
+                    f"'{location}' is not a location in the directory: add it under "
+                    "locations (name and code) in a people file and import that")) from None
+            raise InvalidInput(exc.field.removeprefix("people.0."), exc.rule) from None
 
     result = run(work, as_json)
     emit(result, as_json, lambda: out.print("saved"))

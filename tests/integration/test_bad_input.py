@@ -203,7 +203,7 @@ CASES = [
     Case("unknown role",
          fixed("people", "add", "--name", "X", "--email", "x@rose.example", "--role",
                "wizard", "--provider", "Harbour Care Group", "--location", "Rose House"),
-         2, "people.0.role"),
+         2, "role"),
     Case("location code already taken",
          people_file("provider: Harbour Care Group\nlocations:\n"
                      "  - {name: Rose Annexe, code: rose}\npeople: []\n"),

@@ -385,7 +385,7 @@ CLI: list[Case] = [
     Case("person added at an unknown location",
          fixed("people", "add", "--name", "New Starter", "--email", "new@rose.example",
                "--role", "senior_carer", "--provider", "Harbour Care Group", "--location",
-               "Birch Lodge"), 2, "people.0.location", "not among", postgres=True),
+               "Birch Lodge"), 2, "location", "not a location in the directory", postgres=True),
     Case("people file of a second provider",
          a_file("people.yaml", "provider: Another Provider\nlocations:\n"
                 "  - {name: Birch Lodge, code: BIRCH}\npeople:\n  - {name: A Manager, "
