@@ -217,7 +217,7 @@ def _writer(stop: threading.Event, waits: list[float], failures: list[str]) -> N
         try:
             with db.unit_of_work() as session:
                 services.import_people(session, PeopleFile.model_validate({
-                    "provider": "Harbour Care", "people": [{
+                    "provider": "Harbour Care Group", "people": [{
                         "name": f"Agency Carer {n}", "email": f"agency{n}@rose.example",
                         "role": "care_worker", "location": "Rose House"}]}))
             waits.append(time.perf_counter() - started)
@@ -323,9 +323,12 @@ def test_flow_runs_are_started_only_after_the_import_is_written(
     path = tmp_path / "flows.csv"
     path.write_bytes(_csv(_rows(get_settings().today(), 3, title="Started after")))
     result = cli("import", "tracker", str(path), "--json")
-    assert result.exit_code == 0, result.stderr
+    # written, then told plainly that nothing started: exit 4, one line naming the way on
+    assert result.exit_code == 4, result.stderr
     data = result.json()
-    assert data["flow"].startswith("3 of 3 actions stay drafts (no Prefect server reachable")
+    assert len(data["refs"]) == 3
+    assert "3 of 3 actions stay drafts (no Prefect server answers at" in result.stderr
+    assert "recovery action start ROSE-SF-001" in result.stderr
     with db.unit_of_work() as session:
         statuses = session.exec(select(ActionRow.status).where(
             col(ActionRow.ref).in_(data["refs"]))).all()
