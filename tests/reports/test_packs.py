@@ -19,6 +19,7 @@ from models.errors import NotFound
 from models.tables import (
     ActionRow,
     AuditRow,
+    EscalationRow,
     EvidenceRow,
     LocationRow,
     PersonRow,
@@ -135,11 +136,23 @@ def test_governance_pack(dataset: Built) -> None:
     for ref, text in expected_weaknesses:
         assert any(r == ref and text in t for r, t in listed), (ref, text)
 
-    # decisions needed: every escalated action and every one waiting on a sign-off
-    decisions = H.text(H.element(doc, "decisions-needed"))
+    # decisions needed: every one waiting on a sign-off, and every open escalation still
+    # waiting for its change of operational control (one with a change recorded waits on
+    # evidence, not on a decision)
+    decided = H.element(doc, "decisions-needed")
+    rows = [(H.attribute_values(r, "tr", "data-ref")[0], H.text(r))
+            for r in H.elements(decided, "tr", "data-ref")]
+    with db.unit_of_work() as session:
+        open_escalations = {e.action_id: e for e in session.exec(
+            select(EscalationRow).where(col(EscalationRow.resolved_on).is_(None)))}
     for ref, item in truth.items():
-        if item["row"].escalated or item["row"].status.startswith("awaiting"):
-            assert ref in decisions
+        row = item["row"]
+        escalation = open_escalations.get(row.id)
+        if row.status.startswith("awaiting") or (
+                escalation is not None and escalation.control_change_id is None):
+            assert any(r == ref for r, _ in rows), ref
+        elif escalation is not None:
+            assert not any(r == ref and "record a change" in t for r, t in rows), ref
 
     # the matrix: every location, coloured by worst status
     matrix = H.elements(H.element(doc, "summary"), "svg", "class", "chart")[0]
