@@ -46,10 +46,19 @@ def triangulation_gate(
     open_escalations: Sequence[str] = (),
     open_triggers: Sequence[str] = (),
     freshness_days: int = DEFAULT_FRESHNESS_DAYS,
+    reopened_on: date | None = None,
 ) -> GateVerdict:
+    """Whether the action may go to closure sign-off, and every reason it may not. A
+    reopened action closes on a fresh path: only evidence observed since it was reopened
+    counts, so the evidence that closed it once cannot close it again."""
     target = plan.target
     cutoff = as_of - timedelta(days=freshness_days)
     reasons: list[str] = []
+    since_words = f"since {cutoff.isoformat()}"
+    if reopened_on is not None:
+        evidence = [e for e in evidence if e.observed_on >= reopened_on]
+        if reopened_on > cutoff:
+            since_words = f"since the action was reopened on {reopened_on.isoformat()}"
 
     pillars = pillar_positions(evidence, as_of, freshness_days)
     for position in pillars:
@@ -58,10 +67,10 @@ def triangulation_gate(
         if latest is None:
             if position.fresh:
                 reasons.append(
-                    f"{label} evidence since {cutoff.isoformat()} has no measured value"
+                    f"{label} evidence {since_words} has no measured value"
                 )
             else:
-                reasons.append(f"no {label} evidence since {cutoff.isoformat()}")
+                reasons.append(f"no {label} evidence {since_words}")
             continue
         assert latest.value is not None
         if target.better(plan.baseline.value, latest.value):

@@ -586,6 +586,43 @@ def action_start(ref: str, as_json: JsonOpt = False) -> None:
     emit(result, as_json, lambda: out.print(f"{result['ref']}: run {result['url']}"))
 
 
+@action_app.command("reopen")
+def action_reopen(
+    ref: str,
+    by: Annotated[str, typer.Option(help="Who reopens it (email): a registered manager, "
+                                         "nominated individual or provider lead.")],
+    reason: Annotated[str, typer.Option(help="Why it is reopened (at least 20 characters).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Reopen a closed action: back to recovery in a new lifecycle run, with a fresh closure
+    path (the gate counts evidence observed from today). The old run's history is kept."""
+    from recovery import prefect_api
+
+    settings = get_settings()
+
+    def work() -> dict[str, Any]:
+        with db.unit_of_work() as session:
+            row = services.reopen_action(session, ref, by=by, reason=reason,
+                                         today=settings.today())
+            return {"ref": row.ref, "status": row.status, "reopened_on": settings.today()}
+
+    result = run(work, as_json)
+    try:
+        prefect_api.start_lifecycle(result["ref"])
+    except PrefectUnavailable as exc:
+        emit(result, as_json, lambda: out.print(f"{result['ref']} reopened", highlight=False))
+        prefect_line(f"{exc}; {result['ref']} is reopened but its new run did not start: "
+                     f"then run `recovery action start {result['ref']}`", as_json)
+        raise typer.Exit(4) from None
+    with db.unit_of_work() as session:
+        run_id = repo.get_action(session, result["ref"]).flow_run_id or ""
+    result |= {"flow_run_id": run_id, "url": settings.run_url(run_id)}
+    emit(result, as_json, lambda: out.print(
+        f"{result['ref']} reopened on {result['reopened_on']:%d/%m/%Y}: back in recovery; "
+        f"only evidence observed from that day counts toward closing it. New run "
+        f"{result['url']}", highlight=False))
+
+
 # ---------------------------------------------------------------- evidence and gate
 
 
@@ -952,17 +989,31 @@ def action_control_change(
     from recovery import cycles
 
     def work() -> dict[str, Any]:
+        from sqlmodel import select
+
         from models.action import MAX_TEXT
+        from models.tables import EscalationRow
 
         if len(what.strip()) > MAX_TEXT:  # the column holds 2000; PostgreSQL would refuse
             raise InvalidInput("what", f"must be at most {MAX_TEXT} characters")
         with db.unit_of_work() as session:
             change = cycles.record_control_change(session, ref, what=what, by=by,
                                                   today=get_settings().today())
-            return {"ref": repo.normalise_ref(ref), "control_change_id": change.id}
+            escalation = session.exec(select(EscalationRow).where(
+                EscalationRow.control_change_id == change.id)).first()
+            return {"ref": repo.normalise_ref(ref), "control_change_id": change.id,
+                    "escalation_id": escalation.id if escalation else None,
+                    "escalation_opened_on": escalation.opened_on if escalation else None}
+
+    def human() -> None:
+        counted = (f"; it counts toward the escalation opened "
+                   f"{result['escalation_opened_on']:%d/%m/%Y}, resolved once a review shows "
+                   "evidence back on trajectory" if result["escalation_id"] is not None
+                   else "; no escalation is waiting for one")
+        out.print(f"control change recorded for {result['ref']}{counted}", highlight=False)
 
     result = run(work, as_json)
-    emit(result, as_json, lambda: out.print(f"control change recorded for {result['ref']}"))
+    emit(result, as_json, human)
 
 
 @app.command()

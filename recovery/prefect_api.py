@@ -95,7 +95,12 @@ def start_lifecycle(ref: str) -> str:
             return row.flow_run_id
         name, tags = run_name(row.ref, row.title), run_tags.for_action(session, row)
         # the same start asked twice (a retry, two operators) creates one run
-        key = f"lifecycle:{row.ref}:{row.created_at.isoformat()}:{row.monitoring_since}"
+        # (each reopening by a person starts one new run of its own)
+        from recovery.services import times_reopened
+
+        reopened = times_reopened(session, row.ref)
+        key = (f"lifecycle:{row.ref}:{row.created_at.isoformat()}:{row.monitoring_since}"
+               + (f":reopened-{reopened}" if reopened else ""))
         queue = None
         if get_settings().work_pool_queues:
             queue = "high-risk" if row.risk_level == "high" else "routine"

@@ -46,6 +46,7 @@ from models.risk import RiskLevel, RiskRating, rate_risk
 from models.tables import (
     ActionRow,
     ActionStatementRow,
+    AuditRow,
     ControlChangeRow,
     EscalationRow,
     EvidenceRow,
@@ -644,7 +645,10 @@ def add_evidence(
     row = repo.get_action(session, ref)
     person = repo.get_person(session, by, field="by")
     if row.status == Status.CLOSED.value:
-        raise RuleRefused("evidence", [f"{row.ref} is closed; reopen it to add evidence"])
+        raise RuleRefused("evidence", [
+            f"{row.ref} is closed; a registered manager, nominated individual or provider lead "
+            f"reopens it to add evidence: `recovery action reopen {row.ref} --by EMAIL "
+            "--reason TEXT`"])
     item = new_evidence(
         source=source, value=value, sample_size=sample_size, observed_on=observed_on,
         recorded_by=person.email, reference=reference, today=today, baseline_on=row.baseline_on,
@@ -675,7 +679,7 @@ def gate_verdict(
         repo.plan_of(row),
         repo.evidence_of(session, row.id),
         [repo.to_review(r) for r in repo.reviews_of(session, row.id)],
-        as_of=as_of,
+        as_of=as_of, reopened_on=reopened_on(session, row),
         open_escalations=[
             f"opened {e.opened_on.isoformat()}: " + "; ".join(e.reasons)
             for e in repo.open_escalations(session, row.id)
@@ -839,3 +843,59 @@ def summaries(session: Session, rows: list[ActionRow], *, as_of: date) -> list[A
             escalated=row.escalated, flow_run_id=row.flow_run_id, opened_on=opened_on(row),
         ))
     return out
+
+
+# ---------------------------------------------------------------- reopening
+
+#: Who may reopen a closed action: the senior roles that sign recovery off.
+REOPENERS = frozenset({Role.REGISTERED_MANAGER, Role.NOMINATED_INDIVIDUAL, Role.PROVIDER_LEAD})
+#: A reopening says why, in words a commissioner could read (as a control change does).
+MIN_REOPEN_REASON = 20
+_REOPENED = f"status.{Event.REOPEN.value}"
+
+
+def reopen_action(session: Session, ref: str, *, by: str, reason: str, today: date
+                  ) -> ActionRow:
+    """A closed action back to recovery: a senior role decides, says why, and the audit log
+    keeps it. The old lifecycle run's history stays; the caller starts a new run, whose
+    closure path is fresh (the gate counts evidence observed from `today` on)."""
+    row = repo.get_action(session, ref, for_update=True)
+    person = repo.get_person(session, by, field="by")
+    why = reason.strip()
+    if Role(person.role) not in REOPENERS:
+        raise RuleRefused("reopen", [
+            f"a closed action is reopened by a registered manager, nominated individual or "
+            f"provider lead; {person.email} is a {Role(person.role).label}"])
+    if len(why) < MIN_REOPEN_REASON:
+        raise InvalidInput("reason", f"say why it is reopened (at least {MIN_REOPEN_REASON} "
+                                     "characters)")
+    if len(why) > MAX_TEXT:
+        raise InvalidInput("reason", f"must be at most {MAX_TEXT} characters")
+    if row.status != Status.CLOSED.value:
+        raise RuleRefused("reopen", [
+            f"{row.ref} is {Status(row.status).value.replace('_', ' ')}, not closed: only a "
+            "closed action is reopened"])
+    previous_run = row.flow_run_id
+    move(session, row, Event.REOPEN, actor=person.email,
+         details={"reason": why, "reopened_on": today.isoformat(),
+                  "previous_flow_run_id": previous_run})
+    row.flow_run_id = None  # a new run starts; the old one's history stays in Prefect
+    row.monitoring_since = None  # routine monitoring starts again after the next closure
+    session.add(row)
+    return row
+
+
+def reopened_on(session: Session, row: ActionRow) -> date | None:
+    """The day the action was last reopened by a person (None if never): where its fresh
+    closure path starts."""
+    details = session.exec(
+        select(AuditRow.details).where(AuditRow.action_ref == row.ref,
+                                       AuditRow.event == _REOPENED)
+        .order_by(col(AuditRow.seq).desc())).first()
+    return date.fromisoformat(details["reopened_on"]) if details else None
+
+
+def times_reopened(session: Session, ref: str) -> int:
+    """How many times a person reopened the action (each one starts a new run)."""
+    return int(session.exec(select(func.count()).select_from(AuditRow).where(
+        AuditRow.action_ref == ref, AuditRow.event == _REOPENED)).one())
