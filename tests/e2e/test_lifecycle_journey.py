@@ -200,3 +200,97 @@ def test_rejected_plan_is_revised_and_asked_again(
     events = stack.audit_events(ref)
     for event in ("status.reject_plan", "status.revise_plan", "status.approve_plan"):
         assert events.count(event) == 1, (event, events)
+
+
+@pytest.mark.timeout(600)
+def test_closed_action_reopens_on_a_fresh_closure_path(stack: RecoveryStack) -> None:
+    """Follows the journey: ROSE-SG-001 in routine monitoring is closed as the daily cycle
+    closes a sustained action, then reopened by a senior role. The new run starts at
+    recovery; the evidence that closed it once no longer counts toward closing it."""
+    from sqlmodel import Session, select
+
+    from models.lifecycle import Event
+    from models.tables import ActionRow
+    from recovery import services
+
+    assert stack.status(REF) == "routine_monitoring", "the journey above did not finish"
+    old_run = stack.flow_run_id(REF)
+    # arranged: eight weeks of sustained monitoring cannot pass inside a test, so the
+    # action is closed by the transition the daily cycle makes (audited the same way)
+    with Session(stack.engine()) as session:
+        row = session.exec(select(ActionRow).where(ActionRow.ref == REF)).one()
+        services.move(session, row, Event.CLOSE_SUSTAINED, actor="daily-review",
+                      details={"as_of": TOMORROW.isoformat()})
+        session.commit()
+
+    # evidence on a closed action is refused, naming the real command that reopens it
+    refused = stack.cli("evidence", "add", REF, "--source", "audits", "--value", "90",
+                        "--observed-on", TOMORROW.isoformat(), "--reference", "audit",
+                        "--by", LEAD, "--json")
+    assert refused.exit_code == 3, str(refused)
+    assert f"`recovery action reopen {REF} --by EMAIL --reason TEXT`" in \
+        refused.error_json()["reasons"][0]
+
+    # not a senior role: refused (exit 3), nothing written; a reason too short: exit 2
+    before = (stack.audit_events(REF), stack.status(REF), old_run)
+    junior = stack.cli("action", "reopen", REF, "--by", LEAD, "--reason",
+                       "Two new concerns were not reviewed the same day", "--json")
+    assert junior.exit_code == 3, str(junior)
+    assert "safeguarding lead" in junior.error_json()["reasons"][0]
+    terse = stack.cli("action", "reopen", REF, "--by", "rm@rose.example", "--reason", "relapse",
+                      "--json")
+    assert terse.exit_code == 2, str(terse)
+    assert terse.error_json()["field"] == "reason"
+    assert (stack.audit_events(REF), stack.status(REF), stack.flow_run_id(REF)) == before
+
+    # a registered manager reopens it: audited with the reason, a new run starts at recovery
+    reason = "Two new concerns in December were not reviewed the same day"
+    reopened = stack.cli_json("action", "reopen", REF, "--by", "rm@rose.example", "--reason",
+                              reason)
+    assert reopened["status"] == "reopened"
+    assert reopened["flow_run_id"] and reopened["flow_run_id"] != old_run
+    [entry] = [e for e in stack.audit(REF) if e["event"] == "status.reopen"]
+    assert entry["actor"] == "rm@rose.example"
+    assert entry["details"]["reason"] == reason
+    assert entry["details"]["previous_flow_run_id"] == old_run
+    assert entry["details"]["reopened_on"] == TOMORROW.isoformat()
+    # (wait keys are numbered over the action's whole history: two closure requests so far)
+    stack.wait_for_wait(REF, "closure-request-3-")
+    assert stack.flow_run_id(REF) == reopened["flow_run_id"]
+    with stack.client() as client:  # the old run's history is kept, as it finished
+        assert client.read_flow_run(old_run).state.is_completed()
+
+    # two pillars evidenced since the reopening: the gate refuses, though the evidence that
+    # closed the action (all four pillars at 100%, observed before) is still stored
+    stack.add_evidence(REF, TOMORROW, ("care_records", "rm@rose.example"), ("audits", LEAD))
+    asked = stack.cli("closure", "request", REF, "--by", LEAD,
+                      "--summary", "Concerns reviewed the same day again", "--json")
+    assert asked.exit_code == 3, str(asked)
+    reasons = asked.error_json()["reasons"]
+    since = f"since the action was reopened on {TOMORROW.isoformat()}"
+    assert any(r == f"no feedback evidence {since}" for r in reasons), reasons
+    assert any(r == f"no staff practice evidence {since}" for r in reasons), reasons
+    assert not any("care records" in r for r in reasons), reasons
+    stack.wait_for_wait(REF, "closure-request-4-")
+    assert stack.status(REF) == "in_recovery"  # refused by the gate: back to recovery
+
+    # the other two pillars: the gate passes, and closure goes to the senior reviewer again
+    stack.add_evidence(REF, TOMORROW, ("feedback", "team.leader@rose.example"),
+                       ("staff_practice", "duty.manager@rose.example"))
+    asked = stack.cli_json("closure", "request", REF, "--by", LEAD,
+                           "--summary", "All four pillars evidenced again since reopening")
+    assert asked["applied"] is True, asked
+    stack.wait_for_wait(REF, "closure-signoff-2-")
+    code = stack.signoff_code(REF, "closure", number=2)
+    signed = stack.cli_json("signoff", REF, "--by", REVIEWER, "--code", code,
+                            "--decision", "approve",
+                            "--rationale", "Fresh triangulated evidence across four pillars")
+    assert signed["applied"] is True, signed
+    run = stack.wait_for_run(REF, lambda r: r.state is not None and r.state.is_final(),
+                             what="the new run to finish")
+    assert run.state.is_completed(), run.state
+    assert stack.status(REF) == "routine_monitoring"
+    events = stack.audit_events(REF)
+    assert events.count("status.reopen") == 1
+    assert events.count("status.approve_closure") == 2
+    assert stack.cli_json("audit", "verify")["ok"] is True

@@ -509,3 +509,28 @@ def test_taking_away_any_other_condition_refuses_closure(
                                  open_escalations=escalations, open_triggers=triggers)
     assert not verdict.passed
     assert len(verdict.reasons) == 1
+
+
+# --- a reopened action closes on a fresh path -----------------------------------------------
+
+
+def test_a_reopened_action_counts_only_evidence_observed_since_it_was_reopened() -> None:
+    reopened = TODAY - timedelta(days=1)
+    evidence = full_evidence()
+    assert all(e.observed_on < reopened for e in evidence)  # what closed it once
+    verdict = gate(evidence=evidence, reopened_on=reopened)
+    assert not verdict.passed
+    assert {r for r in verdict.reasons if r.startswith("no ")} == {
+        f"no {label} evidence since the action was reopened on {reopened.isoformat()}"
+        for label in ("care records", "audits", "feedback", "staff practice")}
+
+
+def test_a_reopened_action_passes_on_evidence_observed_from_the_day_it_was_reopened() -> None:
+    reopened = TODAY - timedelta(days=1)
+    again = [e.model_copy(update={"observed_on": reopened}) for e in full_evidence()]
+    assert gate(evidence=[*full_evidence(), *again], reopened_on=reopened).passed
+
+
+def test_a_reopening_older_than_the_freshness_window_keeps_the_window_wording() -> None:
+    verdict = gate(evidence=without("feedback"), reopened_on=CUTOFF - timedelta(days=30))
+    assert verdict.reasons == ("no feedback evidence since 2026-10-29",)
