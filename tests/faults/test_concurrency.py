@@ -18,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -176,8 +177,13 @@ def test_two_daily_cycles_for_one_date_at_once(app: App, tmp_path: Path) -> None
                           "ON a.id = e.action_id GROUP BY a.ref") == dict.fromkeys(refs, 1)
     assert app.audit_events("action.escalated") == dict.fromkeys(refs, 1)
     assert app.scalar("SELECT COUNT(*) FROM audit_log WHERE event = 'cycle.daily_review'") == 1
+    # one escalation email per action, as one message to each of its recipients
     keys = app.mail_keys()
-    assert len(keys) == len(set(keys)) == CYCLE_ACTIONS, keys
+    assert len(keys) == len(set(keys)), keys
+    per_escalation = Counter(k.rsplit(":", 1)[0] if k.count(":") > 2 else k for k in keys)
+    assert len(per_escalation) == CYCLE_ACTIONS, keys
+    assert sorted(k.split(":")[1] for k in per_escalation) == sorted(refs), keys
+    assert all(n >= 2 for n in per_escalation.values()), per_escalation  # lead and reviewer
     assert app.scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL") == 0
     assert app.scalar("SELECT COUNT(*) FROM escalation WHERE event_emitted_at IS NULL") == 0
 
