@@ -4,7 +4,8 @@ decisions needed and governance weaknesses. Built set-based for a whole provider
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, PrivateAttr
@@ -18,6 +19,7 @@ from models.risk import RiskLevel
 from models.tables import (
     ActionRow,
     AssuranceEntryRow,
+    AuditRow,
     ControlChangeRow,
     DecisionRow,
     EscalationRow,
@@ -119,7 +121,7 @@ def _trend(now: float | None, before: float | None, direction: str) -> str:
     return "improving" if better else "declining"
 
 
-def _chunks(ids: list[int]) -> list[list[int]]:
+def _chunks(ids: list[Any]) -> list[list[Any]]:
     return [ids[i:i + ID_CHUNK] for i in range(0, len(ids), ID_CHUNK)]
 
 
@@ -152,14 +154,21 @@ def build_snapshot(
     session: Session, *, as_of: date, location: str | None = None
 ) -> GovernanceSnapshot:
     provider = session.exec(select(ProviderRow)).first()
-    query = select(ActionRow).where(col(ActionRow.status).in_(
-        [s.value for s in OPEN] + list(DECISIONS_NEEDED)))
+    shown = [s.value for s in OPEN] + list(DECISIONS_NEEDED)
+    # a pack as of a past date reads every action as it stood then (opened by then, its
+    # status and deadline unwound from the audit log); today's pack reads today's rows
+    past = as_of < get_settings().today()
+    query = select(ActionRow) if past else select(ActionRow).where(
+        col(ActionRow.status).in_(shown))
     locations = {loc.id: loc for loc in session.exec(select(LocationRow))}
     if location:
         wanted = [i for i, loc in locations.items() if loc.name.lower() == location.lower()
                   or loc.code.lower() == location.lower()]
         query = query.where(col(ActionRow.location_id).in_(wanted))
     actions = list(session.exec(query))
+    then = as_it_stood(session, actions, as_of) if past else {
+        a.ref: Then(status=a.status, deadline=a.deadline, since=None) for a in actions}
+    actions = [a for a in actions if a.ref in then and then[a.ref].status in shown]
     ids = [a.id for a in actions if a.id is not None]
     people = {p.id: p for p in session.exec(select(PersonRow))}
     senior_emails = {p.email for p in people.values() if p.role in
@@ -193,7 +202,9 @@ def build_snapshot(
             if changed_on is None or changed_on > as_of:
                 awaiting_control.add(e.action_id)
 
-    asked_on = _decisions_asked_on(session, actions)
+    asked_on = _decisions_asked_on(session, actions) if not past else {
+        a.id: then[a.ref].since for a in actions
+        if a.id is not None and then[a.ref].since is not None}
 
     provider_review: dict[int, date] = {}
 
@@ -228,7 +239,8 @@ def build_snapshot(
         cadence = services.cadence_of(row, as_of,
                                       last_rating=latest.rating if latest else None)
         start = row.recovery_started_on or row.baseline_on
-        status = Status(row.status)
+        status = Status(then[row.ref].status)
+        deadline = then[row.ref].deadline
         # what is due next: a review by the cadence in an open status, a decision in a
         # status that waits on one (the earlier when both); each that has passed counts
         review_due = next_review_due(cadence, last_review_on.get(row.id), start) \
@@ -260,7 +272,7 @@ def build_snapshot(
                                                        or last_provider < cutoff):
             since = f"since {last_provider.isoformat()}" if last_provider else "ever"
             weaknesses.append(f"{LOCAL_ONLY}: no provider-level review {since}")
-        if status == Status.DRAFT and row.flow_run_id is None:
+        if status == Status.DRAFT and (row.flow_run_id is None or past):
             weaknesses.append(f"{NOT_STARTED} since {row.created_at.date().isoformat()}: no "
                               f"lifecycle run (start it with recovery action start {row.ref})")
         weaknesses.extend(overdue_items)
@@ -269,7 +281,7 @@ def build_snapshot(
         lines.append(ActionLine(
             ref=row.ref, title=row.title, location=locations[row.location_id].name,
             risk_domain=row.risk_domain, risk_level=row.risk_level, risk_score=row.risk_score,
-            risk_reasons=row.risk_reasons, status=row.status,
+            risk_reasons=row.risk_reasons, status=status.value,
             rating=latest.rating if latest else (
                 "not_started" if status == Status.DRAFT else "not reviewed"),
             measured=measured,
@@ -278,20 +290,72 @@ def build_snapshot(
                          row.target_direction),
             baseline=row.baseline_value, target=row.target_value,
             target_wording=f"{row.target_direction.replace('_', ' ')} {row.target_value:g}%",
-            deadline=row.deadline, days_to_deadline=(row.deadline - as_of).days,
+            deadline=deadline, days_to_deadline=(deadline - as_of).days,
             progress_pct=progress, escalated=row.id in escalations,
             escalation_reasons=escalations.get(row.id, []), next_review_due=due,
             review_overdue=overdue, cadence=cadence.value,
             accountable_lead=people[row.accountable_lead_id].name,
             senior_reviewer=people[row.senior_reviewer_id].name,
-            decisions_needed=([DECISIONS_NEEDED[row.status]] if row.status in DECISIONS_NEEDED
-                              else [])
+            decisions_needed=([DECISIONS_NEEDED[status.value]]
+                              if status.value in DECISIONS_NEEDED else [])
             + (["decision on escalation: record a change of operational control"]
                if row.id in awaiting_control else []),
             last_provider_review=last_provider, stale_pillars=stale, weaknesses=weaknesses,
         ))
     return GovernanceSnapshot(as_of=as_of, provider=provider.name if provider else "",
                               lines=lines)
+
+
+@dataclass(frozen=True)
+class Then:
+    """An action as it stood on a past date: its status, its deadline, and the day it
+    entered that status (None: before the audit log says)."""
+
+    status: str
+    deadline: date
+    since: date | None
+
+
+#: The audit entries that change what a pack shows of an action's state.
+_STATE_EVENTS = ("action.opened", "action.deadline_extended")
+
+
+def as_it_stood(session: Session, actions: list[ActionRow], as_of: date) -> dict[str, Then]:
+    """Each action as it stood at the end of `as_of`, by its ref; actions opened after that
+    day are left out. Status and deadline changes recorded after the day are unwound from
+    the audit log (each entry's `on`, the business day it was recorded; before entries
+    carried one, the local day of its timestamp)."""
+    tz = get_settings().tz
+    history: dict[str, list[tuple[str, date, dict[str, Any]]]] = defaultdict(list)
+    for chunk in _chunks([a.ref for a in actions]):
+        for ref, event, at, details in session.exec(
+                select(AuditRow.action_ref, AuditRow.event, AuditRow.at, AuditRow.details)
+                .where(col(AuditRow.action_ref).in_(chunk),
+                       or_(col(AuditRow.event).startswith("status."),
+                           col(AuditRow.event).in_(_STATE_EVENTS)))
+                .order_by(col(AuditRow.seq))):
+            day = (date.fromisoformat(details["on"]) if details.get("on")
+                   else datetime.fromisoformat(at).astimezone(tz).date())
+            history[ref or ""].append((event, day, details))
+    out: dict[str, Then] = {}
+    for row in actions:
+        entries = history.get(row.ref, [])
+        opened = next((day for event, day, _ in entries if event == "action.opened"),
+                      services.opened_on(row))
+        if opened > as_of:
+            continue
+        status, deadline = row.status, row.deadline
+        for event, day, details in reversed(entries):
+            if day <= as_of:
+                break
+            if event.startswith("status."):
+                status = details["from"]
+            elif event == "action.deadline_extended":
+                deadline = date.fromisoformat(details["from"])
+        since = max((day for event, day, _ in entries
+                     if event.startswith("status.") and day <= as_of), default=opened)
+        out[row.ref] = Then(status=status, deadline=deadline, since=since)
+    return out
 
 
 def _decisions_asked_on(session: Session, actions: list[ActionRow]) -> dict[int, date]:

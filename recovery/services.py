@@ -376,10 +376,19 @@ def _action_values(checked: CheckedPlan, now: datetime) -> dict[str, Any]:
     }
 
 
+def business_day() -> str:
+    """The business day a fact is recorded on (RECOVERY_BUSINESS_DATE, else the real date),
+    kept as `on` in the audit entries a pack as of a past date reads the past from."""
+    from recovery.settings import get_settings
+
+    return get_settings().today().isoformat()
+
+
 def _opened(ref: str, checked: CheckedPlan, actor: str) -> audit_log.Entry:
     return audit_log.Entry(
         actor=actor, event="action.opened", action_ref=ref,
-        details={"risk_level": checked.rating.level.value, "risk_score": checked.rating.score,
+        details={"on": business_day(),
+                 "risk_level": checked.rating.level.value, "risk_score": checked.rating.score,
                  "accountable_lead": checked.lead.email,
                  "senior_reviewer": checked.reviewer.email,
                  "reasons": list(checked.rating.reasons)})
@@ -498,7 +507,8 @@ def move(
     session.add(row)
     entry = audit_log.Entry(
         actor=actor, event=f"status.{event.value}", action_ref=row.ref,
-        details={"from": before.value, "to": after.value, **(details or {})},
+        details={"from": before.value, "to": after.value, "on": business_day(),
+                 **(details or {})},
         dedupe_key=dedupe_key,
     )
     if audit is not None:
@@ -728,7 +738,8 @@ def extend_deadline(
     audit_log.append(
         session, actor=person.email, event="action.deadline_extended", action_ref=row.ref,
         details={"from": old.isoformat(), "to": new_deadline.isoformat(),
-                 "control_change": control_change.strip(), "control_change_id": change.id,
+                 "on": today.isoformat(), "control_change": control_change.strip(),
+                 "control_change_id": change.id,
                  "escalation_id": escalation.id if escalation else None},
     )
     return row

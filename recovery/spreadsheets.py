@@ -39,7 +39,8 @@ from models.tables import ActionRow, LocationRow, PersonRow
 from models.templates import get_template
 from recovery import audit_log, charts, db, services
 from recovery import repository as repo
-from recovery.governance import build_snapshot
+from recovery.governance import Then, as_it_stood, build_snapshot
+from recovery.settings import get_settings
 from recovery.tablefile import Formula, Limits, Table, read_table
 from recovery.tablefile import blank as _blank
 
@@ -561,11 +562,11 @@ def _steps_text(plan: dict[str, Any]) -> str:
     return "\n".join(items) if any(";" in i for i in items) else "; ".join(items)
 
 
-def _status_text(row: ActionRow) -> str:
+def _status_text(row: ActionRow, status: str) -> str:
     """A draft never started says so, since when and why, beside the started ones."""
-    if row.status == Status.DRAFT.value and row.flow_run_id is None:
+    if status == Status.DRAFT.value and (row.flow_run_id is None or status != row.status):
         return f"not started: draft since {services.opened_on(row):%d/%m/%Y}, no lifecycle run"
-    return row.status.replace("_", " ")
+    return status.replace("_", " ")
 
 
 def tracker_records(session: Session, *, as_of: date,
@@ -577,6 +578,10 @@ def tracker_records(session: Session, *, as_of: date,
     if place is not None:
         query = query.where(ActionRow.location_id == place.id)
     rows = list(session.exec(query))
+    # as of a past date, each action as it stood then (those opened later left out)
+    then = as_it_stood(session, rows, as_of) if as_of < get_settings().today() else {
+        r.ref: Then(status=r.status, deadline=r.deadline, since=None) for r in rows}
+    rows = [r for r in rows if r.ref in then]
     rows.sort(key=lambda r: (RiskLevel(r.risk_level).rank, -r.risk_score, r.ref))
     people = {p.id: p for p in session.exec(select(PersonRow))}
     places = {loc.id: loc for loc in session.exec(select(LocationRow))}
@@ -593,7 +598,7 @@ def tracker_records(session: Session, *, as_of: date,
             "statements": "; ".join(plan["quality_statements"]),
             "risk_level": row.risk_level, "risk_score": row.risk_score,
             **{k: int(plan["risk"][k]) for k in FACTORS},
-            "status": _status_text(row),
+            "status": _status_text(row, then[row.ref].status),
             "rating": rating_label(line.rating) if line else "",
             "measured": line.measured if line else None,
             "trend": line.trend if line else "",
@@ -608,7 +613,7 @@ def tracker_records(session: Session, *, as_of: date,
             "target_measure": plan["target"]["measure"],
             "direction": plan["target"]["direction"].replace("_", " "),
             "target_value": float(plan["target"]["value"]),
-            "deadline": row.deadline,
+            "deadline": then[row.ref].deadline,
             "interim_controls": _joined(list(plan.get("interim_controls", []))),
             "template": plan.get("template") or "",
             "steps": _steps_text(plan),

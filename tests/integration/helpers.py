@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -108,6 +110,25 @@ def make_plan(**overrides: Any) -> ActionPlan:
 def write_plan(path: Path, mapping: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(mapping, sort_keys=False), encoding="utf-8")
     return path
+
+
+@contextmanager
+def business_day(day: date) -> Iterator[None]:
+    """Record what the block records on `day` (RECOVERY_BUSINESS_DATE), as a provider
+    replaying that day would: a pack as of a past date reads what was recorded by then."""
+    from recovery.settings import get_settings
+
+    before = os.environ.get("RECOVERY_BUSINESS_DATE")
+    os.environ["RECOVERY_BUSINESS_DATE"] = day.isoformat()
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("RECOVERY_BUSINESS_DATE", None)
+        else:
+            os.environ["RECOVERY_BUSINESS_DATE"] = before
+        get_settings.cache_clear()
 
 
 def open_plan(plan: ActionPlan, actor: str = "test") -> str:

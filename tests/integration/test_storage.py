@@ -235,7 +235,8 @@ def test_extension_refused_without_control_change_and_accepted_with_one(seeded: 
         last = audit_log.entries(session, ref)[-1]
         assert last.event == "action.deadline_extended"
         assert last.details == {"from": "2026-03-01", "to": "2026-03-15",
-                                "control_change": change, "control_change_id": changes[0].id,
+                                "on": TODAY.isoformat(), "control_change": change,
+                                "control_change_id": changes[0].id,
                                 "escalation_id": None}  # no escalation open: none resolved
         assert audit_log.verify(session).ok
 

@@ -20,18 +20,19 @@ from models.signoff import SignoffKind
 from models.tables import ControlChangeRow, EscalationRow, OutboxRow
 from recovery import cycles, db, reports, services, signoffs, spreadsheets, weekly
 from recovery import repository as repo
-from recovery.governance import build_snapshot
-from tests.integration.helpers import cli, make_plan, open_plan, seed_directory
+from recovery.governance import ActionLine, build_snapshot
+from tests.integration.helpers import business_day, cli, make_plan, open_plan, seed_directory
 
 START = date(2026, 11, 2)  # recovery starts on the baseline day
 
 
 def _in_recovery_without_evidence() -> str:
-    ref = open_plan(make_plan(
-        baseline={"issue": "Delayed escalation decisions", "value": 60, "as_of": START},
-        target={"measure": "Concerns with same-day review", "direction": "at_least",
-                "value": 95, "deadline": START + timedelta(days=90)}))
-    with db.unit_of_work() as session:
+    with business_day(START):
+        ref = open_plan(make_plan(
+            baseline={"issue": "Delayed escalation decisions", "value": 60, "as_of": START},
+            target={"measure": "Concerns with same-day review", "direction": "at_least",
+                    "value": 95, "deadline": START + timedelta(days=90)}))
+    with business_day(START), db.unit_of_work() as session:
         row = repo.get_action(session, ref, for_update=True)
         services.move(session, row, Event.SUBMIT_PLAN, actor="test")
         services.move(session, row, Event.APPROVE_PLAN, actor="test")
@@ -113,8 +114,9 @@ def _medicines_action() -> str:
         target={"measure": "Gaps explained within 24 hours", "direction": "at_least",
                 "value": 100, "deadline": MEDS_START + timedelta(days=50)},
         interim_controls=["Senior carer checks every MAR at shift end"])
-    ref = open_plan(plan)
-    with db.unit_of_work() as session:
+    with business_day(MEDS_START):
+        ref = open_plan(plan)
+    with business_day(MEDS_START), db.unit_of_work() as session:
         row = repo.get_action(session, ref, for_update=True)
         services.move(session, row, Event.SUBMIT_PLAN, actor="test")
         services.move(session, row, Event.APPROVE_PLAN, actor="test")
@@ -305,3 +307,62 @@ def test_a_draft_heads_the_attention_list_until_its_run_starts(
     assert [d.what for d in pack.decisions_needed if d.ref == draft] == [
         "plan sign-off by the senior reviewer"]
     assert "not started" not in " ".join(cli("action", "list").stdout.split())
+
+
+# --- past dates read the past ---------------------------------------------------------------
+
+def test_a_pack_as_of_a_past_date_reads_every_fact_as_it_stood(database_url: str) -> None:
+    """Opened on day 0, submitted on day 1, signed off on day 5, its deadline extended on
+    day 7: a pack as of each day shows the action as it stood that day (absent before it was
+    opened; its status, the decision it waited on, overdue or not, and its deadline then)."""
+    seed_directory()
+    start = date(2026, 11, 2)
+    deadline = start + timedelta(days=60)
+    with business_day(start):
+        ref = open_plan(make_plan(
+            title="Handover checks signed by the shift lead",
+            baseline={"issue": "Handover checks unsigned", "value": 60, "as_of": start},
+            target={"measure": "Handovers signed", "direction": "at_least", "value": 95,
+                    "deadline": deadline}))
+    with business_day(start + timedelta(days=1)), db.unit_of_work() as session:
+        services.submit_plan(session, ref, actor="lifecycle")
+    with business_day(start + timedelta(days=5)), db.unit_of_work() as session:
+        row = repo.get_action(session, ref, for_update=True)
+        services.move(session, row, Event.APPROVE_PLAN, actor="ni@harbourcare.example")
+        row.recovery_started_on = start + timedelta(days=5)
+    extended = start + timedelta(days=7)
+    with business_day(extended), db.unit_of_work() as session:
+        services.extend_deadline(
+            session, ref, new_deadline=deadline + timedelta(days=30), by="rm@rose.example",
+            control_change="Shift lead signs every handover sheet before leaving the floor",
+            today=extended)
+
+    def line(day: int) -> ActionLine | None:
+        with db.unit_of_work() as session:
+            lines = build_snapshot(session, as_of=start + timedelta(days=day)).lines
+        return next((x for x in lines if x.ref == ref), None)
+
+    assert line(-1) is None  # not yet identified
+    opened = line(0)
+    assert opened is not None and opened.status == "draft"
+    assert opened.decisions_needed == ["start the lifecycle run (recovery action start)"]
+    waiting = line(2)
+    assert waiting is not None and waiting.status == "awaiting_plan_signoff"
+    assert waiting.decisions_needed == ["plan sign-off by the senior reviewer"]
+    assert not waiting.review_overdue  # asked on day 1, due on day 3
+    assert line(3) is not None and not line(3).review_overdue  # due that day  # type: ignore
+    late = line(4)
+    assert late is not None and late.review_overdue
+    assert any(w.startswith("plan sign-off overdue since 2026-11-05") for w in late.weaknesses)
+    before_extension = line(6)
+    assert before_extension is not None and before_extension.status == "in_recovery"
+    assert (before_extension.deadline, before_extension.decisions_needed) == (deadline, [])
+    after = line(7)
+    assert after is not None and after.deadline == deadline + timedelta(days=30)
+    # the tracker export as of a past date reads the same past
+    with db.unit_of_work() as session:
+        csv_bytes, _ = spreadsheets.export_tracker(
+            session, fmt="csv", as_of=start + timedelta(days=2))
+    [row_] = [r for r in csv.DictReader(io.StringIO(csv_bytes.decode("utf-8-sig")))
+              if r["Ref"] == ref]
+    assert "awaiting plan signoff" in row_["Status"].replace("-", " "), row_
