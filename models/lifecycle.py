@@ -125,3 +125,18 @@ def decision_due(status: Status, asked_on: date) -> date | None:
     """When the decision an action waits on in `status` is due (None: it waits on none)."""
     awaited = DECISIONS_AWAITED.get(status)
     return None if awaited is None else asked_on + timedelta(days=awaited[2])
+
+
+# --- what a suspended lifecycle run waits for ------------------------------------------------
+
+#: A lifecycle run suspended in each status waits for: its run tag (the Runs page filters on
+#: it), the answer in words, and whose it is ("reviewer": the named senior reviewer, "lead":
+#: the accountable lead). Every other status is one the run passes through or ends in.
+WAITS: dict[Status, tuple[str, str, str]] = {
+    Status.AWAITING_PLAN_SIGNOFF: ("awaiting:plan-signoff", "plan sign-off", "reviewer"),
+    Status.PLAN_REJECTED: ("awaiting:revision", "a revised plan", "lead"),
+    Status.IN_RECOVERY: ("awaiting:closure-request", "the closure request", "lead"),
+    Status.REOPENED: ("awaiting:closure-request", "the closure request", "lead"),
+    Status.AWAITING_CLOSURE_SIGNOFF: ("awaiting:closure-signoff", "closure sign-off",
+                                      "reviewer"),
+}

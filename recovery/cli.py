@@ -911,12 +911,12 @@ def approvals(as_json: JsonOpt = False) -> None:
     items = run(work, as_json)
 
     def human() -> None:
-        table = Table("action", "location", "awaiting", "from", "since", "run")
+        table = Table("action", "location", "awaiting", "from", "role", "since", "run")
         tz = get_settings().tz
         for a in items:
             since = a.since.astimezone(tz).strftime("%d/%m/%Y %H:%M") if a.since else ""
-            table.add_row(a.ref, escape(a.location), a.awaiting, escape(a.from_whom), since,
-                          a.url)
+            table.add_row(a.ref, escape(a.location), a.awaiting, escape(a.from_whom), a.role,
+                          since, a.url)
         out.print(table)
 
     emit([a.model_dump(mode="json") for a in items], as_json, human)

@@ -4,7 +4,7 @@ Prefect run restarts from the top after each resume."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 
 from pydantic import BaseModel
@@ -12,7 +12,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from models.errors import RuleRefused
-from models.lifecycle import Event, Status
+from models.lifecycle import WAITS, Event, Status
 from models.people import Role, normalise_email
 from models.signoff import (
     CODE_TTL,
@@ -496,37 +496,66 @@ class Awaiting(BaseModel):
     title: str
     location: str
     awaiting: str
+    tag: str
     from_whom: str
+    name: str
+    role: str
     since: datetime | None
+    how: str
+    command: str
     flow_run_id: str | None
     url: str
 
 
+def _answer(row: ActionRow, who: PersonRow, status: Status) -> tuple[str, str]:
+    """How the person answers this wait: in words (the Prefect UI), and the command."""
+    if status in (Status.AWAITING_PLAN_SIGNOFF, Status.AWAITING_CLOSURE_SIGNOFF):
+        return (f"{who.name} presses Resume on this run and fills in the form with the "
+                "six-digit code from their sign-off email, or runs:",
+                f"recovery signoff {row.ref} --by {who.email} --code CODE "
+                "--decision approve|reject --rationale TEXT")
+    if status == Status.PLAN_REJECTED:
+        return (f"{who.name} records the revised plan:",
+                f"recovery action revise {row.ref} PLAN.yaml --by {who.email}")
+    return (f"{who.name} asks for closure (or presses Resume on this run); the triangulation "
+            "gate then decides whether it goes to closure sign-off:",
+            f"recovery closure request {row.ref} --by {who.email} --summary TEXT")
+
+
+def awaiting(session: Session, row: ActionRow) -> Awaiting | None:
+    """What the action's lifecycle run waits for, from whom (name and role), since when and
+    how to answer; None when it waits on nobody (models.lifecycle.WAITS)."""
+    status = Status(row.status)
+    if status not in WAITS:
+        return None
+    assert row.id is not None
+    tag, what, whose = WAITS[status]
+    person = repo.person_by_id(
+        session, row.senior_reviewer_id if whose == "reviewer" else row.accountable_lead_id)
+    since: datetime | None = row.updated_at
+    if status in (Status.AWAITING_PLAN_SIGNOFF, Status.AWAITING_CLOSURE_SIGNOFF):
+        kind = (SignoffKind.PLAN if status == Status.AWAITING_PLAN_SIGNOFF
+                else SignoffKind.CLOSURE)
+        request = current_request(session, row.id, kind)
+        since = request.issued_at if request else since
+    elif status in (Status.IN_RECOVERY, Status.REOPENED):
+        day = (services.reopened_on(session, row) if status == Status.REOPENED
+               else row.recovery_started_on)
+        if day is not None:
+            since = datetime.combine(day, time(), get_settings().tz)
+    how, command = _answer(row, person, status)
+    return Awaiting(
+        ref=row.ref, title=row.title,
+        location=repo.location_by_id(session, row.location_id).name, awaiting=what, tag=tag,
+        from_whom=f"{person.name} <{person.email}>", name=person.name,
+        role=Role(person.role).label, since=as_utc(since) if since else None,
+        how=how, command=command, flow_run_id=row.flow_run_id,
+        url=get_settings().run_url(row.flow_run_id))
+
+
 def approvals(session: Session) -> list[Awaiting]:
-    """Everything waiting on a person."""
-    settings = get_settings()
-    waiting = {
-        Status.AWAITING_PLAN_SIGNOFF.value: ("plan sign-off", "reviewer", SignoffKind.PLAN),
-        Status.AWAITING_CLOSURE_SIGNOFF.value: ("closure sign-off", "reviewer",
-                                                SignoffKind.CLOSURE),
-        Status.PLAN_REJECTED.value: ("plan revision", "lead", None),
-    }
-    rows = session.exec(select(ActionRow).where(col(ActionRow.status).in_(list(waiting)))
-                        .order_by(col(ActionRow.ref))).all()
-    out = []
-    for row in rows:
-        assert row.id is not None
-        what, who, kind = waiting[row.status]
-        person = repo.person_by_id(
-            session, row.senior_reviewer_id if who == "reviewer" else row.accountable_lead_id)
-        since = row.updated_at
-        if kind is not None:
-            request = current_request(session, row.id, kind)
-            since = request.issued_at if request else since
-        out.append(Awaiting(
-            ref=row.ref, title=row.title,
-            location=repo.location_by_id(session, row.location_id).name, awaiting=what,
-            from_whom=f"{person.name} <{person.email}>", since=as_utc(since) if since else None,
-            flow_run_id=row.flow_run_id, url=settings.run_url(row.flow_run_id),
-        ))
-    return out
+    """Everything waiting on a person: sign-offs on senior reviewers, revisions and closure
+    requests on accountable leads."""
+    rows = session.exec(select(ActionRow).where(col(ActionRow.status).in_(
+        [s.value for s in WAITS])).order_by(col(ActionRow.ref))).all()
+    return [w for w in (awaiting(session, row) for row in rows) if w is not None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
+from models.lifecycle import WAITS, Status
 from models.people import slug
 from models.tables import ActionRow
 from recovery import repository as repo
@@ -11,6 +12,7 @@ from recovery import repository as repo
 
 def for_action(session: Session, row: ActionRow) -> list[str]:
     location = repo.location_by_id(session, row.location_id)
+    waits = WAITS.get(Status(row.status))
     return [
         "recovery",
         f"action:{row.ref.lower()}",
@@ -18,4 +20,5 @@ def for_action(session: Session, row: ActionRow) -> list[str]:
         f"risk:{row.risk_level}",
         f"domain:{row.risk_domain}",
         f"status:{row.status}",
+        *([waits[0]] if waits else []),  # awaiting:...: what the suspended run waits for
     ]

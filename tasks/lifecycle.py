@@ -7,6 +7,7 @@ from the top after every resume: a re-run finds the work done and changes nothin
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -26,6 +27,31 @@ DB_TASK = {"retries": 2, "retry_delay_seconds": 2, "cache_policy": NO_CACHE}
 
 def _artifact_key(prefix: str, ref: str) -> str:
     return f"{prefix}-{ref.lower()}"
+
+
+def _since(at: Any) -> str:
+    """A wait that began on a day (recovery started, reopened) is shown as the day."""
+    from recovery import mail
+
+    local = at.astimezone(get_settings().tz)
+    return local.strftime("%d/%m/%Y") if local.time() == time() else mail.uk_datetime(at)
+
+
+def publish_wait(session: Any, action_ref: str) -> None:
+    """The run's `waiting-<ref>` artifact, updated in place at every wait: what the run waits
+    for, from whom (name and role), since when and how to answer, readable on the run's
+    page without pressing Resume (or that it waits on nobody)."""
+    from recovery import mail
+
+    row = repo.get_action(session, action_ref)
+    wait = signoffs.awaiting(session, row)
+    body = mail.environment().get_template("artifacts/waiting.md").render(
+        w=wait, ref=row.ref, status=row.status.replace("_", " "),
+        since=_since(wait.since) if wait and wait.since else "")
+    create_markdown_artifact(
+        key=_artifact_key("waiting", action_ref), markdown=body,
+        description=(f"{action_ref} waits for {wait.awaiting} from {wait.name}" if wait
+                     else f"{action_ref} waits on nobody"))
 
 
 @task(name="current-status", **DB_TASK)
@@ -51,7 +77,7 @@ def current_status(action_ref: str) -> Status:
     return Status(row.status)
 
 
-_MANAGED = {"action", "location", "risk", "domain", "status"}
+_MANAGED = {"action", "location", "risk", "domain", "status", "awaiting"}
 
 
 
@@ -141,6 +167,7 @@ def request_signoff(action_ref: str, kind: SignoffKind, flow_run_id: str | None)
     with db.unit_of_work() as session:
         wait = signoffs.open_signoff(session, action_ref, kind, flow_run_id=flow_run_id)
         description = action_brief(session, action_ref, wait=wait)
+        publish_wait(session, action_ref)
     flush_outbox()
     return {"pause_key": wait.pause_key, "description": description}
 
@@ -171,6 +198,7 @@ def closure_request_wait(action_ref: str) -> dict[str, str]:
         wait = signoffs.closure_wait(session, action_ref)
         description = action_brief(session, action_ref, wait=wait)
         progress, wording = _progress(session, action_ref)
+        publish_wait(session, action_ref)
     create_progress_artifact(
         progress=progress, key=_artifact_key("progress", action_ref),
         description=f"{action_ref}: {wording}")
@@ -239,6 +267,7 @@ def revision_wait(action_ref: str) -> dict[str, str]:
     with db.unit_of_work() as session:
         wait = signoffs.revision_wait(session, action_ref)
         description = action_brief(session, action_ref, wait=wait)
+        publish_wait(session, action_ref)
     return {"pause_key": wait.pause_key, "description": description}
 
 
@@ -252,3 +281,4 @@ def enter_routine_monitoring(action_ref: str) -> None:
             details={"since": row.monitoring_since.isoformat() if row.monitoring_since else None},
             dedupe_key=f"stage.monitoring:{row.ref}:{row.monitoring_since}",
         )
+        publish_wait(session, action_ref)

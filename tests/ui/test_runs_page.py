@@ -131,11 +131,16 @@ def test_a_run_opens_with_its_tags_and_its_gate_artifact(
     page.locator(RUN_LINK).first.click()
     page.wait_for_url(re.compile(rf".*/runs/flow-run/{run_id}"))
     settle()
-    for tag in ("location:rose-house", "risk:high", "domain:safeguarding",
-                "status:in_recovery", "action:rose-sg-001"):
-        assert page.get_by_text(tag, exact=True).first.is_visible(), tag
-    assert page.get_by_role("button", name="Resume").is_visible()  # waiting for the lead
     page.screenshot(path=str(tmp_path / "03-run.png"), full_page=True)
+    # the header shows the first tags (the wait among them) and "+N" for the rest
+    assert page.get_by_text("awaiting:closure-request", exact=True).first.is_visible()
+    page.get_by_text("Details", exact=True).first.click()  # every tag, none behind "+N"
+    settle(2)
+    page.screenshot(path=str(tmp_path / "03-run-details.png"), full_page=True)
+    for tag in ("location:rose-house", "risk:high", "domain:safeguarding",
+                "status:in_recovery", "action:rose-sg-001", "awaiting:closure-request"):
+        assert page.get_by_text(tag, exact=True).last.is_visible(), tag
+    assert page.get_by_role("button", name="Resume").is_visible()  # waiting for the lead
 
     page.get_by_text("Artifacts", exact=True).first.click()
     settle()
@@ -151,6 +156,61 @@ def test_a_run_opens_with_its_tags_and_its_gate_artifact(
     assert "no care records evidence since" in body
     page.screenshot(path=str(tmp_path / "05-gate-artifact.png"), full_page=True)
     print(f"screenshots in {tmp_path}")
+
+
+LEAD_ROLE = "safeguarding lead"  # Sam Patel, Rose House (examples/people.yaml)
+REVIEWER_ROLES = {"QUAY-MED-001": "registered manager", "ELM-STF-001": "provider lead"}
+
+
+def test_waits_are_visible_by_tag_on_the_run_and_in_approvals(
+    opened: RecoveryStack, page: Any, tmp_path: Path,
+) -> None:
+    """Two plans wait on their senior reviewers, Rose House's action on its lead's closure
+    request: the Runs page filters each kind of wait by its `awaiting:` tag, the run says
+    what it waits for and from whom without pressing Resume, and `recovery approvals`
+    lists every wait on a person, the lead's included."""
+    ui = opened.server.ui_url
+    on_reviewers = sorted(set(SEED) - {"ROSE-SG-001"})
+    page.goto(f"{ui}/runs?tag=awaiting:plan-signoff")
+    settle()
+    assert sorted(n.split(" · ")[0] for n in run_names(page)) == on_reviewers
+    page.screenshot(path=str(tmp_path / "runs-awaiting-plan-signoff.png"), full_page=True)
+    page.goto(f"{ui}/runs?tag=awaiting:closure-request")
+    settle()
+    assert [n.split(" · ")[0] for n in run_names(page)] == ["ROSE-SG-001"]
+    page.goto(f"{ui}/runs?tag=awaiting:closure-signoff")
+    settle()
+    assert run_names(page) == []
+
+    page.goto(f"{ui}/runs/flow-run/{opened.flow_run_id('ROSE-SG-001')}")
+    settle()
+    assert page.get_by_text("awaiting:closure-request", exact=True).first.is_visible()
+    page.get_by_text("Artifacts", exact=True).first.click()
+    settle()
+    card = page.get_by_text("waiting-rose-sg-001", exact=True).first
+    assert card.is_visible()
+    card.click()
+    settle()
+    body = page.inner_text("body")
+    page.screenshot(path=str(tmp_path / "waiting-artifact.png"), full_page=True)
+    assert "ROSE-SG-001 waits for the closure request from" in body, body[:3000]
+    assert f"Sam Patel, {LEAD_ROLE}" in body, body[:3000]
+    assert "recovery closure request ROSE-SG-001 --by sg.lead@rose.example" in body
+
+    listed = {(a["ref"], a["tag"]): a for a in opened.cli_json("approvals")}
+    assert set(listed) == {("ROSE-SG-001", "awaiting:closure-request")} | {
+        (ref, "awaiting:plan-signoff") for ref in on_reviewers}
+    lead_wait = listed[("ROSE-SG-001", "awaiting:closure-request")]
+    assert lead_wait["from_whom"].endswith("<sg.lead@rose.example>")
+    assert lead_wait["role"] == LEAD_ROLE
+    assert lead_wait["since"], lead_wait
+    for ref in on_reviewers:
+        wait = listed[(ref, "awaiting:plan-signoff")]
+        assert wait["awaiting"] == "plan sign-off"
+        assert wait["role"] == REVIEWER_ROLES[ref], wait
+        assert wait["command"].startswith(f"recovery signoff {ref} --by ")
+    human = opened.cli_ok("approvals").stdout
+    assert "the closure request" in human and "plan sign-off" in human, human
 
 
 UNTOUCHED_PLAN = {  # the open-action form as an operator leaves it without rating the risk
