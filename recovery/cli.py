@@ -878,18 +878,21 @@ def reissue_code(
                                          "provider lead (email).")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Unlock a sign-off request locked after wrong codes: the next answer gets a new code."""
-    from recovery import signoffs
+    """Send the reviewer a new sign-off code for the request that waits (locked after wrong
+    codes, or its email lost): the old code stops working and the count of wrong codes
+    starts again. Refused (exit 3) when no sign-off waits."""
+    from recovery import mail, signoffs
 
     def work() -> dict[str, str]:
         with db.unit_of_work() as session:
-            signoffs.reissue(session, ref, by=by)
-        return {"ref": repo.normalise_ref(ref), "reissued": "yes"}
+            kind = signoffs.reissue(session, ref, by=by)
+        mail.flush()  # SMTP down: the code's email waits in the outbox and is sent later
+        return {"ref": repo.normalise_ref(ref), "reissued": kind}
 
     result = run(work, as_json)
     emit(result, as_json, lambda: out.print(
-        f"{result['ref']}: the locked request is released; a new code is issued with the "
-        "next answer"))
+        f"{result['ref']}: a new {result['reissued']} sign-off code is sent to the reviewer; "
+        "the old one no longer works"))
 
 
 @closure_app.command("request")
