@@ -24,6 +24,7 @@ from models.signoff import (
     SignoffKind,
     SignoffRequestState,
     Submission,
+    closure_requester,
     code_disclosed,
     hash_code,
     new_code,
@@ -451,7 +452,8 @@ def record_closure_request(
     record_wait(session, row.id, base=base, pause_key=pause_key, outcome="applied",
                 detail=["closure requested"])
     after = services.move(session, row, Event.REQUEST_CLOSURE, actor=lead.email,
-                          details={"attempt": attempt, "summary": summary.strip()},
+                          details={"attempt": attempt, "summary": summary.strip(),
+                                   "requester": closure_requester(lead.email)},
                           dedupe_key=f"closure.requested:{row.ref}:{attempt}")
     return SignoffOutcome(applied=True, decision=None, status=after.value, reasons=[])
 

@@ -422,3 +422,36 @@ def test_a_reissue_with_no_sign_off_waiting_is_refused(world: World) -> None:
     assert result.exit_code == 3, result.output
     assert "has no sign-off waiting" in result.output
     assert world.dump() == before
+
+
+# ---------------------------------------------------------------- closure requests
+
+
+def test_a_closure_request_is_recorded_as_requested_by_an_unchecked_identity(
+    world: World,
+) -> None:
+    """A closure request carries the lead's email and no code: the audit entry, the
+    inspector pack and the closure sign-off form say the identity was not checked."""
+    import html
+    from types import SimpleNamespace
+
+    from recovery import forms, reports
+
+    open_plan_signoff(REF)
+    assert sign(REF, code=queued_code(REF)).applied
+    with db.unit_of_work() as session:
+        wait = signoffs.closure_wait(session, REF)
+        assert signoffs.record_closure_request(
+            session, REF, pause_key=wait.pause_key, requested_by=f" {LEAD.upper()} ",
+            summary="Every pillar shows the improvement over four weeks").applied
+    wording = f"requested as {LEAD}, identity not checked"
+
+    with db.unit_of_work() as session:
+        [entry] = session.exec(select(AuditRow).where(
+            AuditRow.action_ref == REF, AuditRow.event == "status.request_closure")).all()
+        assert entry.details["requester"] == wording
+        page = reports.render_html(reports.inspector_pack(session, as_of=get_settings().today()))
+        brief = forms.action_brief(session, REF, wait=SimpleNamespace(
+            kind="closure", reviewer_email=REVIEWER, refused_before=[]))
+    assert wording in html.unescape(page)
+    assert f"Closure {wording}" in brief
