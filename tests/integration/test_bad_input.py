@@ -226,6 +226,32 @@ CASES = [
                "A second senior carer on every morning shift", "--by",
                "team.leader@rose.example"),
          3, "deadline extension", "team leader"),
+    # the date horizons (models/dates.py): a far date is refused where it enters
+    Case("deadline in the year 9999",
+         lambda tmp, today: plan(target={
+             "measure": "Concerns with same-day review", "direction": "at_least", "value": 95,
+             "deadline": date(9999, 12, 31)})(tmp, today),
+         2, "target.deadline", "more than 2 years after the baseline"),
+    Case("baseline more than three years old",
+         lambda tmp, today: plan(baseline={
+             "issue": "Delayed escalation decisions", "value": 60,
+             "as_of": today - timedelta(days=3 * 366 + 1)})(tmp, today),
+         2, "baseline.as_of", "more than 3 years ago"),
+    Case("extension to the year 9999",
+         fixed("action", "extend", REF, "--deadline", "9999-12-31", "--control-change",
+               "A second senior carer on every morning shift", "--by",
+               "ni@harbourcare.example"),
+         2, "deadline", "more than 2 years ahead"),
+    Case("gate as of the year 9999", fixed("gate", REF, "--as-of", "9999-12-31"), 2,
+         "as_of", "10 years back"),
+    Case("review run as of the year 1", fixed("review", "run", "weekly", "--as-of",
+                                              "0001-01-01"), 2, "as_of", "10 years back"),
+    Case("governance pack as of the year 9999",
+         lambda tmp, today: ["report", "governance", "--out", str(tmp / "g.html"), "--as-of",
+                             "9999-12-31"], 2, "as_of", "1 year ahead"),
+    Case("tracker export as of the year 9999",
+         lambda tmp, today: ["export", "tracker", "--out", str(tmp / "t.csv"), "--as-of",
+                             "9999-12-31"], 2, "as_of", "1 year ahead"),
 ]
 
 
