@@ -305,3 +305,21 @@ def test_bad_input_is_refused_and_writes_nothing(
 
     assert dump_tables(prepared) == before
     assert not Path("/tmp/recovery-gates-pwned").exists()
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01"])
+def test_a_business_date_outside_the_horizon_is_refused_before_anything_runs(
+    day: str, prepared: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = dump_tables(prepared)
+    monkeypatch.setenv("RECOVERY_BUSINESS_DATE", day)
+    get_settings.cache_clear()
+    try:
+        result = cli("review", "run", "weekly", "--json")
+    finally:
+        monkeypatch.delenv("RECOVERY_BUSINESS_DATE")
+        get_settings.cache_clear()
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    error = result.error_json()
+    assert error["field"] == "RECOVERY_BUSINESS_DATE" and "10 years back" in error["error"]
+    assert dump_tables(prepared) == before
