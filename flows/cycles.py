@@ -6,6 +6,7 @@ from datetime import date
 
 from prefect import flow
 
+from models.dates import check_as_of
 from recovery import batch
 from recovery.settings import get_settings
 from tasks import cycles as stage
@@ -14,7 +15,12 @@ from tasks.notify import flush_outbox
 
 
 def _day(as_of: date | None) -> date:
-    return as_of or get_settings().today()
+    """The cycle's date: given (a run started from the UI or the API names any date, so it
+    keeps to the same horizon as `--as-of`: the run fails naming it), else today."""
+    settings = get_settings()
+    if as_of is None:
+        return settings.today()
+    return check_as_of(as_of, today=settings.now().date())
 
 
 def _daily_name() -> str:

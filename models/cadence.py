@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import calendar
-from datetime import date, timedelta
+from datetime import date
 from enum import StrEnum
 
+from models.dates import shift
 from models.risk import RiskLevel
 
 #: High-risk actions are reviewed daily for this many days after recovery starts.
@@ -55,9 +56,9 @@ def next_review_due(cadence: Cadence, last_review_on: date | None, start: date) 
     if last_review_on is None:
         return start
     if cadence == Cadence.DAILY:
-        return last_review_on + timedelta(days=1)
+        return shift(last_review_on, 1)
     if cadence == Cadence.WEEKLY:
-        return last_review_on + timedelta(days=7)
+        return shift(last_review_on, 7)
     return add_months(last_review_on, 1)
 
 

@@ -4,11 +4,12 @@ staff practice all show the same improvement. Returns a verdict with every reaso
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 
 from pydantic import BaseModel, ConfigDict
 
 from models.action import ActionPlan
+from models.dates import shift
 from models.evidence import TRIANGULATION_PILLARS, Evidence
 from models.people import normalise_email
 from models.review import (
@@ -52,7 +53,7 @@ def triangulation_gate(
     reopened action closes on a fresh path: only evidence observed since it was reopened
     counts, so the evidence that closed it once cannot close it again."""
     target = plan.target
-    cutoff = as_of - timedelta(days=freshness_days)
+    cutoff = shift(as_of, -freshness_days)
     reasons: list[str] = []
     since_words = f"since {cutoff.isoformat()}"
     if reopened_on is not None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from enum import StrEnum
 
+from models.dates import shift
 from models.errors import IllegalTransition
 
 
@@ -124,7 +125,7 @@ DECISIONS_AWAITED: dict[Status, tuple[str, str, int]] = {
 def decision_due(status: Status, asked_on: date) -> date | None:
     """When the decision an action waits on in `status` is due (None: it waits on none)."""
     awaited = DECISIONS_AWAITED.get(status)
-    return None if awaited is None else asked_on + timedelta(days=awaited[2])
+    return None if awaited is None else shift(asked_on, awaited[2])
 
 
 # --- what a suspended lifecycle run waits for ------------------------------------------------

@@ -4,7 +4,7 @@ triggers a review detects. Pure: the cycle loads rows, this decides."""
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from datetime import date, timedelta
+from datetime import date
 from enum import StrEnum
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from models.action import ActionPlan, Baseline, Direction, RiskDomain, Target, TriggerKind
 from models.cadence import Cadence, next_review_due
+from models.dates import shift
 from models.evidence import TRIANGULATION_PILLARS, Evidence, EvidenceSource, Pillar
 from models.templates import domain_trigger_kinds
 
@@ -205,7 +206,7 @@ def positions(
 ) -> tuple[Position[Obs], ...]:
     """Per triangulation pillar: when it was last evidenced, its latest measure within the
     freshness window and the measure before it, and whether it is fresh."""
-    cutoff = as_of - timedelta(days=freshness_days)
+    cutoff = shift(as_of, -freshness_days)
     by_pillar: dict[Pillar, list[Obs]] = {p: [] for p in TRIANGULATION_PILLARS}
     for item in evidence:
         bucket = by_pillar.get(item.pillar)

@@ -34,6 +34,13 @@ class Decision(StrEnum):
     REJECT = "reject"
 
 
+def closure_requester(email: str) -> str:
+    """How a closure request's requester is recorded and shown. The request carries only
+    the lead's email, no code, so nothing proves who sent it: the audit log, the inspector
+    pack and the closure sign-off form say so rather than attribute it to the lead."""
+    return f"requested as {email}, identity not checked"
+
+
 def new_code() -> str:
     return f"{secrets.randbelow(1_000_000):06d}"
 

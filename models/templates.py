@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from models.action import AuditCadence, RiskDomain, Step, Trigger, TriggerKind
+from models.dates import shift
 from models.errors import InvalidInput
 
 
@@ -94,6 +95,6 @@ def apply_template(plan: dict[str, Any], template: ActionTemplate) -> dict[str, 
         target.setdefault("value", template.target.value)
         as_of = baseline.get("as_of") if isinstance(baseline, dict) else None
         if "deadline" not in target and isinstance(as_of, date):
-            target["deadline"] = as_of + timedelta(weeks=template.target.weeks)
+            target["deadline"] = shift(as_of, 7 * template.target.weeks)
         merged["target"] = target
     return merged

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 
 from pydantic import BaseModel, ConfigDict
 
+from models.dates import shift
 from models.review import rating_rag
 
 #: RAG colours (GOV.UK palette: readable in print and for most colour vision).
@@ -168,12 +169,14 @@ def date_ticks(left: date, right: date) -> list[date]:
         while date(year, month, 1) <= right:
             if (month - 1) % step == 0:
                 ticks.append(date(year, month, 1))
+            if (year, month) == (date.max.year, 12):
+                break  # the calendar's last month: there is no next one to test
             year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     else:
         step = _step(days, _DAY_STEPS)
         on = ({1, 15} if step == 14 else {1, 8, 15, 22} if step == 7
               else set(range(1, 32, step)))
-        ticks = [d for d in (left + timedelta(days=i) for i in range(days + 1)) if d.day in on]
+        ticks = [d for d in (shift(left, i) for i in range(days + 1)) if d.day in on]
     return [t for t in ticks if left <= t <= right][:_MAX_TICKS]
 
 
@@ -188,8 +191,8 @@ def measure_chart(s: MeasureSeries) -> str:
     start = min([s.baseline_on, *(e.observed_on for e in s.evidence),
                  *(r.as_of for r in s.reviews)])
     span = max((end - start).days, 7)
-    first_day = start - timedelta(days=max(1, span // 40))
-    last_day = end + timedelta(days=max(2, span // 25))
+    first_day = shift(start, -max(1, span // 40))
+    last_day = shift(end, max(2, span // 25))
     left = first_day.toordinal()
     scale_x = _PLOT_WIDTH / (last_day.toordinal() - left)
     scale_y = _PLOT_HEIGHT / (_YLIM[1] - _YLIM[0])

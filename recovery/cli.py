@@ -24,6 +24,7 @@ from typer._click import exceptions as usage  # typer vendors click (pinned 0.29
 from typer.core import TyperGroup
 
 from models.catalogue import Framework, builtin_framework
+from models.dates import check_as_of
 from models.errors import DomainError, InvalidInput, NotFound, RuleRefused
 from models.planfile import MAX_FILE_BYTES, first_error, load_yaml, parse_people, parse_plan
 from models.templates import builtin_templates
@@ -240,6 +241,15 @@ def parse_day(value: str, field: str) -> date:
         return date.fromisoformat(value.strip())
     except ValueError:
         raise InvalidInput(field, f"'{value}' is not a date (use YYYY-MM-DD)") from None
+
+
+def as_of_day(value: str | None) -> date:
+    """`--as-of` given (within the horizon of `models.dates.check_as_of`, held against the
+    real calendar), else the business date."""
+    settings = get_settings()
+    if value is None:
+        return settings.today()
+    return check_as_of(parse_day(value, "as_of"), today=settings.now().date())
 
 
 def read_file(path: Path, field: str = "file", *, limit: int) -> bytes:
@@ -669,7 +679,7 @@ def gate(
     settings = get_settings()
 
     def work() -> Any:
-        day = parse_day(as_of, "as_of") if as_of else settings.today()
+        day = as_of_day(as_of)
         with db.unit_of_work() as session:
             return services.gate_verdict(session, ref, as_of=day,
                                          freshness_days=settings.evidence_freshness_days)
@@ -868,18 +878,21 @@ def reissue_code(
                                          "provider lead (email).")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Unlock a sign-off request locked after wrong codes: the next answer gets a new code."""
-    from recovery import signoffs
+    """Send the reviewer a new sign-off code for the request that waits (locked after wrong
+    codes, or its email lost): the old code stops working and the count of wrong codes
+    starts again. Refused (exit 3) when no sign-off waits."""
+    from recovery import mail, signoffs
 
     def work() -> dict[str, str]:
         with db.unit_of_work() as session:
-            signoffs.reissue(session, ref, by=by)
-        return {"ref": repo.normalise_ref(ref), "reissued": "yes"}
+            kind = signoffs.reissue(session, ref, by=by)
+        mail.flush()  # SMTP down: the code's email waits in the outbox and is sent later
+        return {"ref": repo.normalise_ref(ref), "reissued": kind}
 
     result = run(work, as_json)
     emit(result, as_json, lambda: out.print(
-        f"{result['ref']}: the locked request is released; a new code is issued with the "
-        "next answer"))
+        f"{result['ref']}: a new {result['reissued']} sign-off code is sent to the reviewer; "
+        "the old one no longer works"))
 
 
 @closure_app.command("request")
@@ -965,7 +978,7 @@ def review_run(
     def work() -> dict[str, Any]:
         if cycle not in {"daily", "weekly", "monthly"}:
             raise InvalidInput("cycle", f"'{cycle}' is not daily, weekly or monthly")
-        day = parse_day(as_of, "as_of") if as_of else get_settings().today()
+        day = as_of_day(as_of)
         return cycle_runner.run_cycle(cycle, day)
 
     result = run(work, as_json)

@@ -26,16 +26,15 @@ from models.errors import InvalidInput  # noqa: E402
 from recovery import db  # noqa: E402
 from recovery.cli import (  # noqa: E402
     JsonOpt,
+    as_of_day,
     emit,
     err,
     lazy_module,
     out,
-    parse_day,
     prefect_line,
     read_file,
     run,
 )
-from recovery.settings import get_settings  # noqa: E402
 
 # Loaded when a report, import or export command first uses them, not on every `recovery`
 # start-up.
@@ -90,7 +89,7 @@ def _report(kind: str, location: str | None, as_of: str | None, fmt: str | None,
             as_json: bool, charts: str = "auto") -> None:
     def work() -> reports.ReportResult:
         _check_out(out_path)
-        day = parse_day(as_of, "as_of") if as_of else get_settings().today()
+        day = as_of_day(as_of)
         chosen = _format(fmt, out_path, _REPORT_SUFFIXES)
         return reports.write_report(kind, chosen, out_path, as_of=day, location=location,
                                     charts=charts)
@@ -217,7 +216,7 @@ def export_tracker(
     def work() -> spreadsheets.ExportResult:
         _check_out(out_path)
         chosen = _format(fmt, out_path, _EXPORT_SUFFIXES)
-        day = parse_day(as_of, "as_of") if as_of else get_settings().today()
+        day = as_of_day(as_of)
         with db.reading() as session:  # an export only reads: writers need not wait
             data, count = spreadsheets.export_tracker(session, fmt=chosen, as_of=day,
                                                       location=location)

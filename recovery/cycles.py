@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel
@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from models.action import Baseline, Target, TriggerKind
 from models.audit import ReviewsDigest
 from models.cadence import Cadence, review_due
+from models.dates import shift
 from models.evidence import TRIANGULATION_PILLARS, Evidence, EvidenceSource, Pillar
 from models.lifecycle import OPEN, Event, Status
 from models.review import (
@@ -644,6 +645,6 @@ def record_control_change(
 
 def recent_reviews(session: Session, action_id: int, days: int, as_of: date) -> list[ReviewRecord]:
     rows = session.exec(select(ReviewRow).where(
-        ReviewRow.action_id == action_id, ReviewRow.as_of > as_of - timedelta(days=days),
+        ReviewRow.action_id == action_id, ReviewRow.as_of > shift(as_of, -days),
         ReviewRow.as_of <= as_of).order_by(col(ReviewRow.as_of))).all()
     return [repo.to_review(r) for r in rows]

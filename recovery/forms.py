@@ -8,7 +8,8 @@ from sqlmodel import Session
 
 from models.evidence import TRIANGULATION_PILLARS
 from models.review import pillar_positions
-from recovery import mail, services
+from models.signoff import closure_requester
+from recovery import mail, services, signoffs
 from recovery import repository as repo
 from recovery.settings import get_settings
 
@@ -32,12 +33,14 @@ def action_brief(session: Session, ref: str, *, wait: Any) -> str:
             "by": latest.recorded_by if latest else "—",
             "fresh": positions[pillar].fresh,
         })
-    gate = None
+    gate = requester = None
     if wait.kind == "closure":
         gate = services.gate_verdict(session, ref, as_of=settings.today(),
                                      freshness_days=settings.evidence_freshness_days)
+        request = signoffs.latest_closure_request(session, row.id)
+        requester = closure_requester(request.requested_by) if request else None
     env = mail.environment()
     return env.get_template("forms/action_brief.md").render(
         a=summary.model_dump(mode="json"), wait=wait, steps=row.plan["steps"],
-        evidence=evidence, pillars=pillars, gate=gate,
+        evidence=evidence, pillars=pillars, gate=gate, requester=requester,
     )

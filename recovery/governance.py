@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, PrivateAttr
@@ -13,6 +13,7 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from models.cadence import next_review_due
+from models.dates import shift
 from models.lifecycle import DECISIONS_AWAITED, OPEN, Status, decision_due
 from models.people import PROVIDER_LEVEL_ROLES
 from models.risk import RiskLevel
@@ -175,10 +176,10 @@ def build_snapshot(
                      {r.value for r in PROVIDER_LEVEL_ROLES}}
 
     # the latest review of the last 60 days, and the latest one a week or more before
-    window = as_of - timedelta(days=HISTORY_DAYS)
+    window = shift(as_of, -HISTORY_DAYS)
     latest_review = _last_review_rows(session, ids, after=window, until=as_of, pillars=True)
     review_before = _last_review_rows(session, ids, after=window,
-                                      until=as_of - timedelta(days=7), pillars=False)
+                                      until=shift(as_of, -7), pillars=False)
     last_review_on: dict[int, date] = {}
     escalations: dict[int, list[str]] = defaultdict(list)
     # open escalations as they stood on the date (a pack as of a past date reads the past),
@@ -230,7 +231,7 @@ def build_snapshot(
                 seen(action_id, day)
 
     lines = []
-    cutoff = as_of - timedelta(days=PROVIDER_REVIEW_DAYS)
+    cutoff = shift(as_of, -PROVIDER_REVIEW_DAYS)
     for row in sorted(actions, key=lambda a: (RiskLevel(a.risk_level).rank, -a.risk_score,
                                               a.ref)):
         assert row.id is not None

@@ -15,7 +15,7 @@ import base64
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 from models.action import RiskDomain
 from models.audit import AuditEntry
 from models.cadence import HIGH_RISK_DAILY_DAYS
+from models.dates import shift
 from models.evidence import TRIANGULATION_PILLARS, Evidence, Pillar
 from models.lifecycle import Status
 from models.people import PROVIDER_LEVEL_ROLES, Role
@@ -459,7 +460,7 @@ def _pillar_views(
     partition did the same work 3.6 times slower on SQLite.)"""
     e = EvidenceRow.__table__
     x = e.alias("x")
-    cutoff = as_of - timedelta(days=freshness_days)
+    cutoff = shift(as_of, -freshness_days)
     found: dict[int, dict[str, tuple[date, float | None, int, date]]] = defaultdict(dict)
     for chunk in _chunks(ids):
         grouped = (

@@ -27,6 +27,7 @@ from models.action import (
 from models.audit import ReviewsDigest
 from models.cadence import Cadence, review_cadence
 from models.catalogue import Framework, builtin_framework
+from models.dates import check_extension_deadline, check_plan_dates
 from models.errors import InvalidInput, NotFound, RuleRefused
 from models.evidence import new_evidence
 from models.gate import GateVerdict, triangulation_gate
@@ -242,14 +243,11 @@ def _resolve_people(session: Session, plan: ActionPlan) -> tuple[PersonRow, Pers
 
 
 def _check_baseline_date(plan: ActionPlan, today: date | None) -> None:
-    """A baseline is a measurement already taken: it cannot be dated after today."""
+    """A plan entering the system keeps to the date horizons (`models/dates.py`)."""
     from recovery.settings import get_settings
 
-    today = today or get_settings().today()
-    if plan.baseline.as_of > today:
-        raise InvalidInput("baseline.as_of",
-                           f"{plan.baseline.as_of.isoformat()} is in the future (today is "
-                           f"{today.isoformat()}); the baseline is what was measured")
+    check_plan_dates(plan.baseline.as_of, plan.target.deadline,
+                     today=today or get_settings().today())
 
 
 def _check_statements(session: Session, plan: ActionPlan) -> None:
@@ -717,6 +715,7 @@ def extend_deadline(
             [f"only a registered manager, nominated individual or provider lead may extend a "
              f"deadline; {person.email} is a {Role(person.role).label}"],
         )
+    check_extension_deadline(new_deadline, today=today)
     check_extension(
         current_deadline=row.deadline,
         request=ExtensionRequest(new_deadline=new_deadline, control_change=control_change,

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.dates import check_as_of
 from models.errors import InvalidInput
 from models.people import check_email
 
@@ -77,6 +78,18 @@ class Settings(BaseSettings):
     @classmethod
     def _sender(cls, value: str) -> str:
         return check_email(value)
+
+    @field_validator("business_date")
+    @classmethod
+    def _business_date_in_range(cls, value: date | None, info: ValidationInfo) -> date | None:
+        """Ten years back to a year ahead of the real date (`models.dates.check_as_of`)."""
+        if value is not None:
+            real_today = datetime.now(ZoneInfo(info.data.get("timezone", "Europe/London")))
+            try:
+                check_as_of(value, today=real_today.date())
+            except InvalidInput as exc:
+                raise ValueError(exc.rule) from None
+        return value
 
     @property
     def db_url(self) -> str:

@@ -4,6 +4,7 @@ Prefect run restarts from the top after each resume."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, time
 from typing import Any
 
@@ -23,6 +24,7 @@ from models.signoff import (
     SignoffKind,
     SignoffRequestState,
     Submission,
+    closure_requester,
     code_disclosed,
     hash_code,
     new_code,
@@ -165,29 +167,13 @@ def _issue(
     flow_run_id: str | None, now: datetime, context: dict[str, Any],
 ) -> SignoffRequestRow:
     assert row.id is not None
-    code, salt = new_code(), new_salt()
     request = SignoffRequestRow(
         action_id=row.id, kind=kind.value, attempt=attempt,
-        pause_key=signoff_base(kind, attempt), reviewer_email=reviewer.email, code_salt=salt,
-        code_hash=hash_code(code, salt), issued_at=now, expires_at=now + CODE_TTL,
-        flow_run_id=flow_run_id,
+        pause_key=signoff_base(kind, attempt), reviewer_email=reviewer.email, code_salt="",
+        code_hash="", issued_at=now, expires_at=now + CODE_TTL, flow_run_id=flow_run_id,
     )
-    session.add(request)
-    session.flush()
-    settings = get_settings()
-    mail.enqueue(
-        session, dedupe_key=f"signoff:{row.ref}:{kind.value}:{attempt}", to=[reviewer.email],
-        template="signoff_request", action_ref=row.ref, one_time_code=code,
-        context={
-            "ref": row.ref, "title": row.title, "kind": kind.value,
-            "reviewer_name": reviewer.name, "code": code,
-            "expires_at": (now + CODE_TTL).astimezone(settings.tz),
-            "run_url": settings.run_url(flow_run_id), "risk_level": row.risk_level,
-            "cli": f"recovery signoff {row.ref} --by {reviewer.email} --code {code} "
-                   f"--decision approve --rationale \"...\"",
-            **context,
-        },
-    )
+    _send_code(session, row, reviewer, request, now, context,
+               dedupe_key=f"signoff:{row.ref}:{kind.value}:{attempt}")
     audit_log.append(
         session, actor="system", event="signoff.requested", action_ref=row.ref,
         details={"kind": kind.value, "attempt": attempt, "reviewer": reviewer.email,
@@ -195,6 +181,43 @@ def _issue(
         dedupe_key=f"signoff.requested:{row.ref}:{kind.value}:{attempt}",
     )
     return request
+
+
+def _send_code(
+    session: Session, row: ActionRow, reviewer: PersonRow, request: SignoffRequestRow,
+    now: datetime, context: dict[str, Any], *, dedupe_key: str | None,
+) -> None:
+    """Put a new code on the request (the one it held stops working) and queue the email
+    that carries it to the named reviewer (keyed by the new code's tag unless given)."""
+    code, salt = new_code(), new_salt()
+    request.code_salt, request.code_hash = salt, hash_code(code, salt)
+    request.issued_at, request.expires_at = now, now + CODE_TTL
+    session.add(request)
+    session.flush()
+    settings = get_settings()
+    kind = request.kind
+    if dedupe_key is None:
+        dedupe_key = f"signoff:{row.ref}:{kind}:{request.attempt}:{_code_tag(request)}"
+    mail.enqueue(
+        session, dedupe_key=dedupe_key, to=[reviewer.email],
+        template="signoff_request", action_ref=row.ref, one_time_code=code,
+        context={
+            "ref": row.ref, "title": row.title, "kind": kind,
+            "reviewer_name": reviewer.name, "code": code,
+            "expires_at": (now + CODE_TTL).astimezone(settings.tz),
+            "run_url": settings.run_url(request.flow_run_id), "risk_level": row.risk_level,
+            "cli": f"recovery signoff {row.ref} --by {reviewer.email} --code {code} "
+                   f"--decision approve --rationale \"...\"",
+            **context,
+        },
+    )
+
+
+def _code_tag(request: SignoffRequestRow) -> str:
+    """Names the code a request holds now (a reissue gives it another), so each lockout
+    of each code is its own alert and audit entry; derived from the salt, which says
+    nothing about the code."""
+    return hashlib.blake2s(request.code_salt.encode("utf-8"), digest_size=4).hexdigest()
 
 
 class SignoffOutcome(BaseModel):
@@ -302,8 +325,9 @@ def _manager_and_ni(session: Session, row: ActionRow) -> list[PersonRow]:
 
 def _alert_lockout(session: Session, row: ActionRow, request: SignoffRequestRow) -> None:
     location_people = _manager_and_ni(session, row)
+    key = f"signoff.locked:{row.ref}:{request.kind}:{request.attempt}:{_code_tag(request)}"
     mail.enqueue(
-        session, dedupe_key=f"signoff.locked:{row.ref}:{request.kind}:{request.attempt}",
+        session, dedupe_key=key,
         to=[p.email for p in location_people], template="signoff_locked", action_ref=row.ref,
         context={"ref": row.ref, "title": row.title, "kind": request.kind,
                  "attempts": request.wrong_attempts, "reviewer_email": request.reviewer_email,
@@ -313,7 +337,7 @@ def _alert_lockout(session: Session, row: ActionRow, request: SignoffRequestRow)
         session, actor="system", event="signoff.locked", action_ref=row.ref,
         details={"kind": request.kind, "attempt": request.attempt,
                  "wrong_attempts": request.wrong_attempts},
-        dedupe_key=f"signoff.locked:{row.ref}:{request.kind}:{request.attempt}",
+        dedupe_key=key,
     )
 
 
@@ -339,24 +363,37 @@ def _alert_disclosed(session: Session, row: ActionRow, request: SignoffRequestRo
     )
 
 
-def reissue(session: Session, ref: str, *, by: str) -> None:
-    """A registered manager or nominated individual unlocks a locked request by having a
-    new code issued (the flow picks it up on its next wait)."""
+def reissue(session: Session, ref: str, *, by: str, now: datetime | None = None) -> str:
+    """A registered manager, nominated individual or provider lead has a new code sent to
+    the reviewer of the request that waits (locked after wrong codes, or its email lost):
+    the old code stops working, the count of wrong codes starts again, and the run's wait
+    takes the new code as it is. Refused when no sign-off waits. Returns the kind."""
+    now = now or utcnow()
     row = repo.get_action(session, ref, for_update=True)
+    assert row.id is not None
     person = repo.get_person(session, by, field="by")
     if Role(person.role) not in {Role.REGISTERED_MANAGER, Role.NOMINATED_INDIVIDUAL,
                                  Role.PROVIDER_LEAD}:
         raise RuleRefused("sign-off reissue", [f"{person.email} is not a senior role"])
-    for kind in (SignoffKind.PLAN, SignoffKind.CLOSURE):
-        assert row.id is not None
-        request = current_request(session, row.id, kind)
-        if request is not None and request.used_at is None:
-            request.expires_at = utcnow()
-            request.locked = False
-            session.add(request)
-            audit_log.append(session, actor=person.email, event="signoff.reissued",
-                             action_ref=row.ref, details={"kind": kind.value,
-                                                          "attempt": request.attempt})
+    waiting = {Status.AWAITING_PLAN_SIGNOFF.value: SignoffKind.PLAN,
+               Status.AWAITING_CLOSURE_SIGNOFF.value: SignoffKind.CLOSURE}
+    kind = waiting.get(row.status)
+    request = current_request(session, row.id, kind) if kind else None
+    if kind is None or request is None or request.used_at is not None:
+        raise RuleRefused("sign-off reissue",
+                          [f"{row.ref} has no sign-off waiting (status {row.status})"])
+    was_locked = request.locked
+    request.locked = False
+    request.wrong_attempts = 0
+    reviewer = repo.get_person(session, request.reviewer_email, field="reviewer")
+    _send_code(session, row, reviewer, request, now, {}, dedupe_key=None)
+    key = f"{row.ref}:{kind.value}:{request.attempt}:{_code_tag(request)}"
+    audit_log.append(session, actor=person.email, event="signoff.reissued",
+                     action_ref=row.ref, details={"kind": kind.value,
+                                                  "attempt": request.attempt,
+                                                  "was_locked": was_locked},
+                     dedupe_key=f"signoff.reissued:{key}")
+    return kind.value
 
 
 # ---------------------------------------------------------------- closure requests
@@ -415,7 +452,8 @@ def record_closure_request(
     record_wait(session, row.id, base=base, pause_key=pause_key, outcome="applied",
                 detail=["closure requested"])
     after = services.move(session, row, Event.REQUEST_CLOSURE, actor=lead.email,
-                          details={"attempt": attempt, "summary": summary.strip()},
+                          details={"attempt": attempt, "summary": summary.strip(),
+                                   "requester": closure_requester(lead.email)},
                           dedupe_key=f"closure.requested:{row.ref}:{attempt}")
     return SignoffOutcome(applied=True, decision=None, status=after.value, reasons=[])
 

@@ -226,6 +226,32 @@ CASES = [
                "A second senior carer on every morning shift", "--by",
                "team.leader@rose.example"),
          3, "deadline extension", "team leader"),
+    # the date horizons (models/dates.py): a far date is refused where it enters
+    Case("deadline in the year 9999",
+         lambda tmp, today: plan(target={
+             "measure": "Concerns with same-day review", "direction": "at_least", "value": 95,
+             "deadline": date(9999, 12, 31)})(tmp, today),
+         2, "target.deadline", "more than 2 years after the baseline"),
+    Case("baseline more than three years old",
+         lambda tmp, today: plan(baseline={
+             "issue": "Delayed escalation decisions", "value": 60,
+             "as_of": today - timedelta(days=3 * 366 + 1)})(tmp, today),
+         2, "baseline.as_of", "more than 3 years ago"),
+    Case("extension to the year 9999",
+         fixed("action", "extend", REF, "--deadline", "9999-12-31", "--control-change",
+               "A second senior carer on every morning shift", "--by",
+               "ni@harbourcare.example"),
+         2, "deadline", "more than 2 years ahead"),
+    Case("gate as of the year 9999", fixed("gate", REF, "--as-of", "9999-12-31"), 2,
+         "as_of", "10 years back"),
+    Case("review run as of the year 1", fixed("review", "run", "weekly", "--as-of",
+                                              "0001-01-01"), 2, "as_of", "10 years back"),
+    Case("governance pack as of the year 9999",
+         lambda tmp, today: ["report", "governance", "--out", str(tmp / "g.html"), "--as-of",
+                             "9999-12-31"], 2, "as_of", "1 year ahead"),
+    Case("tracker export as of the year 9999",
+         lambda tmp, today: ["export", "tracker", "--out", str(tmp / "t.csv"), "--as-of",
+                             "9999-12-31"], 2, "as_of", "1 year ahead"),
 ]
 
 
@@ -279,3 +305,21 @@ def test_bad_input_is_refused_and_writes_nothing(
 
     assert dump_tables(prepared) == before
     assert not Path("/tmp/recovery-gates-pwned").exists()
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01"])
+def test_a_business_date_outside_the_horizon_is_refused_before_anything_runs(
+    day: str, prepared: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = dump_tables(prepared)
+    monkeypatch.setenv("RECOVERY_BUSINESS_DATE", day)
+    get_settings.cache_clear()
+    try:
+        result = cli("review", "run", "weekly", "--json")
+    finally:
+        monkeypatch.delenv("RECOVERY_BUSINESS_DATE")
+        get_settings.cache_clear()
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    error = result.error_json()
+    assert error["field"] == "RECOVERY_BUSINESS_DATE" and "10 years back" in error["error"]
+    assert dump_tables(prepared) == before

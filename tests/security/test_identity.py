@@ -354,3 +354,104 @@ def test_five_wrong_codes_lock_the_request_and_alert_manager_and_ni(
             AuditRow.action_ref == REF))]
     assert events.count("signoff.locked") == 1
     assert events.count("signoff.refused") == MAX_WRONG_CODES + 2
+
+
+def lock(ref: str, code: str) -> None:
+    """Five wrong codes against the live request (the count starts at nothing)."""
+    for _ in range(MAX_WRONG_CODES):
+        assert "the sign-off code is wrong" in sign(ref, code=other_code(code)).reasons
+
+
+def reissued_code(sink: MailSink, ref: str) -> str:
+    """Send what is queued; the newest sign-off code that reached the reviewer."""
+    mail.flush()
+    sent = [m for m in sink.messages() if str(m.get("X-Recovery-Key", "")).startswith(
+        f"signoff:{ref}:plan:1:") and str(m["X-Envelope-To"]) == REVIEWER]
+    assert sent, "no new code reached the reviewer"
+    return code_of(sent[-1])
+
+
+def test_each_lockout_after_a_reissue_is_alerted_and_audited_and_each_reissue_sends_a_code(
+    world: World, sink: MailSink
+) -> None:
+    from typer.testing import CliRunner
+
+    from recovery.cli import app
+
+    open_plan_signoff(REF)
+    first = queued_code(REF)
+    lock(REF, first)
+    result = CliRunner().invoke(app, ["reissue-code", REF, "--by", MANAGER, "--json"])
+    assert result.exit_code == 0, result.output
+    second = reissued_code(sink, REF)
+    assert second != first
+    # the old code is withdrawn; the count of wrong codes starts again
+    assert "the sign-off code is wrong" in sign(REF, code=first).reasons
+    lock(REF, second)  # four more wrong ones make five since the reissue: locked again
+    with db.unit_of_work() as session:
+        request = session.exec(select(SignoffRequestRow).where(
+            SignoffRequestRow.attempt == 1)).first()
+    assert request is not None and request.locked
+
+    with db.unit_of_work() as session:
+        third = signoffs.reissue(session, REF, by=MANAGER)
+    assert third == "plan"
+    newest = reissued_code(sink, REF)
+    assert newest not in {first, second}
+    assert sign(REF, code=newest).applied
+    assert status(REF) == "in_recovery"
+
+    alerts = [m for m in sink.messages() if "locked" in str(m["Subject"]).lower()]
+    assert len(alerts) == 4  # two lockouts, the registered manager and the NI each time
+    with db.unit_of_work() as session:
+        events = [a.event for a in session.exec(select(AuditRow).where(
+            AuditRow.action_ref == REF).order_by(col(AuditRow.seq)))]
+    assert events.count("signoff.locked") == 2
+    assert events.count("signoff.reissued") == 2
+
+
+def test_a_reissue_with_no_sign_off_waiting_is_refused(world: World) -> None:
+    from typer.testing import CliRunner
+
+    from recovery.cli import app
+
+    open_plan_signoff(REF)
+    assert sign(REF, code=queued_code(REF)).applied  # nothing waits any more
+    before = world.dump()
+    result = CliRunner().invoke(app, ["reissue-code", REF, "--by", MANAGER])
+    assert result.exit_code == 3, result.output
+    assert "has no sign-off waiting" in result.output
+    assert world.dump() == before
+
+
+# ---------------------------------------------------------------- closure requests
+
+
+def test_a_closure_request_is_recorded_as_requested_by_an_unchecked_identity(
+    world: World,
+) -> None:
+    """A closure request carries the lead's email and no code: the audit entry, the
+    inspector pack and the closure sign-off form say the identity was not checked."""
+    import html
+    from types import SimpleNamespace
+
+    from recovery import forms, reports
+
+    open_plan_signoff(REF)
+    assert sign(REF, code=queued_code(REF)).applied
+    with db.unit_of_work() as session:
+        wait = signoffs.closure_wait(session, REF)
+        assert signoffs.record_closure_request(
+            session, REF, pause_key=wait.pause_key, requested_by=f" {LEAD.upper()} ",
+            summary="Every pillar shows the improvement over four weeks").applied
+    wording = f"requested as {LEAD}, identity not checked"
+
+    with db.unit_of_work() as session:
+        [entry] = session.exec(select(AuditRow).where(
+            AuditRow.action_ref == REF, AuditRow.event == "status.request_closure")).all()
+        assert entry.details["requester"] == wording
+        page = reports.render_html(reports.inspector_pack(session, as_of=get_settings().today()))
+        brief = forms.action_brief(session, REF, wait=SimpleNamespace(
+            kind="closure", reviewer_email=REVIEWER, refused_before=[]))
+    assert wording in html.unescape(page)
+    assert f"Closure {wording}" in brief

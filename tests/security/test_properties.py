@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +199,74 @@ def test_the_audit_chain_verifies_and_any_edit_breaks_it(
             broken = audit_log.verify(session)
         assert not broken.ok, (edit, index)
         assert broken.first_bad_seq == target.seq, (edit, target.seq, broken)
+
+
+# ---------------------------------------------------------------- date horizons
+
+DATE_FIELDS = ("baseline", "deadline", "extension", "as_of")
+
+
+def _packs_and_cycles(as_of: Any) -> None:
+    """Every pack (HTML, charts for every action) and the daily and weekly cycles'
+    work, in-process, as of `as_of`: none may fail on any stored date."""
+    from recovery import cycles, governance, reports, weekly
+
+    with db.unit_of_work() as session:
+        cycles.run_daily(session, as_of=as_of)
+    with db.unit_of_work() as session:
+        snapshot = governance.build_snapshot(session, as_of=as_of)
+        weekly.tracker_rows(snapshot)
+        weekly.report_markdown(snapshot)
+        weekly.queue_weekly_emails(session, snapshot)
+        for pack in (reports.governance_pack, reports.commissioner_pack,
+                     reports.inspector_pack):
+            assert "<svg" in reports.render_html(pack(session, as_of=as_of, charts_for="all"))
+
+
+@settings(max_examples=25, deadline=None, derandomize=False,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(DATE_FIELDS), day=st.one_of(
+    st.dates(), st.sampled_from([date.min, date.max]),
+    st.integers(-4000, 4000).map(lambda n: date.today() + timedelta(days=n))))
+def test_any_date_is_refused_clearly_or_every_pack_and_cycle_completes(
+    world_template: Path, field: str, day: date
+) -> None:
+    """A date a person gives, in any date field or option, is either refused as bad input
+    naming the field (or by a rule) or accepted, and then every pack and cycle runs."""
+    from models.dates import check_as_of
+    from models.errors import InvalidInput, RuleRefused
+    from models.planfile import plan_from_mapping
+    from recovery import services
+    from recovery.settings import get_settings
+    from tests.integration.helpers import relative_plan
+    from tests.security.conftest import REF
+
+    with fresh_world(world_template):
+        today = get_settings().today()
+        as_of = today
+        try:
+            if field in ("baseline", "deadline"):
+                mapping = relative_plan(today, title="Safeguarding concerns out of hours")
+                key, name = (("baseline", "as_of") if field == "baseline"
+                             else ("target", "deadline"))
+                mapping[key] = {**mapping[key], name: day}
+                with db.unit_of_work() as session:
+                    services.open_action(session, plan_from_mapping(mapping), actor="test")
+            elif field == "extension":
+                with db.unit_of_work() as session:
+                    services.extend_deadline(
+                        session, REF, new_deadline=day, by="ni@harbourcare.example",
+                        control_change="A second senior carer on every morning shift",
+                        today=today)
+            else:
+                as_of = check_as_of(day, today=today)
+        except InvalidInput as refused:
+            event(f"refused: {refused.field}")
+            assert refused.field in {"baseline.as_of", "target.deadline", "target", "deadline",
+                                     "as_of"}, refused
+            return
+        except RuleRefused as refused:
+            event(f"rule: {refused.rule}")
+            return
+        event(f"accepted: {field}")
+        _packs_and_cycles(as_of)
