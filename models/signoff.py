@@ -34,6 +34,19 @@ class Decision(StrEnum):
     REJECT = "reject"
 
 
+#: The rule of each field of the sign-off and closure forms, in words. The Prefect server
+#: checks the form against its schema and answers in JSON-schema terms ("does not match
+#: '^\\d{6}$'"); the CLI says these instead.
+FORM_RULES = {
+    "code": "the code is six digits, as in your sign-off email",
+    "rationale": f"the rationale must be at least {MIN_RATIONALE} characters",
+    "summary": f"the summary must be at least {MIN_RATIONALE} characters",
+    "decision": "the decision is approve or reject",
+    "reviewer_email": "an email address of at most 254 characters",
+    "requested_by": "an email address of at most 254 characters",
+}
+
+
 def new_code() -> str:
     return f"{secrets.randbelow(1_000_000):06d}"
 

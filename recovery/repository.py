@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from models.action import ActionPlan
-from models.errors import NotFound
+from models.errors import NotFound, NotInDirectory
 from models.evidence import Evidence, EvidenceSource, Pillar
 from models.people import Person, Role, check_email, email_address
 from models.review import Rating, ReviewRecord
@@ -38,7 +38,7 @@ def get_person(session: Session, email: str, *, field: str) -> PersonRow:
     address = email_address(email, field=field)
     row = session.exec(select(PersonRow).where(PersonRow.email == address)).first()
     if row is None:
-        raise NotFound(field, address)
+        raise NotInDirectory(field, address)
     return row
 
 

@@ -27,7 +27,7 @@ from models.action import (
 from models.audit import ReviewsDigest
 from models.cadence import Cadence, review_cadence
 from models.catalogue import Framework, builtin_framework
-from models.errors import InvalidInput, NotFound, RuleRefused
+from models.errors import InvalidInput, NotFound, NotInDirectory, RuleRefused
 from models.evidence import new_evidence
 from models.gate import GateVerdict, triangulation_gate
 from models.lifecycle import Event, Status, transition
@@ -339,7 +339,7 @@ class PlanChecks:
                 self._people[key] = exc
         found = self._people[key]
         if isinstance(found, NotFound):
-            raise NotFound(field, key)
+            raise NotInDirectory(field, key)
         return found
 
     def check(self, plan: ActionPlan) -> CheckedPlan:
