@@ -66,9 +66,7 @@ def where_prefect_was_looked_for() -> str:
     settings = get_settings()
     port = url_port(prefect_api.api_url())
     demo = demo_port(settings.home)
-    found = (f"it names port {demo}" if demo is not None
-             else "none there (is `make run` running from another directory? set "
-                  "RECOVERY_HOME to its .recovery)")
+    found = f"it names port {demo}" if demo is not None else "none there"
     return (f"tried port {port} (from {prefect_api.api_source()}); looked for a running "
             f"demo in {settings.demo_file.resolve()}: {found}")
 
@@ -162,5 +160,5 @@ def run_checks() -> list[Check]:
             results.append(Check(name=name, ok=True, detail=check()))
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            results.append(Check(name=name, ok=False, detail=detail[:300]))
+            results.append(Check(name=name, ok=False, detail=detail[:600]))
     return results
