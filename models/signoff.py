@@ -20,6 +20,7 @@ from models.people import normalise_email
 CODE_TTL = timedelta(hours=72)
 MAX_WRONG_CODES = 5
 MIN_RATIONALE = 20
+MAX_FORM_TEXT = 4000
 _ITERATIONS = 60_000
 
 
@@ -39,8 +40,10 @@ class Decision(StrEnum):
 #: '^\\d{6}$'"); the CLI says these instead.
 FORM_RULES = {
     "code": "the code is six digits, as in your sign-off email",
-    "rationale": f"the rationale must be at least {MIN_RATIONALE} characters",
-    "summary": f"the summary must be at least {MIN_RATIONALE} characters",
+    "rationale": f"the rationale must be at least {MIN_RATIONALE} characters (and at most "
+                 f"{MAX_FORM_TEXT})",
+    "summary": f"the summary must be at least {MIN_RATIONALE} characters (and at most "
+               f"{MAX_FORM_TEXT})",
     "decision": "the decision is approve or reject",
     "reviewer_email": "an email address of at most 254 characters",
     "requested_by": "an email address of at most 254 characters",

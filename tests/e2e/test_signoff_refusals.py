@@ -130,7 +130,7 @@ def test_refused_in_the_domain_and_the_run_waits_again(
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize(("field", "rule"), [
-    ("rationale", "the rationale must be at least 20 characters"),
+    ("rationale", "the rationale must be at least 20 characters (and at most 4000)"),
     ("code", "the code is six digits, as in your sign-off email"),
 ])
 def test_a_malformed_form_is_refused_by_the_server_in_plain_words(
