@@ -12,6 +12,8 @@ from typing import Any, Literal
 from prefect.input import RunInput
 from pydantic import Field
 
+from models.signoff import MAX_FORM_TEXT, MIN_RATIONALE
+
 
 class SignoffForm(RunInput):
     reviewer_email: str = Field(
@@ -25,7 +27,7 @@ class SignoffForm(RunInput):
     rationale: str = Field(
         title="Rationale", description="Why you decided this (at least 20 characters). Stored in "
         "Prefect: describe the action in service terms, never a person's name or details.",
-        min_length=20, max_length=4000,
+        min_length=MIN_RATIONALE, max_length=MAX_FORM_TEXT,
     )
 
 
@@ -37,7 +39,7 @@ class ClosureRequestForm(RunInput):
     summary: str = Field(
         title="Summary", description="What has improved and where the evidence is (stored in "
         "Prefect: service terms only, never a person's name or details) "
-        "(at least 20 characters).", min_length=20, max_length=4000,
+        "(at least 20 characters).", min_length=MIN_RATIONALE, max_length=MAX_FORM_TEXT,
     )
 
 

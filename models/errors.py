@@ -37,3 +37,12 @@ class NotFound(DomainError):
         self.field = field
         self.value = value
         self.rule = f"no such {field.replace('_', ' ')} '{value}'"
+
+
+class NotInDirectory(NotFound):
+    """An email nobody in the staff directory has (a `--by`, a plan's reviewer)."""
+
+    def __init__(self, field: str, email: str) -> None:
+        super().__init__(field, email)
+        self.rule = f"no one with the email '{email}' is in the staff directory"
+        self.args = (f"{field}: {self.rule}",)

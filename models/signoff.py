@@ -20,6 +20,7 @@ from models.people import normalise_email
 CODE_TTL = timedelta(hours=72)
 MAX_WRONG_CODES = 5
 MIN_RATIONALE = 20
+MAX_FORM_TEXT = 4000
 _ITERATIONS = 60_000
 
 
@@ -39,6 +40,21 @@ def closure_requester(email: str) -> str:
     the lead's email, no code, so nothing proves who sent it: the audit log, the inspector
     pack and the closure sign-off form say so rather than attribute it to the lead."""
     return f"requested as {email}, identity not checked"
+
+
+#: The rule of each field of the sign-off and closure forms, in words. The Prefect server
+#: checks the form against its schema and answers in JSON-schema terms ("does not match
+#: '^\\d{6}$'"); the CLI says these instead.
+FORM_RULES = {
+    "code": "the code is six digits, as in your sign-off email",
+    "rationale": f"the rationale must be at least {MIN_RATIONALE} characters (and at most "
+                 f"{MAX_FORM_TEXT})",
+    "summary": f"the summary must be at least {MIN_RATIONALE} characters (and at most "
+               f"{MAX_FORM_TEXT})",
+    "decision": "the decision is approve or reject",
+    "reviewer_email": "an email address of at most 254 characters",
+    "requested_by": "an email address of at most 254 characters",
+}
 
 
 def new_code() -> str:
@@ -83,18 +99,41 @@ class Submission(BaseModel):
 CODE_WITHDRAWN = "the sign-off code was withdrawn"
 
 
-def code_disclosed(request: SignoffRequestState, submission: Submission) -> bool:
-    """The right code, still live, presented by someone other than the named reviewer it
-    was sent to. Whoever holds it now is not who it was sent to, so it must not stay valid:
-    the request withdraws it and the reviewer gets a new one."""
+#: How a refusal words a code that is not the one sent.
+WRONG_CODE = "the sign-off code is wrong"
+
+#: How a refusal words a presenter nobody in the staff directory answers to.
+NOT_IN_DIRECTORY = "is not in the staff directory"
+
+
+def not_in_directory(email: str) -> str:
+    """The refusal for an address in nobody's name: a typo, not a disclosure."""
+    return (f"'{normalise_email(email)}' {NOT_IN_DIRECTORY}: no one there has that email "
+            "(check the address you typed)")
+
+
+def code_disclosed(request: SignoffRequestState, submission: Submission, *,
+                   presenter_known: bool = True) -> bool:
+    """The right code, still live, presented by a known other person (someone in the staff
+    directory) than the named reviewer it was sent to. Whoever holds it now is not who it
+    was sent to, so it must not stay valid: the request withdraws it and the reviewer gets
+    a new one. An address in nobody's name is most likely the reviewer's own typo: refused,
+    but the code stays theirs and nobody is alerted."""
     code = submission.code.strip()
     return (
-        request.used_at is None
+        presenter_known
+        and request.used_at is None
         and not request.locked
         and normalise_email(submission.reviewer_email) != normalise_email(request.reviewer_email)
         and len(code) == 6 and code.isdigit()
         and hmac.compare_digest(hash_code(code, request.code_salt), request.code_hash)
     )
+
+
+def counts_toward_lockout(reasons: list[str]) -> bool:
+    """A wrong code and a presenter in nobody's name both count toward the five tries that
+    lock a request: either could be someone guessing."""
+    return WRONG_CODE in reasons or any(NOT_IN_DIRECTORY in r for r in reasons)
 
 
 def refusal_reasons(
@@ -103,8 +142,11 @@ def refusal_reasons(
     *,
     accountable_lead: str,
     now: datetime,
+    presenter_known: bool = True,
 ) -> list[str]:
-    """Every reason this sign-off may not be applied; empty when it may."""
+    """Every reason this sign-off may not be applied; empty when it may. A presenter other
+    than the named reviewer is refused as not them when the staff directory knows them
+    (`presenter_known`), and as not in the directory when it does not."""
     reasons: list[str] = []
     email = normalise_email(submission.reviewer_email)
     if request.locked:
@@ -113,7 +155,9 @@ def refusal_reasons(
         reasons.append("the sign-off code has already been used")
     if email == normalise_email(accountable_lead):
         reasons.append("the accountable lead may not sign off their own action")
-    if email != normalise_email(request.reviewer_email):
+    if not presenter_known and email != normalise_email(request.reviewer_email):
+        reasons.append(not_in_directory(email))
+    elif email != normalise_email(request.reviewer_email):
         reasons.append(
             f"only the named senior reviewer ({request.reviewer_email}) may sign off; "
             f"'{email}' is not them"
@@ -122,7 +166,7 @@ def refusal_reasons(
     if not (len(code) == 6 and code.isdigit()) or not hmac.compare_digest(
         hash_code(code, request.code_salt), request.code_hash
     ):
-        reasons.append("the sign-off code is wrong")
+        reasons.append(WRONG_CODE)
     elif now >= request.expires_at:
         reasons.append(
             f"the sign-off code expired at {request.expires_at.strftime('%Y-%m-%d %H:%M %Z')}"

@@ -10,7 +10,7 @@ import importlib.util
 import json
 import sys
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -208,6 +208,13 @@ def fail(exc: BaseException, as_json: bool) -> NoReturn:
             err.print(f"[red]error[/red] database: {escape(one_line(str(exc)))}",
                       highlight=False)
         raise typer.Exit(1)
+    if _no_tables(exc):
+        message = "the database has no tables yet: run `recovery init` first"
+        if as_json:
+            sys.stderr.write(json.dumps({"error": message, "field": "database"}) + "\n")
+        else:
+            err.print(f"[red]error[/red] database: {message}", highlight=False)
+        raise typer.Exit(1)
     if as_json:
         sys.stderr.write(json.dumps({"error": f"unexpected: {one_line(str(exc))}",
                                      "field": None}) + "\n")
@@ -215,6 +222,16 @@ def fail(exc: BaseException, as_json: bool) -> NoReturn:
         err.print(f"[red]unexpected error[/red]: {escape(one_line(repr(exc)))}",
                   highlight=False)
     raise typer.Exit(1)
+
+
+def _no_tables(exc: BaseException) -> bool:
+    """A command run before `recovery init`: SQLite says "no such table", PostgreSQL
+    "relation ... does not exist" (UndefinedTable)."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    text = str(exc)
+    return (isinstance(exc, OperationalError) and "no such table" in text) or (
+        isinstance(exc, ProgrammingError) and "UndefinedTable" in type(exc.orig).__name__)
 
 
 def prefect_line(message: str, as_json: bool) -> None:
@@ -236,11 +253,19 @@ def run(work: Callable[[], T], as_json: bool) -> T:
         fail(exc, as_json)
 
 
+#: How every date option reads: the CLI prints dates day first, so it takes them back so.
+DATE_HELP = "2026-12-03 or 03/12/2026 (day first)"
+
+
 def parse_day(value: str, field: str) -> date:
+    """A date as ISO (2026-12-03) or day first as the CLI prints it (03/12/2026)."""
+    text = value.strip()
     try:
-        return date.fromisoformat(value.strip())
+        if "/" in text:
+            return datetime.strptime(text, "%d/%m/%Y").date()
+        return date.fromisoformat(text)
     except ValueError:
-        raise InvalidInput(field, f"'{value}' is not a date (use YYYY-MM-DD)") from None
+        raise InvalidInput(field, f"'{value}' is not a date: give it as {DATE_HELP}") from None
 
 
 def as_of_day(value: str | None) -> date:
@@ -531,7 +556,7 @@ def action_list(
 @action_app.command("extend")
 def action_extend(
     ref: str,
-    deadline: Annotated[str, typer.Option(help="New deadline YYYY-MM-DD.")],
+    deadline: Annotated[str, typer.Option(help=f"New deadline: {DATE_HELP}.")],
     control_change: Annotated[str, typer.Option(help="The operational control that changes.")],
     by: Annotated[str, typer.Option(help="Who decided (email).")],
     as_json: JsonOpt = False,
@@ -643,7 +668,7 @@ def evidence_add(
                                              "incident_trends, safeguarding_logs, "
                                              "medicines_records, rota_evidence, "
                                              "governance_minutes")],
-    observed_on: Annotated[str, typer.Option(help="Date observed YYYY-MM-DD.")],
+    observed_on: Annotated[str, typer.Option(help=f"Date observed: {DATE_HELP}.")],
     reference: Annotated[str, typer.Option(help="Where the record lives (no personal details).")],
     by: Annotated[str, typer.Option(help="Who recorded it (email).")],
     value: Annotated[float | None, typer.Option(help="Measured percentage 0-100.")] = None,
@@ -671,7 +696,7 @@ def evidence_add(
 @app.command()
 def gate(
     ref: str,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluate as of YYYY-MM-DD.")]
+    as_of: Annotated[str | None, typer.Option("--as-of", help=f"Evaluate as of: {DATE_HELP}.")]
     = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -968,7 +993,7 @@ app.add_typer(review_app, name="review")
 @review_app.command("run")
 def review_run(
     cycle: Annotated[str, typer.Argument(help="daily, weekly or monthly")],
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Run as of YYYY-MM-DD.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help=f"Run as of: {DATE_HELP}.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a review cycle now, as of a date (a second run for the same date changes
@@ -983,11 +1008,32 @@ def review_run(
 
     result = run(work, as_json)
 
-    def human() -> None:
-        for key, value in result.items():
-            out.print(f"{key}: {value}", highlight=False, markup=False)
+    emit(result, as_json, lambda: out.print(cycle_summary(cycle, result), highlight=False,
+                                            markup=False))
 
-    emit(result, as_json, human)
+
+def cycle_summary(cycle: str, result: dict[str, Any]) -> str:
+    """A cycle's result in words, one line a part (`--json` gives the structure)."""
+    lines = [f"{cycle} cycle done"]
+    for key, value in result.items():
+        label = key.replace("_", " ")
+        if value is None or key == "flow_run_id":
+            continue
+        if isinstance(value, dict):
+            words = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in value.items() if n)
+            lines.append(f"{label}: {words or 'none'}")
+        elif isinstance(value, list):
+            shown = ", ".join(str(v) for v in value[:20])
+            more = f" and {len(value) - 20} more" if len(value) > 20 else ""
+            lines.append(f"{label}: {shown}{more}" if value else f"{label}: none")
+        elif isinstance(value, bool):
+            lines.append(f"{label}: {'yes' if value else 'no'}")
+        elif key == "as_of":
+            day = value if isinstance(value, date) else date.fromisoformat(str(value))
+            lines.append(f"as of {day:%d/%m/%Y}")
+        else:
+            lines.append(f"{label}: {value}")
+    return "\n".join(lines)
 
 
 @action_app.command("control-change")

@@ -25,6 +25,7 @@ export_app = typer.Typer(no_args_is_help=True, help="The risk-rated tracker out 
 from models.errors import InvalidInput  # noqa: E402
 from recovery import db  # noqa: E402
 from recovery.cli import (  # noqa: E402
+    DATE_HELP,
     JsonOpt,
     as_of_day,
     emit,
@@ -43,7 +44,7 @@ spreadsheets = lazy_module("recovery.spreadsheets")
 
 LocationOpt = Annotated[str | None, typer.Option(help="Only this location (name or code).")]
 AsOfOpt = Annotated[str | None, typer.Option("--as-of",
-                                             help="Position as of YYYY-MM-DD (default today).")]
+                                             help=f"Position as of: {DATE_HELP} (default today).")]
 OutOpt = Annotated[Path, typer.Option("--out", help="The file to write.")]
 
 _REPORT_SUFFIXES = {".html": "html", ".htm": "html", ".pdf": "pdf", ".md": "md"}

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from recovery.settings import get_settings
+from recovery.settings import demo_port, get_settings, url_port
 
 EXPECTED_DEPLOYMENTS = (
     "high-risk-action/high-risk-action",
@@ -52,8 +52,23 @@ def check_database() -> str:
 def check_prefect() -> str:
     from recovery import prefect_api
 
-    prefect_api.check_server()
+    try:
+        prefect_api.check_server()
+    except prefect_api.PrefectUnavailable as exc:
+        raise RuntimeError(f"{exc}; {where_prefect_was_looked_for()}") from None
     return f"{prefect_api.api_url()} healthy"
+
+
+def where_prefect_was_looked_for() -> str:
+    """The port tried, where it came from, and where a running demo would have said."""
+    from recovery import prefect_api
+
+    settings = get_settings()
+    port = url_port(prefect_api.api_url())
+    demo = demo_port(settings.home)
+    found = f"it names port {demo}" if demo is not None else "none there"
+    return (f"tried port {port} (from {prefect_api.api_source()}); looked for a running "
+            f"demo in {settings.demo_file.resolve()}: {found}")
 
 
 def check_deployments() -> str:
@@ -145,5 +160,5 @@ def run_checks() -> list[Check]:
             results.append(Check(name=name, ok=True, detail=check()))
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            results.append(Check(name=name, ok=False, detail=detail[:300]))
+            results.append(Check(name=name, ok=False, detail=detail[:600]))
     return results

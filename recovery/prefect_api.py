@@ -34,11 +34,24 @@ def run_missing(ref: str, flow_run_id: str) -> PrefectUnavailable:
         f"{api_url()}: is PREFECT_API_URL the server that started it?")
 
 
+_api_source: list[str] = []
+
+
 def api_url() -> str:
     """Never let Prefect fall back to an ephemeral server: the CLI talks to the real one."""
-    url = os.environ.get("PREFECT_API_URL") or get_settings().prefect_api_url
+    given = os.environ.get("PREFECT_API_URL")
+    if not _api_source:
+        _api_source.append("PREFECT_API_URL" if given else get_settings().prefect_api_source)
+    url = given or get_settings().prefect_api_url
     os.environ["PREFECT_API_URL"] = url
     return url
+
+
+def api_source() -> str:
+    """Where the URL `api_url` gives came from: PREFECT_API_URL, RECOVERY_PREFECT_API_URL,
+    the running demo's demo.json, or the default."""
+    api_url()
+    return _api_source[0]
 
 
 def auth_headers() -> dict[str, str]:
@@ -211,7 +224,9 @@ def answer_wait(ref: str, flow_run_id: str, waiting: tuple[str, dict[str, str]],
             if f"'{name}'" in message:
                 field = name
                 break
-        raise InvalidInput(field, message) from None
+        from models.signoff import FORM_RULES
+
+        raise InvalidInput(field, FORM_RULES.get(field, message)) from None
     # At the same moment as another submission, the server may have aborted this resume
     # without an error (the run was no longer paused) and stored the other answer: report
     # success only when the answer the run takes is this one.

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from models.action import ActionPlan
-from models.errors import NotFound
+from models.errors import NotFound, NotInDirectory
 from models.evidence import Evidence, EvidenceSource, Pillar
-from models.people import Person, Role, email_address
+from models.people import Person, Role, check_email, email_address
 from models.review import Rating, ReviewRecord
 from models.tables import (
     ActionRow,
@@ -38,8 +38,17 @@ def get_person(session: Session, email: str, *, field: str) -> PersonRow:
     address = email_address(email, field=field)
     row = session.exec(select(PersonRow).where(PersonRow.email == address)).first()
     if row is None:
-        raise NotFound(field, address)
+        raise NotInDirectory(field, address)
     return row
+
+
+def find_person(session: Session, email: str) -> PersonRow | None:
+    """The person with this email, or None (an address that breaks the rule is nobody's)."""
+    try:
+        address = check_email(email)
+    except ValueError:
+        return None
+    return session.exec(select(PersonRow).where(PersonRow.email == address)).first()
 
 
 def person_by_id(session: Session, person_id: int) -> PersonRow:

@@ -28,7 +28,7 @@ from models.audit import ReviewsDigest
 from models.cadence import Cadence, review_cadence
 from models.catalogue import Framework, builtin_framework
 from models.dates import check_extension_deadline, check_plan_dates
-from models.errors import InvalidInput, NotFound, RuleRefused
+from models.errors import InvalidInput, NotFound, NotInDirectory, RuleRefused
 from models.evidence import new_evidence
 from models.gate import GateVerdict, triangulation_gate
 from models.lifecycle import Event, Status, transition
@@ -337,7 +337,7 @@ class PlanChecks:
                 self._people[key] = exc
         found = self._people[key]
         if isinstance(found, NotFound):
-            raise NotFound(field, key)
+            raise NotInDirectory(field, key)
         return found
 
     def check(self, plan: ActionPlan) -> CheckedPlan:

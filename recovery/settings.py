@@ -6,9 +6,17 @@ from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.dates import check_as_of
@@ -91,6 +99,32 @@ class Settings(BaseSettings):
                 raise ValueError(exc.rule) from None
         return value
 
+    @model_validator(mode="after")
+    def _running_demo(self) -> Settings:
+        """A second terminal without the demo's exports still talks to the demo's server:
+        its port is read from `<home>/demo.json` unless RECOVERY_PREFECT_API_URL (or
+        _UI_URL) says otherwise."""
+        port = demo_port(self.home)
+        if port is not None:
+            if "prefect_api_url" not in self.model_fields_set:
+                self.prefect_api_url = f"http://127.0.0.1:{port}/api"
+            if "prefect_ui_url" not in self.model_fields_set:
+                self.prefect_ui_url = f"http://127.0.0.1:{port}"
+        return self
+
+    @property
+    def demo_file(self) -> Path:
+        return self.home / "demo.json"
+
+    @property
+    def prefect_api_source(self) -> str:
+        """Where `prefect_api_url` came from, in words (for `recovery doctor`)."""
+        if "prefect_api_url" in self.model_fields_set:
+            return "RECOVERY_PREFECT_API_URL"
+        if demo_port(self.home) is not None:
+            return f"the running demo's {self.demo_file}"
+        return "the default"
+
     @property
     def db_url(self) -> str:
         if self.database_url:
@@ -116,6 +150,26 @@ class Settings(BaseSettings):
         if not flow_run_id:
             return self.prefect_ui_url
         return f"{self.prefect_ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}"
+
+
+def demo_port(home: Path) -> int | None:
+    """The Prefect port of the demo `make run` started under `home`, from its demo.json
+    (written while it runs, removed when it stops); None when there is none."""
+    import json
+
+    try:
+        port = json.loads((home / "demo.json").read_text()).get("port")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return port if isinstance(port, int) and 1 <= port <= 65535 else None
+
+
+def url_port(url: str) -> int | None:
+    try:
+        parts = urlsplit(url)
+        return parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None
 
 
 @cache

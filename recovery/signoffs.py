@@ -26,6 +26,7 @@ from models.signoff import (
     Submission,
     closure_requester,
     code_disclosed,
+    counts_toward_lockout,
     hash_code,
     new_code,
     new_salt,
@@ -259,14 +260,16 @@ def apply_signoff(
                     detail=reasons)
         return SignoffOutcome(applied=False, decision=None, status=row.status, reasons=reasons)
     lead = repo.person_by_id(session, row.accountable_lead_id)
-    reasons = refusal_reasons(_state(request), submission, accountable_lead=lead.email, now=now)
+    known = repo.find_person(session, submission.reviewer_email) is not None
+    reasons = refusal_reasons(_state(request), submission, accountable_lead=lead.email, now=now,
+                              presenter_known=known)
     if reasons:
-        if code_disclosed(_state(request), submission):
+        if code_disclosed(_state(request), submission, presenter_known=known):
             request.expires_at = min(as_utc(request.expires_at), now)
             reasons.append(f"{CODE_WITHDRAWN}: it was presented by someone other than "
                            f"{request.reviewer_email}, who is sent a new one")
             _alert_disclosed(session, row, request, submission.reviewer_email)
-        if "the sign-off code is wrong" in reasons:
+        if counts_toward_lockout(reasons):
             request.wrong_attempts += 1
             if request.wrong_attempts >= MAX_WRONG_CODES and not request.locked:
                 request.locked = True

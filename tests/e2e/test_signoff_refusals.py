@@ -90,6 +90,8 @@ def assert_refused_in_domain(stack: RecoveryStack, result: Result, reason: str,
         pytest.param(JUNIOR, "valid",
                      f"only the named senior reviewer ({REVIEWER}) may sign off", id="junior"),
         pytest.param(REVIEWER, "wrong", "the sign-off code is wrong", id="wrong-code"),
+        pytest.param(REVIEWER.replace("@", "x@"), "valid", "is not in the staff directory",
+                     id="mistyped-own-address"),
     ],
 )
 def test_refused_in_the_domain_and_the_run_waits_again(
@@ -101,15 +103,20 @@ def test_refused_in_the_domain_and_the_run_waits_again(
     given = valid if code == "valid" else f"{(int(valid) + 1) % 1_000_000:06d}"
 
     mails = len(stack.signoff_mails(REF, "plan"))
+    withdrawn = stack.audit_events(REF).count("signoff.code_withdrawn")
 
     result = sign(stack, who, given)
 
     assert_refused_in_domain(stack, result, reason, before, who)
     assert stack.status(REF) == "awaiting_plan_signoff"
     assert stack.count("decision", REF) == 0
-    if code == "wrong":  # a wrong code: the same request and code, asked again
+    typo = who == REVIEWER.replace("@", "x@")
+    if code == "wrong" or typo:
+        # a wrong code, or an address in nobody's name (a typo, not a disclosure): the
+        # same request and code, asked again, and nobody alerted
         assert stack.wait_for_wait(REF, next_key(key)) == next_key(key)
         assert len(stack.signoff_mails(REF, "plan")) == mails
+        assert stack.audit_events(REF).count("signoff.code_withdrawn") == withdrawn
     else:
         # the right code in someone else's hands is withdrawn: the run asks again under
         # a new request, and the named reviewer is sent a new code
@@ -122,16 +129,22 @@ def test_refused_in_the_domain_and_the_run_waits_again(
 
 
 @pytest.mark.timeout(300)
-def test_thin_rationale_is_refused_by_the_server(stack: RecoveryStack, waiting: str) -> None:
+@pytest.mark.parametrize(("field", "rule"), [
+    ("rationale", "the rationale must be at least 20 characters (and at most 4000)"),
+    ("code", "the code is six digits, as in your sign-off email"),
+])
+def test_a_malformed_form_is_refused_by_the_server_in_plain_words(
+    stack: RecoveryStack, waiting: str, field: str, rule: str
+) -> None:
     key = paused_key(stack)
     audit_before = stack.audit_events(REF)
 
-    result = sign(stack, REVIEWER, latest_code(stack), rationale="Looks fine")
+    code = latest_code(stack)
+    result = (sign(stack, REVIEWER, code, rationale="Looks fine") if field == "rationale"
+              else sign(stack, REVIEWER, code[:5]))
 
     assert result.exit_code == 2, str(result)
-    error = result.error_json()
-    assert error["field"] == "rationale", error
-    assert "too short" in error["error"], error
+    assert result.error_json() == {"error": rule, "field": field}
     # nothing reached the flow: same wait, same status, nothing recorded
     assert paused_key(stack) == key
     assert stack.status(REF) == "awaiting_plan_signoff"

@@ -176,13 +176,17 @@ def test_serve_stopped(site: RecoveryStack) -> None:
 
 
 def test_prefect_server_gone(site: RecoveryStack) -> None:
-    dead = f"http://127.0.0.1:{free_port()}/api"
+    port = free_port()
+    dead = f"http://127.0.0.1:{port}/api"
     env = {**site.env, "PREFECT_API_URL": dead, "RECOVERY_PREFECT_API_URL": dead}
     result = doctor(env)
     assert result.failing() == {"prefect server", "deployments", "automations"}, result.output
-    assert result.detail("prefect server") == (
+    # what failed, then the port it tried, where that came from and where it looked
+    assert result.detail("prefect server").startswith(
         f"no Prefect server answers at {dead} (ConnectError): start it (`make run` starts it "
-        "and `recovery serve`)")
+        f"and `recovery serve`); tried port {port} (from PREFECT_API_URL); looked for a "
+        "running demo in "), result.detail("prefect server")
+    assert result.detail("prefect server").endswith("demo.json: none there")
     assert result.detail("database").endswith(" at 0003, 0 actions")
 
 

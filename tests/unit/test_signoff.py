@@ -12,6 +12,7 @@ from models.signoff import (
     MIN_RATIONALE,
     Decision,
     code_disclosed,
+    counts_toward_lockout,
     hash_code,
     new_code,
     new_salt,
@@ -153,3 +154,29 @@ def test_a_live_code_in_the_wrong_hands_is_disclosed(overrides: dict[str, str],
 def test_a_spent_or_locked_code_is_not_disclosed_again(state: dict[str, Any]) -> None:
     assert not code_disclosed(signoff_request(**state),
                               submission(reviewer_email="someone.else@rose.example"))
+
+
+def test_a_presenter_in_nobodys_name_is_refused_as_not_in_the_staff_directory() -> None:
+    refusal = refusal_reasons(signoff_request(), submission(reviewer_email="nl@provider.example"),
+                              accountable_lead=LEAD, now=NOW, presenter_known=False)
+    assert refusal == ["'nl@provider.example' is not in the staff directory: no one there "
+                       "has that email (check the address you typed)"]
+
+
+def test_a_typed_address_in_nobodys_name_is_a_typo_not_a_disclosure() -> None:
+    typo = submission(reviewer_email="nl@provider.example")
+    assert not code_disclosed(signoff_request(), typo, presenter_known=False)
+    assert code_disclosed(signoff_request(), typo, presenter_known=True)
+
+
+@pytest.mark.parametrize(("presenter_known", "code", "counts"), [
+    (False, GOOD_CODE, True),  # nobody's address: could be someone guessing
+    (True, "000000", True),    # a wrong code
+    (True, GOOD_CODE, False),  # a known other person: the disclosure path, not a guess
+])
+def test_what_counts_toward_the_lockout(presenter_known: bool, code: str,
+                                        counts: bool) -> None:
+    refusal = refusal_reasons(signoff_request(),
+                              submission(reviewer_email="nl@provider.example", code=code),
+                              accountable_lead=LEAD, now=NOW, presenter_known=presenter_known)
+    assert counts_toward_lockout(refusal) is counts
