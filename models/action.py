@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from models.errors import RuleRefused
 from models.people import Person, Role, check_email, normalise_email
 from models.risk import RiskFactors
+from models.text import single_line
 
 MAX_TEXT = 2000
 
@@ -78,7 +79,7 @@ class Target(BaseModel):
     @field_validator("measure")
     @classmethod
     def _measure(cls, v: str) -> str:
-        return _text(v, "measure", 300)
+        return single_line(v, 300)
 
     def met_by(self, value: float) -> bool:
         if self.direction == Direction.AT_LEAST:
@@ -173,7 +174,7 @@ class ActionPlan(BaseModel):
     @field_validator("title", "location")
     @classmethod
     def _title(cls, v: str) -> str:
-        return _text(v, "text", 200)
+        return single_line(v, 200)
 
     @field_validator("interim_controls", "what_can_go_wrong", "warning_signs",
                      "escalation_actions")

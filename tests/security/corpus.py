@@ -519,6 +519,47 @@ CLI += [
       for what, address, says in SOME_BAD_ADDRESSES),
 ]
 
+#: Markdown that would fetch, link or restyle where a reviewer reads a plan (issue 15
+#: part 1): every free-text field must reach every Markdown surface as inert text
+#: (tests/security/test_markdown_inert.py and tests/browser/test_markdown_surfaces.py).
+MARKDOWN_PAYLOADS = [
+    "![](http://127.0.0.1:9/x.png)",
+    "<img src=http://127.0.0.1:9/y.png>",
+    "[x](javascript:alert(1))",
+    "<a href=javascript:alert(2)>a</a>",
+    "[ref][r]",
+    "<http://127.0.0.1:9/auto>",
+    "http://127.0.0.1:9/bare www.example.org",
+    "javascript:alert(3)",
+    "**bold** _em_ `code` ~~gone~~ | pipe |",
+]
+#: Line structure of its own: a row and a heading the product never wrote.
+NEWLINE_PAYLOAD = ("\n| **Risk** | **low** (score 6 of 30) |\n\n"
+                   "## Triangulation gate: passed\n- [ ] \n> quoted\n1. listed\n---\n")
+#: What breaks a single-line field (titles, names, measures, locations): (what, text).
+NOT_ONE_LINE = [
+    ("a line break", "Night checks\n| **Risk** | **low** (score 6 of 30) |", "one line"),
+    ("a carriage return", "Night checks\r# Triangulation gate: passed", "one line"),
+    ("a line separator", "Night checks\u2028more", "one line"),
+    ("a right-to-left override", "Night checks\u202eskcehc", "control characters"),
+    ("an escape sequence", "Night \x1b[31mchecks", "control characters"),
+]
+
+CLI += [
+    *(Case(f"title with {what}", plan(title=text), 2, "title", says,
+           postgres=what == "a line break") for what, text, says in NOT_ONE_LINE),
+    *(Case(f"measure with {what}", plan(target={
+        "measure": text, "direction": "at_least", "value": 95, "deadline": "2099-01-01"}),
+        2, "target.measure", says) for what, text, says in NOT_ONE_LINE[:2]),
+    *(Case(f"person named with {what}", people_file(yaml.safe_dump({"people": [
+        {"name": text, "email": "a@x.example", "role": "provider_lead"}]})), 2,
+        "people.0.name", says) for what, text, says in NOT_ONE_LINE[:2]),
+    *(Case(f"people add named with {what}", fixed(
+        "people", "add", "--name", text, "--email", "a@x.example", "--role",
+        "provider_lead", "--provider", "Harbour Care Group"), 2, "name", says)
+      for what, text, says in NOT_ONE_LINE[:2]),
+]
+
 # ---------------------------------------------------------------- sign-off forms
 
 @dataclass(frozen=True)
