@@ -20,16 +20,18 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 
 _MD_ESCAPES = str.maketrans({
-    "&": "&amp;", "<": "&lt;", ">": "&gt;", "\\": "\\\\", "`": "\\`", "*": "\\*",
+    "&": "\\&", "<": "\\<", ">": "\\>", "\\": "\\\\", "`": "\\`", "*": "\\*",
     "_": "\\_", "[": "\\[", "]": "\\]", "|": "\\|", "#": "\\#", "~": "\\~", "!": "\\!",
-    "@": "&#64;",
+    "@": "\\@",
 })
 #: What a Markdown renderer turns into a link without brackets (GFM's autolinks: bare
-#: addresses and emails): the `:`, `.` or `@` is written as an entity, which renders the
-#: same and is only read after links are found.
+#: addresses and emails): the `:` or `.` is backslash-escaped (like `@`), which renders
+#: the same and breaks the pattern. Never entities: Prefect's renderer shows them as typed.
 _AUTOLINK = re.compile(r"(?i)\b(https?|ftp|javascript|data|vbscript|file|mailto):|\b(www)\.")
-#: What makes a value that starts a line a list item, a quote or a heading underline.
-_LINE_START = re.compile(r"^([-+=]|\d+(?=[.)]))")
+#: What makes a value that starts a line a list item or a heading underline. The marker
+#: itself is escaped: after an ordered list's digits, the `.` or `)` (a backslash before
+#: a digit is no escape in Markdown and would show).
+_LINE_START = re.compile(r"^(\d*)([-+=.)])")
 
 
 def one_line(value: object) -> str:
@@ -41,8 +43,8 @@ def markdown_text(value: object) -> str:
     """A value as inert Markdown text, on one line: rendered, it reads as typed and is
     nothing but text."""
     text = one_line(value).translate(_MD_ESCAPES)
-    text = _AUTOLINK.sub(lambda m: f"{m[1]}&#58;" if m[1] else f"{m[2]}&#46;", text)
-    return _LINE_START.sub(r"\\\1", text)
+    text = _AUTOLINK.sub(lambda m: f"{m[1]}\\:" if m[1] else f"{m[2]}\\.", text)
+    return _LINE_START.sub(r"\1\\\2", text)
 
 
 def code(value: object) -> Markup:

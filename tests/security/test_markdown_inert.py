@@ -8,6 +8,7 @@ line breaks at the boundary: rows of the corpus (NOT_ONE_LINE)."""
 
 from __future__ import annotations
 
+import html
 from types import SimpleNamespace
 
 import pytest
@@ -155,3 +156,13 @@ def test_email_text_parts_keep_each_value_on_its_line() -> None:
 def test_code_spans_hold_backticks_without_breaking_out() -> None:
     assert escaping.code("a`b") == "`` a`b ``"
     assert escaping.code("") == ""
+
+
+@pytest.mark.parametrize("value", [*MARKDOWN_PAYLOADS, MULTILINE, "12.5", "3. listed",
+                                   "1) first", "- item", "+ item", "= under", "2026-12-04",
+                                   "a & b < c > d", "x@y.example"])
+def test_an_escaped_value_renders_exactly_as_typed(value: str) -> None:
+    """Inert, not mangled: a number such as 12.5 must not show a stray backslash."""
+    rendered = MarkdownIt("commonmark").render(escaping.markdown_text(value))
+    assert rendered.startswith("<p>") and rendered.endswith("</p>\n"), rendered
+    assert html.unescape(rendered[3:-5]) == escaping.one_line(value)
