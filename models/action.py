@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from models.errors import RuleRefused
 from models.people import Person, Role, check_email, normalise_email
 from models.risk import RiskFactors
-from models.text import single_line
+from models.text import free_text, single_line
 
 MAX_TEXT = 2000
 
@@ -45,15 +45,6 @@ class Direction(StrEnum):
     AT_MOST = "at_most"
 
 
-def _text(value: str, field: str, limit: int = MAX_TEXT) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError(f"{field} must not be empty")
-    if len(value) > limit:
-        raise ValueError(f"must be at most {limit} characters")
-    return value
-
-
 class Baseline(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -64,7 +55,7 @@ class Baseline(BaseModel):
     @field_validator("issue")
     @classmethod
     def _issue(cls, v: str) -> str:
-        return _text(v, "issue")
+        return free_text(v, MAX_TEXT)
 
 
 class Target(BaseModel):
@@ -106,7 +97,7 @@ class Step(BaseModel):
     @field_validator("action", "record")
     @classmethod
     def _texts(cls, v: str) -> str:
-        return _text(v, "text", 1000)
+        return free_text(v, 1000)
 
 
 class TriggerKind(StrEnum):
@@ -180,7 +171,7 @@ class ActionPlan(BaseModel):
                      "escalation_actions")
     @classmethod
     def _lines(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(_text(item, "item", 1000) for item in v)
+        return tuple(free_text(item, 1000) for item in v)
 
     @model_validator(mode="after")
     def _target_improves_on_baseline(self) -> ActionPlan:

@@ -1,7 +1,9 @@
-"""The one rule for single-line text (titles, names, measures, location names and codes):
-one line, no control characters. A title with a line break could start a row or a
-heading of its own on a Markdown surface, and a control character can hide text in a
-terminal or break an email header, so both are refused where the text comes in."""
+"""The rules for text people type, applied where it comes in. Single-line text (titles,
+names, measures, location names and codes): one line, no control characters. A title
+with a line break could start a row or a heading of its own on a Markdown surface, and
+a control character can hide text in a terminal or break an email header. Free text
+(the baseline issue, controls, steps, risks): line breaks and tabs allowed, no other
+control characters."""
 
 from __future__ import annotations
 
@@ -16,13 +18,26 @@ _CODE = re.compile(r"[A-Za-z0-9]{1,12}")
 
 def single_line(value: str, limit: int) -> str:
     """`value` trimmed, if it is one line of at most `limit` characters."""
+    return _checked(value, limit, one_line=True)
+
+
+def free_text(value: str, limit: int) -> str:
+    """`value` trimmed, if it is at most `limit` characters with no control characters
+    other than line breaks and tabs (a surface that shows it on one line joins them)."""
+    return _checked(value, limit, one_line=False)
+
+
+def _checked(value: str, limit: int, *, one_line: bool) -> str:
     value = value.strip()
     if not value:
         raise ValueError("must not be empty")
     for char in value:
         if char in _BREAKS or char in "\r\n":
-            raise ValueError("must be one line: no line breaks")
-        if unicodedata.category(char) in ("Cc", "Cf") and char not in "\u200d":
+            if one_line:
+                raise ValueError("must be one line: no line breaks")
+        elif char == "\t" and not one_line:
+            continue
+        elif unicodedata.category(char) in ("Cc", "Cf") and char != "\u200d":
             raise ValueError(f"must not contain control characters (found U+{ord(char):04X})")
     if len(value) > limit:
         raise ValueError(f"must be at most {limit} characters")

@@ -554,6 +554,16 @@ CLI += [
     *(Case(f"person named with {what}", people_file(yaml.safe_dump({"people": [
         {"name": text, "email": "a@x.example", "role": "provider_lead"}]})), 2,
         "people.0.name", says) for what, text, says in NOT_ONE_LINE[:2]),
+    # free text may run over lines, but carries no other control character
+    *(Case(f"baseline issue with {what}", dated_plan(
+        baseline=lambda d, text=text: baseline(d, issue=text)), 2, "baseline.issue", says)
+      for what, text, says in NOT_ONE_LINE[3:]),
+    Case("interim control with an escape sequence",
+         plan(interim_controls=["Night \x1b[31mchecks"]), 2, "interim_controls",
+         "control characters"),
+    Case("step with a right-to-left override", plan(steps=[
+        {"role": "registered_manager", "action": "Check \u202eskcehc", "record": "log"}]),
+        2, "steps.0.action", "control characters"),
     *(Case(f"people add named with {what}", fixed(
         "people", "add", "--name", text, "--email", "a@x.example", "--role",
         "provider_lead", "--provider", "Harbour Care Group"), 2, "name", says)
