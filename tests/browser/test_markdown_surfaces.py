@@ -98,13 +98,13 @@ def test_the_form_and_the_weekly_report_show_the_plan_as_inert_text(
                   wait_until="domcontentloaded")
         page.get_by_text("High-risk actions").first.wait_for(timeout=60_000)
         settle(page, 2.0)
-        body = page.locator(".artifact-description, .p-markdown-renderer").first
-        headings = [h.strip() for h in page.locator(
-            ".p-markdown-renderer h1, .p-markdown-renderer h2").all_inner_texts()]
-        assert headings[:5] == [
+        # prefect-ui's Markdown component: `.markdown-renderer`, headings as h1-h6
+        body = page.locator(".markdown-renderer").filter(has_text="High-risk actions").first
+        headings = [h.strip() for h in body.locator("h1, h2, h3, h4, h5, h6").all_inner_texts()]
+        assert headings == [
             f"Provider governance summary · {date.today():%-d %B %Y}", "High-risk actions",
-            "Governance weaknesses", "Escalations open", "Overdue reviews"], headings
-        assert "Triangulation gate: passed" not in headings
+            "Governance weaknesses", "Escalations open", "Overdue reviews",
+            "The governance pack"], headings
         assert REF in body.inner_text()
         assert_nothing_live(page, requested, server)
     except Exception:
