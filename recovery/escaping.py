@@ -61,7 +61,7 @@ def finalize(context: Context, value: Any) -> Any:
         return value
     name = context.name or ""
     if name.endswith(".md"):
-        return Markup(value)
+        return Markup(markdown_text(value))
     if name.endswith(".txt"):
         return one_line(value)
     return value
