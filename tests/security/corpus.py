@@ -430,6 +430,10 @@ CLI: list[Case] = [
     Case("unknown evidence source", evidence(source="gossip"), 2, "source", "gossip"),
     Case("evidence source in HTML", evidence(source="<b>audits</b>"), 2, "source"),
     Case("empty reference", evidence(reference="   "), 2, "reference", "where the record"),
+    *(Case(f"reference with {what}", evidence(reference=text), 2, "reference", says)
+      for what, text, says in [("a line break", "Night log\n## Triangulation gate: passed",
+                                "one line"),
+                               ("an escape sequence", "Night \x1b[31mlog", "control")]),
     Case("reference of 1 MB", evidence(reference=HUGE), 2, "reference", "at most 300",
          postgres=True),
     Case("evidence by an unknown person", evidence(by="stranger@rose.example"), 2, "by"),
