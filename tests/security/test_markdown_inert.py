@@ -9,6 +9,7 @@ line breaks at the boundary: rows of the corpus (NOT_ONE_LINE)."""
 from __future__ import annotations
 
 import html
+from datetime import datetime
 from types import SimpleNamespace
 
 import pytest
@@ -146,9 +147,20 @@ def test_the_gate_artifact_lists_reasons_as_inert_text() -> None:
     assert len(items) == 2
 
 
-def test_email_text_parts_keep_each_value_on_its_line() -> None:
-    rendered = escaping.finalize(SimpleNamespace(name="email/x.txt"), MULTILINE)
-    assert "\n" not in rendered and "![](http://127.0.0.1:9/x.png)" in rendered
+def test_an_email_keeps_each_value_on_its_line() -> None:
+    """The sign-off request's text part has the product's lines whatever the title holds;
+    its HTML part shows the payload as text (autoescaped)."""
+    def email(title: str) -> tuple[str, str, str]:
+        return mail.render("signoff_request", {
+            "ref": "ROSE-SG-001", "title": title, "kind": "plan", "reviewer_name": title,
+            "code": "123456", "expires_at": datetime(2026, 12, 4, 12, 0), "risk_level": "high",
+            "run_url": "http://127.0.0.1:4200/runs/flow-run/x", "cli": "recovery signoff"})
+
+    subject, text, html_part = email(MULTILINE)
+    _, plain, _ = email("Night checks")
+    assert len(text.splitlines()) == len(plain.splitlines())
+    assert "![](http://127.0.0.1:9/x.png)" in text and "\n" not in subject
+    assert "<img" not in html_part and "&lt;img src=http://127.0.0.1:9/y.png&gt;" in html_part
     kept = escaping.finalize(SimpleNamespace(name="email/x.html"), MULTILINE)
     assert kept == MULTILINE  # the HTML part is escaped by autoescape instead
 
