@@ -42,6 +42,8 @@ def payload_plan(tmp_path: Path) -> Path:
     plan["target"]["measure"] = f"Checks done {SHORT}"
     plan["interim_controls"] = [MULTILINE, SHORT]
     plan["steps"] = [{"role": "registered_manager", "action": MULTILINE, "record": MULTILINE}]
+    for key in ("what_can_go_wrong", "warning_signs", "escalation_actions"):
+        plan[key] = [MULTILINE]
     path = tmp_path / "payload.yaml"
     path.write_text(yaml.safe_dump(plan, sort_keys=False), encoding="utf-8")
     return path
@@ -106,6 +108,7 @@ def test_the_form_and_the_weekly_report_show_the_plan_as_inert_text(
             "Governance weaknesses", "Escalations open", "Overdue reviews",
             "The governance pack"], headings
         assert REF in body.inner_text()
+        assert "![](http://127.0.0.1:9/x.png)" in body.inner_text()  # the title, as typed
         assert_nothing_live(page, requested, server)
     except Exception:
         page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
