@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from models.errors import RuleRefused
 from models.people import Person, Role, check_email, normalise_email
 from models.risk import RiskFactors
-from models.text import free_text, single_line
+from models.text import FreeText, free_text, single_line
 
 MAX_TEXT = 2000
 
@@ -91,13 +91,8 @@ class Step(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     role: Role
-    action: str
-    record: str
-
-    @field_validator("action", "record")
-    @classmethod
-    def _texts(cls, v: str) -> str:
-        return free_text(v, 1000)
+    action: FreeText
+    record: FreeText
 
 
 class TriggerKind(StrEnum):
@@ -118,7 +113,7 @@ class TriggerKind(StrEnum):
 class Trigger(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    description: str
+    description: FreeText
     kind: TriggerKind = TriggerKind.MANUAL
 
 
@@ -129,7 +124,7 @@ class AuditCadence(BaseModel):
 
     role: Role
     frequency: Literal["daily", "weekly", "monthly"]
-    what: str
+    what: FreeText
 
 
 class ActionPlan(BaseModel):
@@ -148,11 +143,11 @@ class ActionPlan(BaseModel):
     senior_reviewer: str
     baseline: Baseline
     target: Target
-    interim_controls: tuple[str, ...] = ()
+    interim_controls: tuple[FreeText, ...] = ()
     steps: tuple[Step, ...] = Field(min_length=1)
-    what_can_go_wrong: tuple[str, ...] = ()
-    warning_signs: tuple[str, ...] = ()
-    escalation_actions: tuple[str, ...] = ()
+    what_can_go_wrong: tuple[FreeText, ...] = ()
+    warning_signs: tuple[FreeText, ...] = ()
+    escalation_actions: tuple[FreeText, ...] = ()
     triggers: tuple[Trigger, ...] = ()
     evidence_sources: tuple[str, ...] = ()
     audit_cadence: tuple[AuditCadence, ...] = ()
@@ -166,12 +161,6 @@ class ActionPlan(BaseModel):
     @classmethod
     def _title(cls, v: str) -> str:
         return single_line(v, 200)
-
-    @field_validator("interim_controls", "what_can_go_wrong", "warning_signs",
-                     "escalation_actions")
-    @classmethod
-    def _lines(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(free_text(item, 1000) for item in v)
 
     @model_validator(mode="after")
     def _target_improves_on_baseline(self) -> ActionPlan:

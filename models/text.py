@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 #: Line and paragraph separators are not control characters but do break lines.
 _BREAKS = {"\u2028", "\u2029", "\u0085"}
@@ -42,6 +45,11 @@ def _checked(value: str, limit: int, *, one_line: bool) -> str:
     if len(value) > limit:
         raise ValueError(f"must be at most {limit} characters")
     return value
+
+
+#: One item of a plan's free text (a control, a risk, a step, a trigger): an error
+#: names the item (`interim_controls.0`).
+FreeText = Annotated[str, AfterValidator(lambda value: free_text(value, 1000))]
 
 
 def location_code(value: str) -> str:

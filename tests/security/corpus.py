@@ -563,7 +563,7 @@ CLI += [
         baseline=lambda d, text=text: baseline(d, issue=text)), 2, "baseline.issue", says)
       for what, text, says in NOT_ONE_LINE[3:]),
     Case("interim control with an escape sequence",
-         plan(interim_controls=["Night \x1b[31mchecks"]), 2, "interim_controls",
+         plan(interim_controls=["Night \x1b[31mchecks"]), 2, "interim_controls.0",
          "control characters"),
     Case("step with a right-to-left override", plan(steps=[
         {"role": "registered_manager", "action": "Check \u202eskcehc", "record": "log"}]),
