@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from models.errors import InvalidInput
 from models.people import normalise_email
-from models.text import single_line
+from models.text import text_field
 
 
 class Pillar(StrEnum):
@@ -120,10 +120,8 @@ def new_evidence(
         raise InvalidInput("reference", "say where the record lives (e.g. 'Safeguarding log p.14')")
     if len(reference) > MAX_REFERENCE_LENGTH:
         raise InvalidInput("reference", f"must be at most {MAX_REFERENCE_LENGTH} characters")
-    try:  # a reference is shown in table cells: one line, like a title
-        reference = single_line(reference, MAX_REFERENCE_LENGTH)
-    except ValueError as error:
-        raise InvalidInput("reference", str(error)) from None
+    # a reference is shown in table cells: one line, like a title
+    reference = text_field("reference", reference, MAX_REFERENCE_LENGTH, one_line=True)
     return Evidence(
         source=src,
         pillar=SOURCE_PILLAR[src],

@@ -13,6 +13,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
+from models.errors import InvalidInput
+
 #: Line and paragraph separators are not control characters but do break lines.
 _BREAKS = {"\u2028", "\u2029", "\u0085"}
 #: A location code: used in action references (ROSE-SG-001).
@@ -28,6 +30,15 @@ def free_text(value: str, limit: int) -> str:
     """`value` trimmed, if it is at most `limit` characters with no control characters
     other than line breaks and tabs (a surface that shows it on one line joins them)."""
     return _checked(value, limit, one_line=False)
+
+
+def text_field(field: str, value: str, limit: int, *, one_line: bool = False) -> str:
+    """The same rules for text that comes in outside a model (a command's option): a
+    refusal is an `InvalidInput` naming `field`."""
+    try:
+        return _checked(value, limit, one_line=one_line)
+    except ValueError as error:
+        raise InvalidInput(field, str(error)) from None
 
 
 def _checked(value: str, limit: int, *, one_line: bool) -> str:
