@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from models.errors import RuleRefused
 from models.people import Person, Role, check_email, normalise_email
 from models.risk import RiskFactors
+from models.text import FreeText, free_text, single_line
 
 MAX_TEXT = 2000
 
@@ -44,15 +45,6 @@ class Direction(StrEnum):
     AT_MOST = "at_most"
 
 
-def _text(value: str, field: str, limit: int = MAX_TEXT) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError(f"{field} must not be empty")
-    if len(value) > limit:
-        raise ValueError(f"must be at most {limit} characters")
-    return value
-
-
 class Baseline(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -63,7 +55,7 @@ class Baseline(BaseModel):
     @field_validator("issue")
     @classmethod
     def _issue(cls, v: str) -> str:
-        return _text(v, "issue")
+        return free_text(v, MAX_TEXT)
 
 
 class Target(BaseModel):
@@ -78,7 +70,7 @@ class Target(BaseModel):
     @field_validator("measure")
     @classmethod
     def _measure(cls, v: str) -> str:
-        return _text(v, "measure", 300)
+        return single_line(v, 300)
 
     def met_by(self, value: float) -> bool:
         if self.direction == Direction.AT_LEAST:
@@ -99,13 +91,8 @@ class Step(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     role: Role
-    action: str
-    record: str
-
-    @field_validator("action", "record")
-    @classmethod
-    def _texts(cls, v: str) -> str:
-        return _text(v, "text", 1000)
+    action: FreeText
+    record: FreeText
 
 
 class TriggerKind(StrEnum):
@@ -126,7 +113,7 @@ class TriggerKind(StrEnum):
 class Trigger(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    description: str
+    description: FreeText
     kind: TriggerKind = TriggerKind.MANUAL
 
 
@@ -137,7 +124,7 @@ class AuditCadence(BaseModel):
 
     role: Role
     frequency: Literal["daily", "weekly", "monthly"]
-    what: str
+    what: FreeText
 
 
 class ActionPlan(BaseModel):
@@ -156,11 +143,11 @@ class ActionPlan(BaseModel):
     senior_reviewer: str
     baseline: Baseline
     target: Target
-    interim_controls: tuple[str, ...] = ()
+    interim_controls: tuple[FreeText, ...] = ()
     steps: tuple[Step, ...] = Field(min_length=1)
-    what_can_go_wrong: tuple[str, ...] = ()
-    warning_signs: tuple[str, ...] = ()
-    escalation_actions: tuple[str, ...] = ()
+    what_can_go_wrong: tuple[FreeText, ...] = ()
+    warning_signs: tuple[FreeText, ...] = ()
+    escalation_actions: tuple[FreeText, ...] = ()
     triggers: tuple[Trigger, ...] = ()
     evidence_sources: tuple[str, ...] = ()
     audit_cadence: tuple[AuditCadence, ...] = ()
@@ -173,13 +160,7 @@ class ActionPlan(BaseModel):
     @field_validator("title", "location")
     @classmethod
     def _title(cls, v: str) -> str:
-        return _text(v, "text", 200)
-
-    @field_validator("interim_controls", "what_can_go_wrong", "warning_signs",
-                     "escalation_actions")
-    @classmethod
-    def _lines(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(_text(item, "item", 1000) for item in v)
+        return single_line(v, 200)
 
     @model_validator(mode="after")
     def _target_improves_on_baseline(self) -> ActionPlan:

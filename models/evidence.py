@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from models.errors import InvalidInput
 from models.people import normalise_email
+from models.text import text_field
 
 
 class Pillar(StrEnum):
@@ -119,6 +120,8 @@ def new_evidence(
         raise InvalidInput("reference", "say where the record lives (e.g. 'Safeguarding log p.14')")
     if len(reference) > MAX_REFERENCE_LENGTH:
         raise InvalidInput("reference", f"must be at most {MAX_REFERENCE_LENGTH} characters")
+    # a reference is shown in table cells: one line, like a title
+    reference = text_field("reference", reference, MAX_REFERENCE_LENGTH, one_line=True)
     return Evidence(
         source=src,
         pillar=SOURCE_PILLAR[src],

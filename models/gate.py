@@ -30,13 +30,6 @@ class GateVerdict(BaseModel):
     reasons: tuple[str, ...]
     as_of: date
 
-    def markdown(self, ref: str) -> str:
-        if self.passed:
-            return f"## Triangulation gate for {ref}: passed\n\nAll checks met on {self.as_of}."
-        lines = [f"## Triangulation gate for {ref}: closure refused", ""]
-        lines += [f"- {reason}" for reason in self.reasons]
-        return "\n".join(lines)
-
 
 def triangulation_gate(
     plan: ActionPlan,

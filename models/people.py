@@ -9,6 +9,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from models.errors import InvalidInput
+from models.text import location_code, single_line
 
 
 class Role(StrEnum):
@@ -101,12 +102,7 @@ class Person(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be empty")
-        if len(value) > 200:
-            raise ValueError("must be at most 200 characters")
-        return value
+        return single_line(value, 200)
 
     @property
     def is_senior(self) -> bool:
@@ -122,6 +118,16 @@ class Location(BaseModel):
 
     name: str
     code: str  # short upper-case code used in references, e.g. ROSE
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return single_line(value, 200)
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        return location_code(value)
 
 
 class Provider(BaseModel):

@@ -118,16 +118,9 @@ def open_request(
                          details={"month": month, "nominated_individual": request.reviewer_email,
                                   "expires_at": (now + CODE_TTL).isoformat()},
                          dedupe_key=f"assurance.reissued:{month}:{now.isoformat()}")
-    lines = "\n".join(f"| {ref} | assurance / challenge / further action |"
-                      for ref in request.action_refs)
-    refused = f"\n> **Last attempt refused:** {request.refusals} so far\n" \
-        if request.refusals else ""
-    description = (
-        f"# Monthly provider assurance · {month}\n\nFor the nominated individual "
-        f"(**{request.reviewer_email}**). For every high-risk action record assurance, "
-        f"challenge or further action, with a note. These become the provider assurance "
-        f"minutes.\n{refused}\n| Action | Record |\n|---|---|\n{lines}\n"
-    )
+    description = mail.environment().get_template("forms/assurance.md").render(
+        month=month, reviewer_email=request.reviewer_email, refusals=request.refusals,
+        refs=request.action_refs)
     return AssuranceWait(
         month=month, pause_key=f"assurance-{month}-{request.refusals + 1}",
         refs=list(request.action_refs), reviewer_email=request.reviewer_email,

@@ -22,7 +22,7 @@ from sqlalchemy import func, insert, literal, text, union_all
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from models.action import Baseline, Target, TriggerKind
+from models.action import MAX_TEXT, Baseline, Target, TriggerKind
 from models.audit import ReviewsDigest
 from models.cadence import Cadence, review_due
 from models.dates import shift
@@ -48,6 +48,7 @@ from models.tables import (
     ReviewRow,
     utcnow,
 )
+from models.text import text_field
 from recovery import audit_log, batch, db, mail, services
 from recovery import repository as repo
 from recovery.settings import get_settings
@@ -632,6 +633,7 @@ def record_control_change(
     if len(what.strip()) < 20:
         raise InvalidInput("what", "say what changes in the operational control "
                                    "(at least 20 characters)")
+    what = text_field("what", what, MAX_TEXT)
     assert row.id is not None
     change = ControlChangeRow(action_id=row.id, what=what.strip(), decided_by=person.email,
                               decided_on=today, reason="escalation")

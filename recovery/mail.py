@@ -31,6 +31,7 @@ from sqlmodel import Session, col, or_, select
 from models.people import check_email, normalise_email
 from models.review import rating_label
 from models.tables import OutboxRow, as_utc, utcnow
+from recovery import escaping
 from recovery.settings import Settings, get_settings
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -43,13 +44,16 @@ CODE_PLACEHOLDER = "[one-time code: in the email only]"
 
 @cache
 def environment() -> Environment:
-    """The one Jinja environment: autoescaped HTML, strict about missing values. Templates
+    """The one Jinja environment: every value escaped for its template's surface
+    (`recovery/escaping.py`: HTML, Markdown, one-line text), strict about missing values. Templates
     ship with the code, so a process compiles each once and never re-reads the file (no
     `stat` per render: a daily cycle renders hundreds of escalation emails)."""
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         auto_reload=False,
-        autoescape=select_autoescape(["html", "htm", "xml", "svg", "j2.html"]),
+        # .md too, so a macro's Markdown is Markup and is not escaped a second time
+        autoescape=select_autoescape(["html", "htm", "xml", "svg", "j2.html", "md"]),
+        finalize=escaping.finalize,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -59,7 +63,7 @@ def environment() -> Environment:
     env.filters["uk_datetime"] = uk_datetime
     env.filters["pct"] = pct
     env.filters["label"] = label
-    env.filters["md"] = md_text
+    env.filters["code"] = escaping.code
     return env
 
 
@@ -83,20 +87,6 @@ def label(value: object) -> str:
 def pct(value: float | None) -> str:
     """A percentage as people write it (`85%`, `62.5%`); a dash when there is none."""
     return "—" if value is None else f"{value:g}%"
-
-
-_MD_ESCAPES = str.maketrans({
-    "&": "&amp;", "<": "&lt;", ">": "&gt;", "\\": "\\\\", "`": "\\`", "*": "\\*",
-    "_": "\\_", "[": "\\[", "]": "\\]", "|": "\\|", "#": "\\#",
-})
-
-
-def md_text(value: object) -> str:
-    """Free text made inert in Markdown: no HTML, links, emphasis or table breaks survive,
-    and line breaks become spaces (a Markdown template is not autoescaped)."""
-    if value is None:
-        return ""
-    return " ".join(str(value).split()).translate(_MD_ESCAPES)
 
 
 def render(template: str, context: dict[str, Any]) -> tuple[str, str, str]:

@@ -61,6 +61,7 @@ from models.tables import (
     as_utc,
     utcnow,
 )
+from models.text import text_field
 from recovery import audit_log
 from recovery import repository as repo
 
@@ -879,8 +880,7 @@ def reopen_action(session: Session, ref: str, *, by: str, reason: str, today: da
     if len(why) < MIN_REOPEN_REASON:
         raise InvalidInput("reason", f"say why it is reopened (at least {MIN_REOPEN_REASON} "
                                      "characters)")
-    if len(why) > MAX_TEXT:
-        raise InvalidInput("reason", f"must be at most {MAX_TEXT} characters")
+    why = text_field("reason", why, MAX_TEXT)
     if row.status != Status.CLOSED.value:
         raise RuleRefused("reopen", [
             f"{row.ref} is {Status(row.status).value.replace('_', ' ')}, not closed: only a "

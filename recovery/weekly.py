@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from models.people import Role
 from models.tables import CycleRunRow, LocationRow, PersonRow
-from recovery import batch, mail
+from recovery import batch, escaping, mail
 from recovery.governance import GovernanceSnapshot
 from recovery.settings import get_settings
 
@@ -26,7 +26,9 @@ def mark_run(session: Session, cycle: str, as_of: date, summary: dict[str, objec
 
 
 def tracker_rows(snapshot: GovernanceSnapshot) -> list[dict[str, object]]:
-    return [
+    """The tracker table artifact. Prefect renders each text cell as Markdown, so the
+    cells holding what people typed are made inert like every other Markdown surface."""
+    rows = [
         {"ref": a.ref, "title": a.title, "location": a.location, "domain": a.risk_domain,
          "risk": a.risk_level, "score": a.risk_score, "status": a.status, "rating": a.rating,
          "measured": a.measured, "target": a.target_wording, "trend": a.trend,
@@ -36,6 +38,12 @@ def tracker_rows(snapshot: GovernanceSnapshot) -> list[dict[str, object]]:
          "weaknesses": "; ".join(a.weaknesses)}
         for a in snapshot.lines
     ]
+    return [{k: escaping.markdown_text(v) if k in _TYPED_CELLS else v for k, v in row.items()}
+            for row in rows]
+
+
+#: The tracker's cells that carry what people typed (the rest are the product's words).
+_TYPED_CELLS = frozenset({"title", "location", "lead", "reviewer", "target", "weaknesses"})
 
 
 def report_markdown(snapshot: GovernanceSnapshot) -> str:

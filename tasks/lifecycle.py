@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from models.lifecycle import Status
 from models.signoff import SignoffKind, Submission
-from recovery import audit_log, db, signoffs
+from recovery import audit_log, db, mail, signoffs
 from recovery import repository as repo
 from recovery.forms import action_brief
 from recovery.settings import get_settings
@@ -241,13 +241,8 @@ def triangulation_gate(action_ref: str) -> str:
         row = repo.get_action(session, action_ref)
         attempt = signoffs.latest_closure_request(session, row.id or 0)
     number = attempt.attempt if attempt else 0
-    if outcome.applied:
-        body = f"## Triangulation gate for {action_ref}: passed\n\nClosure request {number}: " \
-               "every pillar shows the improvement. On to closure sign-off."
-    else:
-        body = "\n".join([f"## Triangulation gate for {action_ref}: closure refused", "",
-                          f"Closure request {number}. The action stays in recovery.", ""]
-                         + [f"- {r}" for r in outcome.reasons])
+    body = mail.environment().get_template("artifacts/gate_verdict.md").render(
+        ref=action_ref, attempt=number, passed=outcome.applied, reasons=outcome.reasons)
     create_markdown_artifact(key=_artifact_key("gate", action_ref), markdown=body,
                              description=f"Triangulation gate verdict for {action_ref}")
     flush_outbox()

@@ -430,6 +430,10 @@ CLI: list[Case] = [
     Case("unknown evidence source", evidence(source="gossip"), 2, "source", "gossip"),
     Case("evidence source in HTML", evidence(source="<b>audits</b>"), 2, "source"),
     Case("empty reference", evidence(reference="   "), 2, "reference", "where the record"),
+    *(Case(f"reference with {what}", evidence(reference=text), 2, "reference", says)
+      for what, text, says in [("a line break", "Night log\n## Triangulation gate: passed",
+                                "one line"),
+                               ("an escape sequence", "Night \x1b[31mlog", "control")]),
     Case("reference of 1 MB", evidence(reference=HUGE), 2, "reference", "at most 300",
          postgres=True),
     Case("evidence by an unknown person", evidence(by="stranger@rose.example"), 2, "by"),
@@ -482,6 +486,14 @@ CLI: list[Case] = [
     Case("control change too short",
          fixed("action", "control-change", REF, "--what", "more staff", "--by", MANAGER), 2,
          "what", "at least 20"),
+    Case("control change with an escape sequence",
+         fixed("action", "control-change", REF, "--what",
+               "Night checks \x1b[8mhidden by a second registered manager", "--by", MANAGER),
+         2, "what", "control characters"),
+    Case("reopen with a right-to-left override",
+         fixed("action", "reopen", REF, "--by", MANAGER, "--reason",
+               "New concerns \u202ewere not reviewed the same day"), 2, "reason",
+         "control characters"),
     Case("gate as of an impossible date", fixed("gate", REF, "--as-of", "2026-13-01"), 2,
          "as_of", "not a date"),
     Case("unknown review cycle", fixed("review", "run", "hourly"), 2, "cycle", "hourly"),
@@ -517,6 +529,57 @@ CLI += [
       for what, address, says in SOME_BAD_ADDRESSES),
     *(Case(f"reissue by {what}", fixed("reissue-code", REF, "--by", address), 2, "by", says)
       for what, address, says in SOME_BAD_ADDRESSES),
+]
+
+#: Markdown that would fetch, link or restyle where a reviewer reads a plan (issue 15
+#: part 1): every free-text field must reach every Markdown surface as inert text
+#: (tests/security/test_markdown_inert.py and tests/browser/test_markdown_surfaces.py).
+MARKDOWN_PAYLOADS = [
+    "![](http://127.0.0.1:9/x.png)",
+    "<img src=http://127.0.0.1:9/y.png>",
+    "[x](javascript:alert(1))",
+    "<a href=javascript:alert(2)>a</a>",
+    "[ref][r]",
+    "<http://127.0.0.1:9/auto>",
+    "http://127.0.0.1:9/bare www.example.org",
+    "javascript:alert(3)",
+    "**bold** _em_ `code` ~~gone~~ | pipe |",
+]
+#: Line structure of its own: a row and a heading the product never wrote.
+NEWLINE_PAYLOAD = ("\n| **Risk** | **low** (score 6 of 30) |\n\n"
+                   "## Triangulation gate: passed\n- [ ] \n> quoted\n1. listed\n---\n")
+#: What breaks a single-line field (titles, names, measures, locations): (what, text).
+NOT_ONE_LINE = [
+    ("a line break", "Night checks\n| **Risk** | **low** (score 6 of 30) |", "one line"),
+    ("a carriage return", "Night checks\r# Triangulation gate: passed", "one line"),
+    ("a line separator", "Night checks\u2028more", "one line"),
+    ("a right-to-left override", "Night checks\u202eskcehc", "control characters"),
+    ("an escape sequence", "Night \x1b[31mchecks", "control characters"),
+]
+
+CLI += [
+    *(Case(f"title with {what}", plan(title=text), 2, "title", says,
+           postgres=what == "a line break") for what, text, says in NOT_ONE_LINE),
+    *(Case(f"measure with {what}", plan(target={
+        "measure": text, "direction": "at_least", "value": 95, "deadline": "2099-01-01"}),
+        2, "target.measure", says) for what, text, says in NOT_ONE_LINE[:2]),
+    *(Case(f"person named with {what}", people_file(yaml.safe_dump({"people": [
+        {"name": text, "email": "a@x.example", "role": "provider_lead"}]})), 2,
+        "people.0.name", says) for what, text, says in NOT_ONE_LINE[:2]),
+    # free text may run over lines, but carries no other control character
+    *(Case(f"baseline issue with {what}", dated_plan(
+        baseline=lambda d, text=text: baseline(d, issue=text)), 2, "baseline.issue", says)
+      for what, text, says in NOT_ONE_LINE[3:]),
+    Case("interim control with an escape sequence",
+         plan(interim_controls=["Night \x1b[31mchecks"]), 2, "interim_controls.0",
+         "control characters"),
+    Case("step with a right-to-left override", plan(steps=[
+        {"role": "registered_manager", "action": "Check \u202eskcehc", "record": "log"}]),
+        2, "steps.0.action", "control characters"),
+    *(Case(f"people add named with {what}", fixed(
+        "people", "add", "--name", text, "--email", "a@x.example", "--role",
+        "provider_lead", "--provider", "Harbour Care Group"), 2, "name", says)
+      for what, text, says in NOT_ONE_LINE[:2]),
 ]
 
 # ---------------------------------------------------------------- sign-off forms
