@@ -56,7 +56,7 @@ def test_bad_input_exits_2_naming_the_field(seed: Built, tmp_path: Path) -> None
     cases = [
         (["governance", "--out", tmp_path / "x.docx"], "format"),
         (["governance", "--out", tmp_path / "x.html", "--format", "docx"], "format"),
-        (["governance", "--out", tmp_path / "x.html", "--as-of", "10/12/2026"], "as_of"),
+        (["governance", "--out", tmp_path / "x.html", "--as-of", "31/02/2026"], "as_of"),
         (["inspector", "--out", tmp_path / "x.html", "--location", "Nowhere"], "location"),
         (["commissioner", "--out", tmp_path / "no" / "x.html"], "out"),
         (["commissioner", "--out", tmp_path], "out"),

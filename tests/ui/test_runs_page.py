@@ -187,9 +187,14 @@ def test_waits_are_visible_by_tag_on_the_run_and_in_approvals(
     assert page.get_by_text("awaiting:closure-request", exact=True).first.is_visible()
     page.get_by_text("Artifacts", exact=True).first.click()
     settle()
-    card = page.get_by_text("waiting-rose-sg-001", exact=True).first
-    assert card.is_visible()
-    card.click()
+    assert page.get_by_text("waiting-rose-sg-001", exact=True).first.is_visible()
+    # the key's page lists its versions, the wait the run is in now first; open that one
+    page.goto(f"{ui}/artifacts/key/waiting-rose-sg-001")
+    settle()
+    assert page.get_by_text("ROSE-SG-001 waits for the closure request from Sam Patel",
+                            exact=True).first.is_visible()
+    latest = max(opened.artifacts("waiting-rose-sg-001"), key=lambda a: a.created)
+    page.goto(f"{ui}/artifacts/artifact/{latest.id}")
     settle()
     body = page.inner_text("body")
     page.screenshot(path=str(tmp_path / "waiting-artifact.png"), full_page=True)
