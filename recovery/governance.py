@@ -340,7 +340,7 @@ def as_it_stood(session: Session, actions: list[ActionRow], as_of: date) -> dict
             history[ref or ""].append((event, day, details))
     out: dict[str, Then] = {}
     for row in actions:
-        entries = history.get(row.ref, [])
+        entries = _started_by_then(history.get(row.ref, []), row.recovery_started_on)
         opened = next((day for event, day, _ in entries if event == "action.opened"),
                       services.opened_on(row))
         if opened > as_of:
@@ -356,6 +356,21 @@ def as_it_stood(session: Session, actions: list[ActionRow], as_of: date) -> dict
         since = max((day for event, day, _ in entries
                      if event.startswith("status.") and day <= as_of), default=opened)
         out[row.ref] = Then(status=status, deadline=deadline, since=since)
+    return out
+
+
+def _started_by_then(entries: list[tuple[str, date, dict[str, Any]]], started: date | None
+                     ) -> list[tuple[str, date, dict[str, Any]]]:
+    """The action's recovery start day is the business-dated record of its plan's approval:
+    the opening, submission and approval that led to it happened by that day, whatever day
+    their entries carry (an action recorded late, with the day recovery really began)."""
+    if started is None:
+        return entries
+    out = []
+    cut = next((i for i, (event, _, details) in enumerate(entries)
+                if event.startswith("status.") and details.get("to") == "in_recovery"), -1)
+    for i, (event, day, details) in enumerate(entries):
+        out.append((event, min(day, started) if i <= cut else day, details))
     return out
 
 

@@ -366,3 +366,27 @@ def test_a_pack_as_of_a_past_date_reads_every_fact_as_it_stood(database_url: str
     [row_] = [r for r in csv.DictReader(io.StringIO(csv_bytes.decode("utf-8-sig")))
               if r["Ref"] == ref]
     assert "awaiting plan signoff" in row_["Status"].replace("-", " "), row_
+
+
+def test_an_action_recorded_late_stands_from_the_day_its_recovery_began(
+    database_url: str
+) -> None:
+    """Recorded on day 10 with recovery begun on day 0 (a provider entering an action it
+    already runs): a pack as of day 3 shows it in recovery, not absent or a draft."""
+    seed_directory()
+    start = date(2026, 11, 2)
+    with business_day(start + timedelta(days=10)):
+        ref = open_plan(make_plan(
+            baseline={"issue": "Handover checks unsigned", "value": 60, "as_of": start},
+            target={"measure": "Handovers signed", "direction": "at_least", "value": 95,
+                    "deadline": start + timedelta(days=60)}))
+        with db.unit_of_work() as session:
+            row = repo.get_action(session, ref, for_update=True)
+            services.move(session, row, Event.SUBMIT_PLAN, actor="lifecycle")
+            services.move(session, row, Event.APPROVE_PLAN, actor="ni@harbourcare.example")
+            row.recovery_started_on = start
+    with db.unit_of_work() as session:
+        lines = build_snapshot(session, as_of=start + timedelta(days=3)).lines
+    assert [(x.ref, x.status) for x in lines] == [(ref, "in_recovery")]
+    with db.unit_of_work() as session:
+        assert build_snapshot(session, as_of=start - timedelta(days=1)).lines == []
