@@ -143,7 +143,9 @@ def test_closure_by_anyone_but_the_named_reviewer_is_refused(
         outcome = driver.signoff(SignoffKind.CLOSURE, signer=signer, right_code=True,
                                  decision="approve")
         assert not outcome.applied
-        assert any("named senior reviewer" in r for r in outcome.reasons), outcome.reasons
+        # someone in the directory is told who signs; an address in nobody's name is a typo
+        rule = "not in the staff directory" if signer == "stranger" else "named senior reviewer"
+        assert any(rule in r for r in outcome.reasons), outcome.reasons
         if signer.startswith("lead"):
             assert "the accountable lead may not sign off their own action" in outcome.reasons
         assert driver.status().value == "awaiting_closure_signoff"
@@ -210,6 +212,7 @@ def _packs_and_cycles(as_of: Any) -> None:
     """Every pack (HTML, charts for every action) and the daily and weekly cycles'
     work, in-process, as of `as_of`: none may fail on any stored date."""
     from recovery import cycles, governance, reports, weekly
+    from recovery.settings import get_settings
 
     with db.unit_of_work() as session:
         cycles.run_daily(session, as_of=as_of)
@@ -218,9 +221,14 @@ def _packs_and_cycles(as_of: Any) -> None:
         weekly.tracker_rows(snapshot)
         weekly.report_markdown(snapshot)
         weekly.queue_weekly_emails(session, snapshot)
+        # a pack as of a day before the action was recorded reads the past: no action yet
+        shown = bool(snapshot.lines)
+        assert shown or as_of < get_settings().today(), as_of
         for pack in (reports.governance_pack, reports.commissioner_pack,
                      reports.inspector_pack):
-            assert "<svg" in reports.render_html(pack(session, as_of=as_of, charts_for="all"))
+            page = reports.render_html(pack(session, as_of=as_of, charts_for="all"))
+            if shown:
+                assert "<svg" in page, as_of
 
 
 @settings(max_examples=25, deadline=None, derandomize=False,
