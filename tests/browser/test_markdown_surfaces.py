@@ -17,7 +17,11 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.browser.test_prefect_ui_signoff import browser, settle  # noqa: F401 - fixture
+from tests.browser.test_prefect_ui_signoff import (  # noqa: F401 - browser is a fixture
+    browser,
+    open_signoff_form,
+    settle,
+)
 from tests.security.corpus import MARKDOWN_PAYLOADS, NEWLINE_PAYLOAD
 from tests.security.test_markdown_inert import FORM_ROWS
 from tests.support.recovery_stack import SEED, RecoveryStack
@@ -76,14 +80,7 @@ def test_the_form_and_the_weekly_report_show_the_plan_as_inert_text(
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     requested = watch(page)
     try:
-        page.goto(run_url, wait_until="domcontentloaded")
-        resume = page.get_by_role("button", name="Resume")
-        resume.wait_for(state="visible", timeout=60_000)
-        settle(page)
-        resume.click()
-        dialog = page.get_by_role("dialog")
-        dialog.get_by_text(f"Plan sign-off: {REF}").wait_for(timeout=30_000)
-        settle(page, 2.0)
+        dialog = open_signoff_form(page, run_url, REF, seconds=2.0)
         rows = dialog.locator("table").first.locator("tbody tr")
         labels = [rows.nth(i).locator("td").first.inner_text().strip()
                   for i in range(rows.count())]

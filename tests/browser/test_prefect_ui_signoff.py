@@ -55,6 +55,20 @@ def settle(page: Any, seconds: float = 1.5) -> None:
     page.wait_for_timeout(seconds * 1000)
 
 
+def open_signoff_form(page: Any, run_url: str, ref: str, seconds: float = 1.0) -> Any:
+    """Open the run's page, press Resume as the reviewer would, and wait for the plan
+    sign-off form; returns the dialog."""
+    page.goto(run_url, wait_until="domcontentloaded")
+    resume = page.get_by_role("button", name="Resume")
+    resume.wait_for(state="visible", timeout=60_000)
+    settle(page)
+    resume.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text(f"Plan sign-off: {ref}").wait_for(timeout=30_000)
+    settle(page, seconds)
+    return dialog
+
+
 def form_field(dialog: Any, label: str) -> Any:
     """The input area of the schema form property labelled `label`."""
     title = dialog.page.locator(".schema-form-property__label",
@@ -75,15 +89,7 @@ def test_reviewer_signs_off_in_the_prefect_ui(
 
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        page.goto(run_url, wait_until="domcontentloaded")
-        resume = page.get_by_role("button", name="Resume")
-        resume.wait_for(state="visible", timeout=60_000)
-        settle(page)
-        resume.click()
-
-        dialog = page.get_by_role("dialog")
-        dialog.get_by_text(f"Plan sign-off: {REF}").wait_for(timeout=30_000)
-        settle(page, 1.0)
+        dialog = open_signoff_form(page, run_url, REF)
         form_field(dialog, "Your email").locator("textarea").fill(REVIEWER)
         form_field(dialog, "One-time sign-off code").locator("textarea").fill(code)
         decision = form_field(dialog, "Decision").locator("button.p-select-button__control")
