@@ -40,6 +40,9 @@ class Event(StrEnum):
     REOPEN = "reopen"
 
 
+#: Weeks in routine monitoring, target met and no trigger, before an action closes.
+SUSTAINED_WEEKS = 8
+
 #: (from, event) -> to. The only way an action's status changes.
 TRANSITIONS: dict[tuple[Status, Event], Status] = {
     (Status.DRAFT, Event.SUBMIT_PLAN): Status.AWAITING_PLAN_SIGNOFF,

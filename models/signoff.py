@@ -99,6 +99,24 @@ class Submission(BaseModel):
 CODE_WITHDRAWN = "the sign-off code was withdrawn"
 
 
+#: What happens after each decision, as the confirmation email says it ({ref}, {weeks}).
+NEXT_STEP: dict[tuple[str, str], str] = {
+    ("plan", "approve"): (
+        "The action is in recovery: reviews run at the plan's cadence, and the accountable "
+        "lead requests closure when care records, audits, feedback and staff practice show "
+        "the improvement; the triangulation gate checks it before any closure sign-off."),
+    ("plan", "reject"): (
+        "The accountable lead records a revised plan (`recovery action revise {ref} "
+        "PLAN.yaml`), which comes back to the senior reviewer for sign-off; the interim "
+        "controls stay in place meanwhile."),
+    ("closure", "approve"): (
+        "The action enters routine monitoring; it closes after {weeks} weeks with no "
+        "relapse, and a relapse reopens it."),
+    ("closure", "reject"): (
+        "The action is back in recovery; the accountable lead requests closure again when "
+        "the evidence answers the rationale above."),
+}
+
 #: How a refusal words a code that is not the one sent.
 WRONG_CODE = "the sign-off code is wrong"
 

@@ -20,6 +20,7 @@ from models.signoff import (
     SignoffKind,
     SignoffRequestState,
     Submission,
+    counts_toward_lockout,
     hash_code,
     new_code,
     new_salt,
@@ -35,6 +36,7 @@ from models.tables import (
     utcnow,
 )
 from recovery import audit_log, mail
+from recovery import repository as repo
 from recovery.settings import get_settings
 
 OUTCOMES = ("assurance", "challenge", "further_action")
@@ -144,7 +146,9 @@ def apply(
     submission = Submission(reviewer_email=str(answer.get("reviewer_email", "")),
                             code=str(answer.get("code", "")), decision="approve",
                             rationale="monthly provider assurance minutes")
-    reasons = refusal_reasons(state, submission, accountable_lead="", now=now)
+    known = repo.find_person(session, submission.reviewer_email) is not None
+    reasons = refusal_reasons(state, submission, accountable_lead="", now=now,
+                              presenter_known=known)
     notes = {}
     for ref in request.action_refs:
         outcome = answer.get(f"{field_name(ref)}_outcome")
@@ -155,7 +159,7 @@ def apply(
             reasons.append(f"{ref}: the note must be at least 10 characters")
         notes[ref] = (outcome, note)
     if reasons:
-        if "the sign-off code is wrong" in reasons:
+        if counts_toward_lockout(reasons):  # a wrong code, or an address in nobody's name
             request.wrong_attempts += 1
             request.locked = request.wrong_attempts >= MAX_WRONG_CODES
         request.refusals += 1

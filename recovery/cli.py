@@ -30,7 +30,7 @@ from models.planfile import MAX_FILE_BYTES, first_error, load_yaml, parse_people
 from models.templates import builtin_templates
 from recovery import audit_log, db, services
 from recovery import repository as repo
-from recovery.orchestration import PrefectUnavailable
+from recovery.orchestration import PrefectBusy, PrefectUnavailable
 from recovery.settings import get_settings, settings_error
 
 T = TypeVar("T")
@@ -198,14 +198,15 @@ def fail(exc: BaseException, as_json: bool) -> NoReturn:
     if isinstance(exc, PrefectUnavailable):
         prefect_line(str(exc), as_json)
         raise typer.Exit(4)
-    if isinstance(exc, db.DatabaseBusy):
-        # another writer held the database past the busy timeout and every retry: nothing
-        # was written, and saying so is the whole message
+    if isinstance(exc, db.DatabaseBusy | PrefectBusy):
+        # another writer held the database past the busy timeout and every retry, or the
+        # Prefect server answered "busy" to every retry: nothing was written, and saying so
+        # is the whole message
+        field = "database" if isinstance(exc, db.DatabaseBusy) else "prefect"
         if as_json:
-            sys.stderr.write(json.dumps({"error": one_line(str(exc)), "field": "database"})
-                             + "\n")
+            sys.stderr.write(json.dumps({"error": one_line(str(exc)), "field": field}) + "\n")
         else:
-            err.print(f"[red]error[/red] database: {escape(one_line(str(exc)))}",
+            err.print(f"[red]error[/red] {field}: {escape(one_line(str(exc)))}",
                       highlight=False)
         raise typer.Exit(1)
     if _no_tables(exc):

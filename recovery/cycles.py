@@ -27,7 +27,7 @@ from models.audit import ReviewsDigest
 from models.cadence import Cadence, review_due
 from models.dates import shift
 from models.evidence import TRIANGULATION_PILLARS, Evidence, EvidenceSource, Pillar
-from models.lifecycle import OPEN, Event, Status
+from models.lifecycle import OPEN, SUSTAINED_WEEKS, Event, Status
 from models.review import (
     WEAK_RATINGS,
     Assessment,
@@ -64,8 +64,6 @@ ID_CHUNK = 2000
 def _chunks(ids: list[int]) -> list[list[int]]:
     return [ids[i:i + ID_CHUNK] for i in range(0, len(ids), ID_CHUNK)]
 
-#: Weeks in routine monitoring, target met and no trigger, before an action closes.
-SUSTAINED_WEEKS = 8
 _CYCLE_LOCK = 7_204_162  # advisory lock id (with the date) serialising daily cycles
 _ACTOR = "daily-review"  # who escalates, reopens and closes (whoever runs the cycle)
 

@@ -14,6 +14,13 @@ class PrefectUnavailable(ConnectionError):
     the CLI prints it as one line (exit 4), keeping whatever was already recorded."""
 
 
+class PrefectBusy(ConnectionError):
+    """The Prefect server answered "busy" (503, e.g. its SQLite database was locked) to
+    every retry of Prefect's client (`PREFECT_CLIENT_MAX_RETRIES`, backing off 2, 4, 8,
+    ... seconds) and nothing was recorded: the run still waits and the person tries again.
+    The CLI prints the message as one line (exit 1)."""
+
+
 def start_or_explain(ref: str) -> str | None:
     """Start the lifecycle run for `ref`; None when started, else one line saying what is
     missing and how to start it (the action stays a draft that `recovery action start REF`

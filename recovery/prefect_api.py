@@ -16,7 +16,7 @@ import httpx
 from models.errors import InvalidInput, RuleRefused
 from recovery import db
 from recovery import repository as repo
-from recovery.orchestration import PrefectUnavailable
+from recovery.orchestration import PrefectBusy, PrefectUnavailable
 from recovery.settings import get_settings
 
 LIFECYCLE_DEPLOYMENT = "high-risk-action/high-risk-action"
@@ -173,10 +173,31 @@ def waiting_key(flow_run_id: str, *, timeout: float = 30.0) -> str | None:
     return found[0] if found else None
 
 
+#: The answers of a busy server: Prefect's client retries them with backoff before raising.
+BUSY_STATUS = {408, 429, 502, 503, 504}
+
+
+def _busy(exc: BaseException) -> bool:
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    return isinstance(exc, PrefectHTTPStatusError) and exc.response.status_code in BUSY_STATUS
+
+
+def busy_refusal(what: str) -> PrefectBusy:
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
+
+    tries = PREFECT_CLIENT_MAX_RETRIES.value() + 1
+    return PrefectBusy(
+        f"the Prefect server at {api_url()} was too busy to take this {what} ({tries} tries "
+        f"over about {2 ** tries - 2} s): nothing was recorded and the run still waits; "
+        "try again in a minute")
+
+
 def resume_wait(ref: str, expected_prefix: str, run_input: dict[str, Any]) -> str:
     """Resume the run of `ref` waiting under a key starting with `expected_prefix`.
     Returns the key answered. The server validates the form; refusals come back as
-    InvalidInput naming the field."""
+    InvalidInput naming the field. A server busy past every retry raises PrefectBusy,
+    having checked that the answer was not taken."""
     check_server()
     with db.unit_of_work() as session:
         row = repo.get_action(session, ref)
@@ -189,6 +210,10 @@ def resume_wait(ref: str, expected_prefix: str, run_input: dict[str, Any]) -> st
         waiting = _waiting(row.flow_run_id, timeout=30.0)
     except ObjectNotFound:
         raise run_missing(row.ref, row.flow_run_id) from None
+    except Exception as exc:
+        if _busy(exc):
+            raise busy_refusal("answer") from None
+        raise
     key = waiting[0] if waiting else None
     if waiting is None or key is None or not key.startswith(expected_prefix):
         raise RuleRefused("sign-off", [
@@ -227,10 +252,28 @@ def answer_wait(ref: str, flow_run_id: str, waiting: tuple[str, dict[str, str]],
         from models.signoff import FORM_RULES
 
         raise InvalidInput(field, FORM_RULES.get(field, message)) from None
+    except Exception as exc:
+        if not _busy(exc):
+            raise
+        # Prefect's client retried with backoff and the server stayed busy; its resume is
+        # one transaction, so the answer is either stored with the run resumed, or absent
+        if _taken_as(flow_run_id, waiting, run_input) is None:
+            raise busy_refusal("answer") from None
     # At the same moment as another submission, the server may have aborted this resume
     # without an error (the run was no longer paused) and stored the other answer: report
     # success only when the answer the run takes is this one.
+    answered = _taken_as(flow_run_id, waiting, run_input)
+    if answered is None:
+        raise taken
+    return answered
+
+
+def _taken_as(flow_run_id: str, waiting: tuple[str, dict[str, str]],
+              run_input: dict[str, Any]) -> str | None:
+    """The pause key under which the run stored `run_input` as its answer, or None."""
     from prefect.input import read_flow_run_input
+
+    key = waiting[0]
 
     def stored_under(response_key: str) -> Any:
         try:
@@ -248,7 +291,7 @@ def answer_wait(ref: str, flow_run_id: str, waiting: tuple[str, dict[str, str]],
     after = f"{base}-{int(number) + 1}"
     if stored_under(waiting[1]["response"].replace(key, after, 1)) == run_input:
         return after
-    raise taken
+    return None
 
 
 def wait_for_outcome(ref: str, pause_key: str, *, timeout: float = 90.0) -> list[str] | None:

@@ -373,6 +373,8 @@ def start_prefect_server(
         "PREFECT_SERVER_DATABASE_CONNECTION_URL": database_url
         or f"sqlite+aiosqlite:///{home_path / 'prefect.db'}",
         "PYTHONUNBUFFERED": "1",
+        # each "busy" (503) answer is logged, so contention is seen, not guessed at
+        "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",
     }
     if extra_env:
         server_env.update(extra_env)

@@ -13,13 +13,14 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from models.errors import RuleRefused
-from models.lifecycle import WAITS, Event, Status
+from models.lifecycle import SUSTAINED_WEEKS, WAITS, Event, Status
 from models.people import Role, normalise_email
 from models.signoff import (
     CODE_TTL,
     CODE_WITHDRAWN,
     MAX_WRONG_CODES,
     MIN_RATIONALE,
+    NEXT_STEP,
     Decision,
     SignoffKind,
     SignoffRequestState,
@@ -101,6 +102,8 @@ class WaitInfo(BaseModel):
     reviewer_email: str
     refused_before: list[str]
     locked: bool = False
+    expires_at: datetime | None = None
+    """When the sign-off code expires (sign-off waits only)."""
 
 
 def signoff_base(kind: SignoffKind, attempt: int) -> str:
@@ -160,6 +163,7 @@ def open_signoff(
         ref=row.ref, kind=kind.value, attempt=request.attempt, base=base,
         pause_key=wait_key(session, row.id, base), reviewer_email=request.reviewer_email,
         refused_before=last_refusal(session, row.id, base), locked=request.locked,
+        expires_at=as_utc(request.expires_at),
     )
 
 
@@ -286,6 +290,10 @@ def apply_signoff(
                      "status": row.status},
             dedupe_key=f"signoff.refused:{row.ref}:{pause_key}",
         )
+        tell_refused(session, row, f"{kind.value} sign-off", to=request.reviewer_email,
+                     reasons=reasons, pause_key=pause_key, now=now,
+                     attempts_left=MAX_WRONG_CODES - request.wrong_attempts,
+                     locked=request.locked)
         return SignoffOutcome(applied=False, decision=None, status=row.status, reasons=reasons)
 
     decision = Decision(submission.decision)
@@ -311,7 +319,56 @@ def apply_signoff(
     if after == Status.ROUTINE_MONITORING:
         row.monitoring_since = today
     session.add(row)
+    _confirm_decision(session, row, request, decision, submission.rationale.strip(), after,
+                      now=now)
     return SignoffOutcome(applied=True, decision=decision.value, status=after.value, reasons=[])
+
+
+def tell_refused(session: Session, row: ActionRow, what: str, *, to: str, reasons: list[str],
+                 pause_key: str, now: datetime, attempts_left: int | None = None,
+                 locked: bool = False) -> None:
+    """The named person learns within the minute that a submission was not accepted: which
+    rule, the attempts left before the lock; never a code (reasons carry none). Sent to the
+    person the wait is for, whoever submitted, so a code in the wrong hands is seen."""
+    person = repo.find_person(session, to)
+    mail.enqueue(
+        session, dedupe_key=f"signoff.refused:{row.ref}:{pause_key}", to=[to],
+        template="signoff_refused", action_ref=row.ref,
+        context={"ref": row.ref, "title": row.title, "what": what,
+                 "name": person.name if person else to, "reasons": reasons,
+                 "at": now.astimezone(get_settings().tz),
+                 "attempts_left": attempts_left if any(
+                     counts_toward_lockout([r]) for r in reasons) else None,
+                 "locked": locked, "max_wrong": MAX_WRONG_CODES,
+                 "run_url": get_settings().run_url(row.flow_run_id)},
+    )
+
+
+def _confirm_decision(session: Session, row: ActionRow, request: SignoffRequestRow,
+                      decision: Decision, rationale: str, after: Status, *,
+                      now: datetime) -> None:
+    """The reviewer, the accountable lead and, for a high-risk action, the location's
+    registered manager(s) are told what was decided and what happens next."""
+    reviewer = repo.get_person(session, request.reviewer_email, field="reviewer")
+    lead = repo.person_by_id(session, row.accountable_lead_id)
+    to = [reviewer.email, lead.email]
+    if row.risk_level == "high":
+        to += [p.email for p in session.exec(select(PersonRow).where(
+            PersonRow.role == Role.REGISTERED_MANAGER.value,
+            PersonRow.location_id == row.location_id))]
+    mail.enqueue(
+        session, dedupe_key=f"signoff.decided:{row.ref}:{request.kind}:{request.attempt}",
+        to=list(dict.fromkeys(to)), template="signoff_decided", action_ref=row.ref,
+        context={"ref": row.ref, "title": row.title, "risk_level": row.risk_level,
+                 "location": repo.location_by_id(session, row.location_id).name,
+                 "kind": request.kind, "decision": decision.value,
+                 "reviewer_name": reviewer.name, "reviewer_email": reviewer.email,
+                 "rationale": rationale, "at": now.astimezone(get_settings().tz),
+                 "next_step": NEXT_STEP[(request.kind, decision.value)].format(
+                     ref=row.ref, weeks=SUSTAINED_WEEKS),
+                 "status_label": after.label,
+                 "run_url": get_settings().run_url(row.flow_run_id)},
+    )
 
 
 def _manager_and_ni(session: Session, row: ActionRow) -> list[PersonRow]:
@@ -448,6 +505,8 @@ def record_closure_request(
             event="closure.request_refused", action_ref=row.ref, details={"reasons": reasons},
             dedupe_key=f"closure.refused:{row.ref}:{pause_key}",
         )
+        tell_refused(session, row, "closure request", to=lead.email, reasons=reasons,
+                     pause_key=pause_key, now=utcnow())
         return SignoffOutcome(applied=False, decision=None, status=row.status, reasons=reasons)
     attempt = int(base.rsplit("-", 1)[1])
     session.add(ClosureRequestRow(action_id=row.id, attempt=attempt, requested_by=lead.email,

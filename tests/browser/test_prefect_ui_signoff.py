@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,40 +77,98 @@ def form_field(dialog: Any, label: str) -> Any:
     return dialog.locator(".p-label.schema-form-property").filter(has=title)
 
 
+#: Where the form's screenshot is kept for people to see (refreshed by each run).
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "signoff-form.png"
+LEAD = "sg.lead@rose.example"
+MANAGER = "rm@rose.example"
+
+
+def fill_and_submit(page: Any, dialog: Any, code: str, *, screenshot: Path | None = None) -> None:
+    """Fill the form as the reviewer would, submit, and wait for the UI to accept it (the
+    dialog closes once the server took the resume). A refused resume shows a toast; its
+    words are in the failure."""
+    form_field(dialog, "Your email").locator("textarea").fill(REVIEWER)
+    form_field(dialog, "One-time sign-off code").locator("textarea").fill(code)
+    decision = form_field(dialog, "Decision").locator("button.p-select-button__control")
+    decision.focus()
+    decision.press("ArrowDown")  # opens the options (a plain click only focuses it)
+    page.get_by_role("option", name="approve", exact=True).click()
+    assert decision.inner_text().strip() == "approve"
+    form_field(dialog, "Rationale").locator("textarea").fill(RATIONALE)
+    settle(page, 0.5)
+    if screenshot is not None:
+        page.screenshot(path=str(screenshot))
+        assert screenshot.stat().st_size > 0
+    dialog.get_by_role("button", name="Submit").click()
+    dialog.wait_for(state="hidden", timeout=60_000)
+
+
+def description(dialog: Any) -> str:
+    """What the form says, from its first line (below the dialog's own title)."""
+    text = str(dialog.inner_text()).strip()
+    return text.removeprefix("Resume Flow Run").strip()
+
+
+def widths(dialog: Any) -> dict[str, Any]:
+    """The dialog's width and its widest table's, in CSS pixels, as the browser laid out."""
+    return dict(dialog.evaluate("""(d) => {
+        const tables = [...d.querySelectorAll('table')].map(t => t.scrollWidth);
+        const panes = [...d.querySelectorAll('*')].filter(
+            e => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'visible');
+        return {dialog: d.getBoundingClientRect().width, tables: tables,
+                widest: Math.max(0, ...tables),
+                scrolled: panes.map(e => e.className + ' ' + e.scrollWidth + '>' + e.clientWidth)};
+    }"""))
+
+
 @pytest.mark.timeout(600)
 def test_reviewer_signs_off_in_the_prefect_ui(
     stack: RecoveryStack, browser: Any, tmp_path: Path
 ) -> None:
-    stack.cli_json("action", "open", SEED[REF], "--by", "rm@rose.example")
+    stack.cli_json("action", "open", SEED[REF], "--by", MANAGER)
     stack.wait_for_wait(REF, "plan-signoff-1-")
     code = stack.signoff_code(REF, "plan")
     run_url = stack.server.flow_run_url(stack.flow_run_id(REF))
     [mail] = stack.signoff_mails(REF, "plan")
     assert run_url in text_of(mail)  # the email links straight to the run
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
 
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
+        # the form reads well: key facts first, and no table wider than the dialog
         dialog = open_signoff_form(page, run_url, REF)
-        form_field(dialog, "Your email").locator("textarea").fill(REVIEWER)
-        form_field(dialog, "One-time sign-off code").locator("textarea").fill(code)
-        decision = form_field(dialog, "Decision").locator("button.p-select-button__control")
-        decision.focus()
-        decision.press("ArrowDown")  # opens the options (a plain click only focuses it)
-        page.get_by_role("option", name="approve", exact=True).click()
-        assert decision.inner_text().strip() == "approve"
-        form_field(dialog, "Rationale").locator("textarea").fill(RATIONALE)
-        settle(page, 0.5)
-        screenshot = tmp_path / "prefect-ui-signoff-form.png"
-        page.screenshot(path=str(screenshot), full_page=True)
-        assert screenshot.stat().st_size > 0
+        first = description(dialog)
+        assert first.startswith(f"Plan sign-off: {REF}\nYou are asked"), first[:200]
+        assert "Your code expires:" in first.split("Action:")[0]  # before the plan itself
+        laid_out = widths(dialog)
+        assert laid_out["tables"] and laid_out["widest"] <= laid_out["dialog"], laid_out
+        assert laid_out["scrolled"] == [], laid_out
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
 
-        dialog.get_by_role("button", name="Submit").click()
-        # the UI closes the dialog once the server accepted the resume
-        dialog.wait_for(state="hidden", timeout=120_000)
+        # a wrong code: within 15 s the run waits again, the refusal first on its form
+        fill_and_submit(page, dialog, wrong, screenshot=SCREENSHOT)
+        submitted = time.monotonic()
+        stack.wait_for_wait(REF, "plan-signoff-1-2", timeout=60)
+        again = time.monotonic() - submitted
+        assert again <= 15, f"the run waited again {again:.1f} s after the refused submit"
+        dialog = open_signoff_form(page, run_url, REF)
+        first = description(dialog)
+        assert first.startswith("Your last submission was not accepted: nothing was "
+                                "decided."), first[:300]
+        assert "the sign-off code is wrong" in first.split(f"Plan sign-off: {REF}")[0]
+        page.screenshot(path=str(SCREENSHOT.with_name("signoff-form-refused.png")))
+        [refusal] = stack.wait_for_mails(1, to=REVIEWER, subject="was not accepted")
+        body = text_of(refusal)
+        assert "the sign-off code is wrong" in body and "4 more wrong codes" in body, body
+        assert code not in body and wrong not in body  # never a code
+
+        # the right code: applied, and the people concerned are told
+        fill_and_submit(page, dialog, code)
     except Exception as exc:
         page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
         shown = page.get_by_role("dialog").all_inner_texts()
-        raise AssertionError(f"{exc}\nthe dialog shows: {shown}\n"
+        toasts = page.locator(".p-toast").all_inner_texts()
+        raise AssertionError(f"{exc}\nthe dialog shows: {shown}\ntoasts: {toasts}\n"
                              f"screenshot: {tmp_path / 'failure.png'}") from exc
     finally:
         page.close()
@@ -125,3 +184,9 @@ def test_reviewer_signs_off_in_the_prefect_ui(
                             r=REF)
     assert decisions == [(REVIEWER, "approve", RATIONALE)]
     assert stack.audit_events(REF).count("status.approve_plan") == 1
+    subject = f"{REF}: plan approved by"
+    for person in (REVIEWER, LEAD, MANAGER):  # the reviewer, the lead, the RM (high risk)
+        [confirmation] = stack.wait_for_mails(1, to=person, subject=subject)
+    body = text_of(confirmation)
+    assert "What happens next: The action is in recovery" in body, body
+    assert code not in body

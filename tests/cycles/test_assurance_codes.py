@@ -78,3 +78,26 @@ def test_an_expired_assurance_code_is_replaced_and_only_the_new_one_works(
     # once used, nothing is reissued even after the new code's lifetime
     assert open_request(late + 2 * CODE_TTL).completed
     assert len(code_emails()) == 2
+
+
+def test_a_typo_in_the_assurance_form_is_a_typo_not_a_disclosure(app_database: str) -> None:
+    """An address in nobody's name is refused as not in the staff directory and counts
+    toward the lockout; the code stays valid and nobody is alerted."""
+    open_request(ISSUED)
+    [email] = code_emails()
+    code = code_of(email)
+    with db.unit_of_work() as session:
+        reasons = assurance.apply(session, month="2026-12", now=ISSUED,
+                                  answer={"reviewer_email": "ni@harbourcare.exmaple",
+                                          "code": code})
+    assert "'ni@harbourcare.exmaple' is not in the staff directory: no one there has that " \
+           "email (check the address you typed)" in reasons, reasons
+    assert not any("withdrawn" in r or "someone other" in r for r in reasons), reasons
+    with db.unit_of_work() as session:
+        request = session.exec(select(AssuranceRequestRow)).one()
+        alerts = session.exec(select(OutboxRow).where(
+            col(OutboxRow.dedupe_key).startswith("signoff.withdrawn"))).all()
+    assert request.wrong_attempts == 1 and not request.locked
+    assert alerts == []
+    # the same code, typed with the right address, still records the month
+    assert submit(code, ISSUED + timedelta(minutes=1)) == []

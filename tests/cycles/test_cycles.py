@@ -439,8 +439,14 @@ def test_monthly_assurance_form_records_provider_oversight(stack: CycleStack) ->
                                      f"{outcomes[ref].replace('_', ' ')}")
         assert stack.audit_events(ref).count("assurance.recorded") == 1
 
-    # the month again: the same (completed) run, no second request or code
+    # the month again: the same (completed) run, no second request or code; without
+    # --json, a summary a person reads
     assert stack.cycle("monthly", FIRST_OF_MONTH)["flow_run_id"] == str(run_id)
+    human = stack.cli_ok("review", "run", "monthly", "--as-of",
+                         FIRST_OF_MONTH.strftime("%d/%m/%Y"))
+    lines = human.stdout.splitlines()
+    assert lines[:2] == ["monthly cycle done", f"as of {FIRST_OF_MONTH:%d/%m/%Y}"], lines
+    assert not any(c in human.stdout for c in "{}[]'"), human.stdout
     assert len(stack.mails(subject=f"Monthly provider assurance {month}")) == 1
     assert len(stack.select(select(AssuranceRequestRow))) == 1
 

@@ -243,3 +243,16 @@ def test_dates_are_printed_as_they_are_read(directory: str) -> None:
                "provider.lead@harbourcare.example", "--json")
     assert done.exit_code == 0, done.stderr
     assert done.json()["deadline"] == (today + timedelta(days=90)).isoformat()
+
+
+def test_a_cycle_summary_words_counts_lists_and_flags() -> None:
+    from recovery.cli import cycle_summary
+
+    text = cycle_summary("weekly", {
+        "as_of": "2026-12-03", "flow_run_id": "x", "ratings": {"on_track": 2, "off_track": 0,
+                                                               "not_yet_evidenced": 1},
+        "escalated": [], "reopened": ["QUAY-MED-001"], "emailed": True, "skipped": None,
+        "packs": 3})
+    assert text.splitlines() == [
+        "weekly cycle done", "as of 03/12/2026", "ratings: 2 on track, 1 not yet evidenced",
+        "escalated: none", "reopened: QUAY-MED-001", "emailed: yes", "packs: 3"]

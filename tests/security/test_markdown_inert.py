@@ -28,9 +28,13 @@ PAYLOAD = " ".join(MARKDOWN_PAYLOADS)
 SHORT = " ".join(MARKDOWN_PAYLOADS[:3])
 #: Multi-line fields may hold line breaks; each must still render on the product's line.
 MULTILINE = f"{PAYLOAD}{NEWLINE_PAYLOAD}"
-#: The form's summary table, row by row: the product's labels and nothing else.
-FORM_ROWS = ["Action", "Location", "Risk", "Status", "Accountable lead", "Senior reviewer",
-             "Baseline", "Target", "Review cadence"]
+#: The form's key facts and plan, label by label: the product's labels and nothing else.
+KEY_FACTS = {"plan": ["Decision needed:", "Your code expires:", "Action:", "Risk:"],
+             "closure": ["Decision needed:", "Your code expires:", "Action:", "Risk:",
+                         "Triangulation gate:"],
+             "closure-request": ["Action:", "Risk:"], "revision": ["Action:", "Risk:"]}
+PLAN_FACTS = ["Status:", "Accountable lead:", "Senior reviewer:", "Baseline:", "Target:",
+              "Review cadence:"]
 
 
 def parse(markdown: str) -> list[Token]:
@@ -55,6 +59,19 @@ def assert_inert(markdown: str) -> None:
 def headings(markdown: str) -> list[str]:
     tokens = parse(markdown)
     return [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+
+
+def labels(markdown: str) -> list[str]:
+    """The bold label that opens each item of every top-level list."""
+    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
+    found = []
+    for i, token in enumerate(tokens):
+        if token.type == "inline" and tokens[i - 1].type == "paragraph_open" and (
+                tokens[i - 1].level == 2):
+            children = [c for c in token.children or [] if c.content or c.type != "text"]
+            if len(children) > 1 and children[0].type == "strong_open":
+                found.append(children[1].content)
+    return found
 
 
 def first_cells(markdown: str) -> list[str]:
@@ -92,17 +109,19 @@ def payload_ref(sqlite_world: World) -> str:
 @pytest.mark.parametrize("kind", ["plan", "closure", "closure-request", "revision"])
 def test_the_signoff_form_shows_the_plan_as_inert_text(payload_ref: str, kind: str) -> None:
     wait = SimpleNamespace(kind=kind, reviewer_email="ni@harbourcare.example",
-                           refused_before=[MULTILINE])
+                           refused_before=[MULTILINE], locked=False,
+                           expires_at=datetime(2026, 12, 5, 14, 5))
     with db.unit_of_work() as session:
         text = forms.action_brief(session, payload_ref, wait=wait)
     assert_inert(text)
     pillars = ["care records", "audits", "feedback", "staff practice"]
-    cells = [c.strip("*").lower() if i >= len(FORM_ROWS) else c.strip("*")
-             for i, c in enumerate(first_cells(text))]
-    assert cells == FORM_ROWS + pillars
+    assert [c.lower() for c in first_cells(text)] == pillars
+    assert labels(text) == KEY_FACTS[kind] + PLAN_FACTS
     own = {"plan": "Plan sign-off", "closure": "Closure sign-off",
            "closure-request": "In recovery", "revision": "Plan rejected"}[kind]
-    assert headings(text) == [f"{own}: {payload_ref}"]
+    assert headings(text) == [f"{own}: {payload_ref}", "The plan"]
+    # the refusal comes first, before the heading
+    assert text.lstrip().startswith("> **Your last submission was not accepted")
     starts = [line.strip("*# ") for line in text.splitlines()]
     assert not any(line.startswith("Triangulation gate: passed") for line in starts)
     # the payload reads as typed once rendered (only its line breaks become spaces)

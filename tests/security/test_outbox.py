@@ -91,8 +91,11 @@ def test_one_bad_address_blocks_nobody_else_and_dies_visibly(
 
     rows = outbox("signoff.locked:")
     assert sorted(r.recipients[0] for r in rows) == sorted([BAD, MANAGER, REVIEWER])
-    result = mail.flush()  # the reviewer's code email, two alerts, one dead
-    assert (result["sent"], result["dead"], result["queued"]) == (3, 1, 0), result
+    # the reviewer's code email, five refusals told to the reviewer, two alerts, one dead
+    result = mail.flush()
+    assert (result["sent"], result["dead"], result["queued"]) == (8, 1, 0), result
+    refusals = [m for m in sink.messages() if "not accepted" in str(m["Subject"])]
+    assert [str(m["X-Envelope-To"]) for m in refusals] == [REVIEWER] * 5
 
     alerts = [m for m in sink.messages() if "locked" in str(m["Subject"]).lower()]
     assert sorted(str(m["X-Envelope-To"]) for m in alerts) == sorted([MANAGER, REVIEWER])
@@ -105,7 +108,7 @@ def test_one_bad_address_blocks_nobody_else_and_dies_visibly(
     # never retried, even when every queued email is forced
     again = mail.flush(ignore_backoff=True)
     assert (again["sent"], again["dead"], again["failed"]) == (0, 0, 0), again
-    assert len(sink.messages()) == 3  # the reviewer's code email and the two alerts
+    assert len(sink.messages()) == 8  # the code email, five refusals and the two alerts
 
     # doctor: not ok, with the count and the reason
     with pytest.raises(RuntimeError) as failure:
@@ -208,14 +211,17 @@ def test_a_recipient_refused_for_good_dies_and_the_next_email_still_goes(
     monkeypatch.setenv("RECOVERY_SMTP_PORT", str(refusing.port))
     get_settings.cache_clear()
     open_plan_signoff(REF)
-    lock_out()  # the reviewer's code email, then alerts to the manager and the reviewer
+    # the reviewer's code email, five refusals told to the reviewer, then alerts to the
+    # manager and the reviewer
+    lock_out()
     with refusing:
         result = mail.flush()
         delivered = [str(m["X-Envelope-To"]) for m in refusing.messages()]
-    assert (result["sent"], result["dead"], result["queued"]) == (1, 2, 0), result
+    assert (result["sent"], result["dead"], result["queued"]) == (1, 7, 0), result
     assert delivered == [MANAGER]
     dead = [r for r in outbox("") if r.dead_at is not None]
-    assert sorted(r.dedupe_key.split(":")[0] for r in dead) == ["signoff", "signoff.locked"]
+    assert sorted(r.dedupe_key.split(":")[0] for r in dead) == \
+        ["signoff", "signoff.locked", *["signoff.refused"] * 5]
     assert all("refused by the mail server" in (r.last_error or "") and "550" in
                (r.last_error or "") for r in dead)
     # a dead code email forgets its code too

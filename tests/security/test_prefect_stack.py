@@ -173,6 +173,7 @@ def test_form_answers_are_refused_by_the_server_then_the_domain(local: AuthStack
     for case in SIGNOFF_DOMAIN:
         stack.wait_for_wait(ELM, f"plan-signoff-{attempt}-{number}")
         tables = dump_tables(stack.database_url)
+        keys = {k for (k,) in stack.query("SELECT dedupe_key FROM outbox")}
         result = cli(*form_args("signoff", ELM, case.answer, code))
         assert result.exit_code == 3, (case.name, result.stdout, result.stderr)
         lines = result.stderr_lines()
@@ -181,11 +182,15 @@ def test_form_answers_are_refused_by_the_server_then_the_domain(local: AuthStack
             assert any(reason in line for line in lines[1:]), (reason, lines)
         after = dump_tables(stack.database_url)
         changed = {t for t in tables if tables[t] != after[t]}
-        # the refusal is recorded (audit, the wait, the request's refusal count) and
-        # nothing else: no decision, no status change, no new code ...
+        # the refusal is recorded (audit, the wait, the request's refusal count) and the
+        # named reviewer is told (outbox), and nothing else: no decision, no status
+        # change, no new code ...
         withdrawn = any("the sign-off code was withdrawn" in line for line in lines)
         if not withdrawn:
-            assert changed <= {"audit_log", "lifecycle_wait", "signoff_request"}, changed
+            assert changed <= {"audit_log", "lifecycle_wait", "signoff_request", "outbox"}, \
+                changed
+            told = {k for (k,) in stack.query("SELECT dedupe_key FROM outbox")} - keys
+            assert [k.split(":")[0] for k in told] == ["signoff.refused"], told
             number += 1
             continue
         # ... unless the right code came from someone else: then it is withdrawn, the
