@@ -144,8 +144,8 @@ IMPORT_REFERENCE_WORDS = 12
 #: An NHS number (ten digits, often 3-3-4) or an email address identifies a person.
 _NHS_NUMBER = re.compile(r"(?<!\d)\d{3}[ -]?\d{3}[ -]?\d{4}(?!\d)")
 _EMAIL = re.compile(r"\S@\S+\.\S")
-#: A second sentence: an end of sentence, then a capitalised word.
-_SENTENCES = re.compile(r"[.!?]\s+[A-Z][a-z]")
+#: A second sentence: an end of sentence, then three words or more ("p. 14" is none).
+_SENTENCES = re.compile(r"[.!?]\s+\S+\s+\S+\s+\S")
 
 
 def check_imported_reference(reference: str) -> None:

@@ -417,7 +417,7 @@ def import_evidence(data: bytes, *, name: str, by: str | None = None, dry_run: b
     if errors:
         raise RowsRejected(errors, rows=len(table.rows))
     digest = hashlib.sha256(data).hexdigest()
-    if not dry_run:
+    if new and not dry_run:  # nothing new: nothing is written, not even an audit entry
         new, old = _write(new, old, actor=importer or "evidence-import",
                           file=Path(name).name, digest=digest, rows=len(table.rows))
     return EvidenceImport(file=Path(name).name, sha256=digest, rows=len(table.rows),
