@@ -93,6 +93,7 @@ _FORMULA = "holds a formula: the import reads values (in Excel: copy, then Paste
 #: Text Excel would run as a formula when the evidence is exported and opened again.
 _FORMULA_START = tuple("=+-@")
 _SOURCES = ", ".join(s.label for s in EvidenceSource)
+_SOURCE_VALUES = frozenset(s.value for s in EvidenceSource)
 
 
 class Tally(BaseModel):
@@ -162,7 +163,7 @@ def _text(value: Any) -> str:
 
 def _source(value: Any) -> str:
     text = "_".join(_text(value).lower().replace("-", " ").split())
-    if text not in {s.value for s in EvidenceSource}:
+    if text not in _SOURCE_VALUES:
         raise _CellError(f"is not an evidence source ({_SOURCES})")
     return text
 
