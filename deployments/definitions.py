@@ -11,7 +11,7 @@ from flows.cycles import daily_review, monthly_assurance, weekly_governance
 from flows.lifecycle import high_risk_action
 from flows.maintenance import reconcile_lost_runs
 from flows.notify import recovery_notify
-from flows.operations import open_action, record_evidence
+from flows.operations import import_evidence, open_action, record_evidence
 
 LIFECYCLE = "high-risk-action"
 NOTIFY = "recovery-notify"
@@ -106,6 +106,19 @@ def all_deployments() -> list[Any]:
                 "feedback, staff practice...), the measured percentage and sample size, the date "
                 "observed, and where it lives as a kind of record and an entry or page number "
                 "(no free text, so no person's details reach Prefect)."
+            ),
+            tags=["recovery", "operations"],
+        ),
+        import_evidence.to_deployment(
+            name="import-evidence",
+            description=(
+                "Import a file of evidence items (an audit tool's export, an eMAR exception "
+                "report, a rota sample, a survey summary: .xlsx or .csv, one row per item, "
+                "docs/evidence-format.md) from the evidence inbox folder on the server's "
+                "machine. Every row is checked as one item typed in; a file with any bad row "
+                "adds nothing and the run fails listing each bad row and column. Items already "
+                "held are not added again. The run's evidence-import table says what was "
+                "added per action and source, without references."
             ),
             tags=["recovery", "operations"],
         ),

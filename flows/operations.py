@@ -1,4 +1,5 @@
-"""Jobs operations staff do from the Prefect UI: open an action, record evidence.
+"""Jobs operations staff do from the Prefect UI: open an action, record evidence, import
+a file of evidence.
 
 The parameter forms use readable labels, drop-downs and (except for the risk factors, which
 must be chosen) defaults (risk domain, evidence
@@ -21,7 +22,7 @@ from models.evidence import EvidenceSource
 from models.templates import builtin_templates
 from recovery import batch
 from recovery.settings import get_settings
-from tasks.operations import open_action_task, record_evidence_task
+from tasks.operations import import_evidence_task, open_action_task, record_evidence_task
 
 Statement = StrEnum(  # type: ignore[misc]
     "Statement", {s.id: s.id for s in builtin_framework().quality_statements}
@@ -134,6 +135,57 @@ def record_evidence(
         reference=f"{record_book.value}, entry {entry.strip()}", recorded_by=recorded_by,
         value=value, sample_size=sample_size, today=get_settings().today(),
     )
+
+
+def evidence_table(result: dict[str, Any]) -> list[dict[str, object]]:
+    """The import's table artifact: per action and source, how many items were new and
+    how many already held, and the days they were observed. No references (they can
+    point at a person's record) and nothing else a row says."""
+    return [{"action": t["action"], "source": t["source"].replace("_", " "),
+             "pillar": t["pillar"].replace("_", " "), "new": t["new"],
+             "already held": t["already_held"],
+             "observed": f"{date.fromisoformat(t['first_observed']):%d/%m/%Y} to "
+                         f"{date.fromisoformat(t['last_observed']):%d/%m/%Y}"}
+            for t in result["tallies"]]
+
+
+@flow(name="import-evidence", persist_result=False)
+def import_evidence(
+    file: str = Field(description="The file in the evidence inbox: its name, or a path "
+                                  "inside the inbox folder (RECOVERY_EVIDENCE_INBOX, default "
+                                  "<home>/inbox); .xlsx or .csv, one row per item "
+                                  "(docs/evidence-format.md)"),
+    imported_by: str = Field(description="Your email in the staff directory: audited as the "
+                                         "importer, and the recorder of rows without one"),
+    dry_run: bool = Field(False, description="Check every row and add nothing"),
+) -> dict[str, Any]:
+    """Import a file of evidence items from the inbox, as `recovery import evidence` does:
+    every row checked first, a file with any bad row adds nothing (the run fails listing
+    each bad row and column); items already held are not added again. The run's
+    `evidence-import` table says what was added per action and source, without
+    references."""
+    from prefect.artifacts import create_table_artifact
+
+    from recovery import escaping
+    from recovery.evidence_import import RowsRejected
+    from recovery.tablefile import iter_errors
+
+    logger = get_run_logger()
+    try:
+        result = import_evidence_task(file, imported_by, dry_run)
+    except RowsRejected as exc:
+        # row numbers, column names and rules only: no message repeats a cell
+        for line in iter_errors(exc.errors):
+            logger.error("%s", line)
+        raise
+    verb = "would add" if dry_run else "added"
+    summary = (f"{result['rows']} rows: {verb} {result['new']} new items, "
+               f"{result['already_held']} already held, {result['refused']} refused")
+    logger.info("%s", summary)
+    create_table_artifact(key="evidence-import", table=evidence_table(result),
+                          description=f"Evidence import of "
+                                      f"{escaping.markdown_text(result['file'])}: {summary}")
+    return {k: v for k, v in result.items() if k != "tallies"}
 
 
 batch.imports_done()  # the flow-run process has loaded its modules (recovery/batch.py)

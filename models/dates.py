@@ -13,7 +13,7 @@ read back from the database is not refused because time has moved on.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from models.errors import InvalidInput
 
@@ -96,3 +96,19 @@ def check_as_of(day: date, *, today: date, field: str = "as_of") -> date:
                                   f"{AS_OF_MAX_YEARS_AFTER} year ahead of today)")
     return day
 
+
+
+#: How a date a person types reads: the CLI prints dates day first, so it takes them back
+#: so (every date option, and the dates of an evidence import written as text).
+DATE_HELP = "2026-12-03 or 03/12/2026 (day first)"
+
+
+def parse_day(value: str, field: str) -> date:
+    """A date as ISO (2026-12-03) or day first as the CLI prints it (03/12/2026)."""
+    text = value.strip()
+    try:
+        if "/" in text:
+            return datetime.strptime(text, "%d/%m/%Y").date()
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(field, f"'{value}' is not a date: give it as {DATE_HELP}") from None

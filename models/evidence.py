@@ -5,6 +5,7 @@ Evidence holds a reference to where the record lives, never a copy of a person's
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from enum import StrEnum
 
@@ -131,3 +132,46 @@ def new_evidence(
         recorded_by=normalise_email(recorded_by),
         reference=reference,
     )
+
+
+# ---------------------------------------------------------------- imported in bulk
+
+#: A reference in an evidence import says where the record lives, in a few words: nobody
+#: reads each row of a file as it comes in, so its shape is held tighter than a reference
+#: typed one at a time (docs/evidence-format.md, "Summaries, not records").
+IMPORT_REFERENCE_CHARS = 120
+IMPORT_REFERENCE_WORDS = 12
+#: An NHS number (ten digits, often 3-3-4) or an email address identifies a person.
+_NHS_NUMBER = re.compile(r"(?<!\d)\d{3}[ -]?\d{3}[ -]?\d{4}(?!\d)")
+_EMAIL = re.compile(r"\S@\S+\.\S")
+#: A second sentence: an end of sentence, then three words or more ("p. 14" is none).
+_SENTENCES = re.compile(r"[.!?]\s+\S+\s+\S+\s+\S")
+
+
+def check_imported_reference(reference: str) -> None:
+    """A reference from an imported row points at a record and is no copy of one: short,
+    one sentence, no NHS number or email address. The refusals never repeat the text."""
+    if len(reference) > IMPORT_REFERENCE_CHARS:
+        raise InvalidInput("reference", f"is more than {IMPORT_REFERENCE_CHARS} characters: "
+                                        f"say where the record lives (e.g. 'MAR audit Nov "
+                                        f"2026, entry 14'), not what it says")
+    if len(reference.split()) > IMPORT_REFERENCE_WORDS:
+        raise InvalidInput("reference", f"is more than {IMPORT_REFERENCE_WORDS} words: say "
+                                        f"where the record lives, not what it says")
+    if _SENTENCES.search(reference):
+        raise InvalidInput("reference", "reads as sentences (free text): say where the record "
+                                        "lives, not what it says")
+    if _NHS_NUMBER.search(reference):
+        raise InvalidInput("reference", "holds a ten-digit number, the shape of an NHS number: "
+                                        "a reference points at a record, it never identifies "
+                                        "a person")
+    if _EMAIL.search(reference):
+        raise InvalidInput("reference", "holds an email address: a reference points at a "
+                                        "record, it never identifies a person")
+
+
+def natural_key(item: Evidence) -> tuple[str, date, str]:
+    """What makes an item the same item, within an action: its source, the day it was
+    observed, and its reference (spaces and letter case aside). An import adds an item
+    only when its action holds none with this key."""
+    return item.source.value, item.observed_on, " ".join(item.reference.split()).casefold()

@@ -10,7 +10,7 @@ import importlib.util
 import json
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -24,7 +24,7 @@ from typer._click import exceptions as usage  # typer vendors click (pinned 0.29
 from typer.core import TyperGroup
 
 from models.catalogue import Framework, builtin_framework
-from models.dates import check_as_of
+from models.dates import DATE_HELP, check_as_of, parse_day
 from models.errors import DomainError, InvalidInput, NotFound, RuleRefused
 from models.planfile import MAX_FILE_BYTES, first_error, load_yaml, parse_people, parse_plan
 from models.templates import builtin_templates
@@ -252,21 +252,6 @@ def run(work: Callable[[], T], as_json: bool) -> T:
         fail(exc, as_json)
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
         fail(exc, as_json)
-
-
-#: How every date option reads: the CLI prints dates day first, so it takes them back so.
-DATE_HELP = "2026-12-03 or 03/12/2026 (day first)"
-
-
-def parse_day(value: str, field: str) -> date:
-    """A date as ISO (2026-12-03) or day first as the CLI prints it (03/12/2026)."""
-    text = value.strip()
-    try:
-        if "/" in text:
-            return datetime.strptime(text, "%d/%m/%Y").date()
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(field, f"'{value}' is not a date: give it as {DATE_HELP}") from None
 
 
 def as_of_day(value: str | None) -> date:

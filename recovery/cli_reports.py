@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -19,13 +20,14 @@ import typer
 # (their commands are added below and typer reads them when the CLI runs).
 report_app = typer.Typer(no_args_is_help=True,
                          help="Governance, commissioner and inspector packs (HTML, PDF, Markdown).")
-import_app = typer.Typer(no_args_is_help=True, help="Bring a provider's existing tracker in.")
+import_app = typer.Typer(no_args_is_help=True,
+                         help="Bring a provider's existing tracker, or its evidence, in.")
 export_app = typer.Typer(no_args_is_help=True, help="The risk-rated tracker out to Excel or CSV.")
 
+from models.dates import DATE_HELP  # noqa: E402
 from models.errors import InvalidInput  # noqa: E402
 from recovery import db  # noqa: E402
 from recovery.cli import (  # noqa: E402
-    DATE_HELP,
     JsonOpt,
     as_of_day,
     emit,
@@ -36,11 +38,13 @@ from recovery.cli import (  # noqa: E402
     read_file,
     run,
 )
+from recovery.tablefile import RowsRejected, iter_errors  # noqa: E402
 
 # Loaded when a report, import or export command first uses them, not on every `recovery`
 # start-up.
 reports = lazy_module("recovery.reports")
 spreadsheets = lazy_module("recovery.spreadsheets")
+evidence_import = lazy_module("recovery.evidence_import")
 
 LocationOpt = Annotated[str | None, typer.Option(help="Only this location (name or code).")]
 AsOfOpt = Annotated[str | None, typer.Option("--as-of",
@@ -68,7 +72,7 @@ def _format(given: str | None, path: Path, suffixes: dict[str, str]) -> str:
 
 @import_app.callback()
 def _import_group() -> None:
-    """Bring a provider's existing tracker in."""
+    """Bring a provider's existing tracker, or its evidence, in."""
 
 
 @export_app.callback()
@@ -138,7 +142,11 @@ def report_inspector(out_path: OutOpt, location: LocationOpt = None, as_of: AsOf
 # ---------------------------------------------------------------- trackers
 
 
-def _rejected(exc: spreadsheets.TrackerRejected, as_json: bool) -> None:
+T = TypeVar("T")
+
+
+def _rejected(exc: RowsRejected, as_json: bool) -> None:
+    """A file refused row by row (a tracker or an evidence file): every bad row listed."""
     if as_json:
         sys.stderr.write(json.dumps({
             "error": str(exc), "field": "file", "bad_rows": exc.bad_rows, "rows": exc.rows,
@@ -146,8 +154,20 @@ def _rejected(exc: spreadsheets.TrackerRejected, as_json: bool) -> None:
         }) + "\n")
     else:
         err.print(f"[red]error[/red] file: {exc}", highlight=False)
-        for line in spreadsheets.iter_errors(exc.errors):
+        for line in iter_errors(exc.errors):
             err.print(f"  {line}", highlight=False, markup=False)
+
+
+def _import_file(path: Path, limit: int, as_json: bool, load: Callable[[bytes], T]) -> T:
+    """A file read within its bound, then imported by `load`, which reads and checks every
+    row first (its one write transaction is short); a file with bad rows: every one
+    listed, exit 2."""
+    data = read_file(path, limit=limit)
+    try:
+        return load(data)
+    except RowsRejected as exc:
+        _rejected(exc, as_json)
+        raise typer.Exit(2) from None
 
 
 @import_app.command("tracker")
@@ -163,17 +183,10 @@ def import_tracker(
     """Import an action tracker: every row is validated first; a file with any bad row
     imports nothing and lists every bad row (row number, column, what is wrong)."""
 
-    def work() -> spreadsheets.ImportResult:
-        data = read_file(path, limit=spreadsheets.LIMITS.file_bytes)
-        try:
-            # reads and checks every row first; its one write transaction is short
-            return spreadsheets.import_tracker(data, name=path.name, dry_run=dry_run,
-                                               actor=by)
-        except spreadsheets.TrackerRejected as exc:
-            _rejected(exc, as_json)
-            raise typer.Exit(2) from None
-
-    result = run(work, as_json)
+    result = run(lambda: _import_file(
+        path, spreadsheets.LIMITS.file_bytes, as_json,
+        lambda data: spreadsheets.import_tracker(data, name=path.name, dry_run=dry_run,
+                                                 actor=by)), as_json)
     data: dict[str, Any] = result.model_dump(mode="json")
     message = None
     if not dry_run and not no_flow and result.refs:
@@ -232,3 +245,41 @@ def export_tracker(
     emit(result.model_dump(mode="json"), as_json, lambda: out.print(
         f"{result.actions} actions written to {result.out} ({result.format})", highlight=False,
         markup=False))
+
+
+# ---------------------------------------------------------------- evidence
+
+
+@import_app.command("evidence")
+def import_evidence(
+    path: Annotated[Path, typer.Argument(help="The evidence: .xlsx or .csv, one row per item "
+                                              "(docs/evidence-format.md).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row; add "
+                                                            "nothing.")] = False,
+    by: Annotated[str | None, typer.Option(help="Who imports it (email in the staff "
+                                                "directory): the audit trail, and the "
+                                                "recorder of rows without one.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import evidence items in bulk: every row is checked first, as `evidence add` checks
+    one; a file with any bad row adds nothing and lists every bad row (row, column, rule).
+    Items already held (same action, source, observed on and reference) are not added
+    again."""
+
+    result = run(lambda: _import_file(
+        path, evidence_import.LIMITS.file_bytes, as_json,
+        lambda data: evidence_import.import_evidence(data, name=path.name, by=by,
+                                                     dry_run=dry_run)), as_json)
+
+    def human() -> None:
+        verb = "would add" if dry_run else "added"
+        out.print(f"{result.file}: {result.rows} rows valid; {verb} {result.new} new items, "
+                  f"{result.already_held} already held, {result.refused} refused",
+                  highlight=False, markup=False)
+        for tally in result.tallies:
+            out.print(f"  {tally.action} {tally.source.replace('_', ' ')}: {tally.new} new, "
+                      f"{tally.already_held} already held (observed "
+                      f"{tally.first_observed:%d/%m/%Y} to {tally.last_observed:%d/%m/%Y})",
+                      highlight=False, markup=False)
+
+    emit(result.model_dump(mode="json"), as_json, human)

@@ -18,6 +18,7 @@ EXPECTED_DEPLOYMENTS = (
     "monthly-assurance/monthly-assurance",
     "open-action/open-action",
     "record-evidence/record-evidence",
+    "import-evidence/import-evidence",
     "recovery-notify/recovery-notify",
     "reconcile-lost-runs/reconcile-lost-runs",
 )

@@ -29,7 +29,7 @@ from models.cadence import Cadence, review_cadence
 from models.catalogue import Framework, builtin_framework
 from models.dates import check_extension_deadline, check_plan_dates
 from models.errors import InvalidInput, NotFound, NotInDirectory, RuleRefused
-from models.evidence import new_evidence
+from models.evidence import Evidence, new_evidence
 from models.gate import GateVerdict, triangulation_gate
 from models.lifecycle import Event, Status, transition
 from models.people import Role, normalise_email, slug
@@ -647,36 +647,88 @@ def list_actions(
 # ---------------------------------------------------------------- evidence and gate
 
 
+def check_evidence(
+    action: ActionRow, recorder: PersonRow, *, source: str, value: float | None,
+    sample_size: int | None, observed_on: date, reference: str, today: date,
+) -> Evidence:
+    """The rules one evidence item passes, however it arrives (`evidence add`, the
+    record-evidence form, a row of an evidence import): the action is not closed, the one
+    who recorded it is in the staff directory (`recorder`, looked up by the caller), and
+    the item itself is valid (`models.evidence.new_evidence`: source, value and sample,
+    observed neither in the future nor before the baseline, a one-line reference)."""
+    if action.status == Status.CLOSED.value:
+        raise RuleRefused("evidence", [
+            f"{action.ref} is closed; a registered manager, nominated individual or provider "
+            f"lead reopens it to add evidence: `recovery action reopen {action.ref} --by EMAIL "
+            "--reason TEXT`"])
+    return new_evidence(
+        source=source, value=value, sample_size=sample_size, observed_on=observed_on,
+        recorded_by=recorder.email, reference=reference, today=today,
+        baseline_on=action.baseline_on,
+    )
+
+
+def _evidence_values(action_id: int, item: Evidence, now: datetime) -> dict[str, Any]:
+    return {"action_id": action_id, "source": item.source.value, "pillar": item.pillar.value,
+            "value": item.value, "sample_size": item.sample_size,
+            "observed_on": item.observed_on, "recorded_by": item.recorded_by,
+            "reference": item.reference, "recorded_at": now}
+
+
+def _evidence_added(ref: str, item: Evidence, evidence_id: int | None,
+                    extra: dict[str, Any] | None = None) -> audit_log.Entry:
+    """The audit entry of one item, recorded as the one who recorded it (references are
+    kept out of the chain's details, as in every entry)."""
+    return audit_log.Entry(
+        actor=item.recorded_by, event="evidence.added", action_ref=ref,
+        details={"evidence_id": evidence_id, "source": item.source.value,
+                 "pillar": item.pillar.value, "value": item.value,
+                 "sample_size": item.sample_size, "observed_on": item.observed_on.isoformat(),
+                 **(extra or {})})
+
+
 def add_evidence(
     session: Session, ref: str, *, source: str, value: float | None, sample_size: int | None,
     observed_on: date, reference: str, by: str, today: date,
 ) -> EvidenceRow:
     row = repo.get_action(session, ref)
     person = repo.get_person(session, by, field="by")
-    if row.status == Status.CLOSED.value:
-        raise RuleRefused("evidence", [
-            f"{row.ref} is closed; a registered manager, nominated individual or provider lead "
-            f"reopens it to add evidence: `recovery action reopen {row.ref} --by EMAIL "
-            "--reason TEXT`"])
-    item = new_evidence(
-        source=source, value=value, sample_size=sample_size, observed_on=observed_on,
-        recorded_by=person.email, reference=reference, today=today, baseline_on=row.baseline_on,
-    )
+    item = check_evidence(row, person, source=source, value=value, sample_size=sample_size,
+                          observed_on=observed_on, reference=reference, today=today)
     assert row.id is not None
-    evidence = EvidenceRow(
-        action_id=row.id, source=item.source.value, pillar=item.pillar.value, value=item.value,
-        sample_size=item.sample_size, observed_on=item.observed_on, recorded_by=item.recorded_by,
-        reference=item.reference,
-    )
+    evidence = EvidenceRow(**_evidence_values(row.id, item, utcnow()))
     session.add(evidence)
     session.flush()
-    audit_log.append(
-        session, actor=person.email, event="evidence.added", action_ref=row.ref,
-        details={"evidence_id": evidence.id, "source": item.source.value,
-                 "pillar": item.pillar.value, "value": item.value,
-                 "sample_size": item.sample_size, "observed_on": item.observed_on.isoformat()},
-    )
+    entry = _evidence_added(row.ref, item, evidence.id)
+    audit_log.append(session, actor=entry.actor, event=entry.event,
+                     action_ref=entry.action_ref, details=entry.details)
     return evidence
+
+
+@dataclass(frozen=True)
+class CheckedEvidence:
+    """One item that passed `check_evidence`, ready to write with `add_evidence_many`."""
+
+    action_id: int
+    ref: str
+    item: Evidence
+
+
+def add_evidence_many(session: Session, items: Sequence[CheckedEvidence], *,
+                      audit_extra: dict[str, Any] | None = None) -> list[int]:
+    """Write checked items, in order, as add_evidence writes each (the row, then its
+    `evidence.added` entry) in two multi-row INSERTs: the rows, then the entries, chained
+    in the same order. Returns the new rows' ids."""
+    if not items:
+        return []
+    now = utcnow()
+    ids: list[int] = list(session.connection().execute(
+        insert(EvidenceRow.__table__).returning(  # type: ignore[attr-defined]
+            EvidenceRow.__table__.c.id, sort_by_parameter_order=True),  # type: ignore[attr-defined]
+        [_evidence_values(c.action_id, c.item, now) for c in items]).scalars().all())
+    audit_log.append_many(session, [_evidence_added(c.ref, c.item, evidence_id, audit_extra)
+                                    for c, evidence_id in zip(items, ids, strict=True)])
+    return ids
 
 
 def gate_verdict(

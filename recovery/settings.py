@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     PREFECT_RUNNER_POLL_FREQUENCY, is 10 s; that setting is used only when this one is not
     set). Each poll is one small query to the Prefect server."""
     mail_dir: Path | None = None
+    # The folder the import-evidence deployment reads files from (default <home>/inbox):
+    # its form takes a path inside it, so a Prefect user cannot have any file read.
+    evidence_inbox: Path | None = None
     # Append-only copy of the audit chain's head (default: <home>/audit-anchors-<db>.jsonl);
     # see recovery/anchors.py. Put it on storage the database's administrators cannot edit.
     audit_anchor_file: Path | None = None
@@ -124,6 +127,10 @@ class Settings(BaseSettings):
         if demo_port(self.home) is not None:
             return f"the running demo's {self.demo_file}"
         return "the default"
+
+    @property
+    def inbox(self) -> Path:
+        return self.evidence_inbox or self.home / "inbox"
 
     @property
     def db_url(self) -> str:

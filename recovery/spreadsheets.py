@@ -19,13 +19,11 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel
 from sqlmodel import Session, select
 
 from models.action import ActionPlan, RiskDomain, check_plan_ready_for_signoff
@@ -41,28 +39,23 @@ from recovery import audit_log, charts, db, services
 from recovery import repository as repo
 from recovery.governance import Then, as_it_stood, build_snapshot
 from recovery.settings import get_settings
-from recovery.tablefile import Formula, Limits, Table, read_table
+from recovery.tablefile import (
+    Column,
+    Formula,
+    Limits,
+    RowError,
+    RowsRejected,
+    Table,
+    iter_errors,
+    match_headers,
+    quote,
+    read_table,
+)
 from recovery.tablefile import blank as _blank
 
 FACTORS = tuple(FACTOR_LABELS)  # potential_harm, people_affected, ...
 
 # ---------------------------------------------------------------- the layout
-
-
-@dataclass(frozen=True)
-class Column:
-    key: str
-    header: str
-    width: int
-    aliases: tuple[str, ...] = ()
-    imported: bool = True
-    required: bool = False
-    meaning: str = ""
-
-
-def _column_key(header: str) -> str:
-    """Headers match case- and space-insensitively (underscores and hyphens too)."""
-    return re.sub(r"[\s_\-]+", "", str(header)).lower()
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -128,7 +121,6 @@ COLUMNS: tuple[Column, ...] = (
            meaning="Optional: quality statement framework (default cqc-saf-2024)"),
 )
 BY_KEY = {c.key: c for c in COLUMNS}
-_LOOKUP = {_column_key(name): c for c in COLUMNS for name in (c.header, c.key, *c.aliases)}
 
 #: A plan field (as InvalidInput names it) -> the tracker column it came from.
 FIELD_COLUMNS = {
@@ -148,30 +140,8 @@ RULE_COLUMNS = {"separation of duties": "reviewer", "interim controls": "interim
 # ---------------------------------------------------------------- results
 
 
-class RowError(BaseModel):
-    row: int
-    column: str
-    error: str
-
-    @field_validator("column", "error")
-    @classmethod
-    def _one_line(cls, value: str) -> str:
-        # messages can echo what a person typed into a cell or a header
-        return _quote(value, 300)[1:-1]
-
-    def line(self) -> str:
-        return f"row {self.row}, column '{self.column}': {self.error}"
-
-
-class TrackerRejected(DomainError):
-    """The file has bad rows: nothing was imported. Carries every row's problems."""
-
-    def __init__(self, errors: list[RowError], *, rows: int) -> None:
-        bad = len({e.row for e in errors})
-        super().__init__(f"{bad} of {rows} rows have errors; nothing was imported")
-        self.errors = errors
-        self.rows = rows
-        self.bad_rows = bad
+#: The tracker's name for a file refused row by row (recovery/tablefile.py).
+TrackerRejected = RowsRejected
 
 
 class ImportResult(BaseModel):
@@ -200,12 +170,6 @@ def read_tracker(data: bytes, name: str) -> Table:
 
 class _CellError(Exception):
     pass
-
-
-def _quote(value: Any, limit: int = 60) -> str:
-    """A cell's value inside a message: one line, control characters shown, capped."""
-    flat = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
-    return "'" + (flat if len(flat) <= limit else flat[:limit] + "...") + "'"
 
 
 def _text(value: Any) -> str | None:
@@ -238,9 +202,9 @@ def _whole(value: Any) -> int:
         try:
             as_float = float(str(value).strip())
         except ValueError:
-            raise _CellError(f"{_quote(value)} is not a whole number from 1 to 5") from None
+            raise _CellError(f"{quote(value)} is not a whole number from 1 to 5") from None
         if not as_float.is_integer():
-            raise _CellError(f"{_quote(value)} is not a whole number from 1 to 5")
+            raise _CellError(f"{quote(value)} is not a whole number from 1 to 5")
         number = int(as_float)
     if not 1 <= number <= 5:
         raise _CellError(f"{number} is not from 1 to 5")
@@ -257,10 +221,10 @@ def _percent(value: Any) -> float:
         try:
             number = float(text)
         except ValueError:
-            raise _CellError(f"{_quote(value)} is not a percentage (a number from 0 to 100)"
+            raise _CellError(f"{quote(value)} is not a percentage (a number from 0 to 100)"
                              ) from None
     if number != number or not 0 <= number <= 100:
-        raise _CellError(f"{_quote(value)} is not a percentage from 0 to 100")
+        raise _CellError(f"{quote(value)} is not a percentage from 0 to 100")
     return number
 
 
@@ -275,7 +239,7 @@ def _day(value: Any) -> date:
             return datetime.strptime(text, pattern).date()
         except ValueError:
             continue
-    raise _CellError(f"{_quote(value)} is not a date (use DD/MM/YYYY, e.g. 26/11/2026)")
+    raise _CellError(f"{quote(value)} is not a date (use DD/MM/YYYY, e.g. 26/11/2026)")
 
 
 def _direction(value: Any) -> str:
@@ -284,7 +248,7 @@ def _direction(value: Any) -> str:
         return "at_least"
     if text in {"at most", "<=", "≤", "max", "maximum", "decrease", "reduce"}:
         return "at_most"
-    raise _CellError(f"{_quote(value)} is not 'at least' or 'at most'")
+    raise _CellError(f"{quote(value)} is not 'at least' or 'at most'")
 
 
 def _domain(value: Any) -> str:
@@ -293,7 +257,7 @@ def _domain(value: Any) -> str:
     if text in {d.value for d in RiskDomain}:
         return text
     allowed = ", ".join(d.label for d in RiskDomain)
-    raise _CellError(f"{_quote(value)} is not a risk domain ({allowed})")
+    raise _CellError(f"{quote(value)} is not a risk domain ({allowed})")
 
 
 _ROLES = {r.value: r for r in Role} | {r.label: r for r in Role}
@@ -304,10 +268,10 @@ def _steps(value: Any) -> list[dict[str, str]]:
     for item in _items(value):
         match = re.fullmatch(r"\s*([^:]+?)\s*:\s*(.+?)\s*->\s*(.+?)\s*", item)
         if not match:
-            raise _CellError(f"write each step as 'role: action -> record' (not {_quote(item)})")
+            raise _CellError(f"write each step as 'role: action -> record' (not {quote(item)})")
         role = match.group(1).strip().lower().replace("_", " ")
         if role not in _ROLES:
-            raise _CellError(f"{_quote(match.group(1))} is not a role")
+            raise _CellError(f"{quote(match.group(1))} is not a role")
         out.append({"role": _ROLES[role].value, "action": match.group(2),
                     "record": match.group(3)})
     return out
@@ -323,7 +287,7 @@ def _row_mapping(cells: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str,
         if isinstance(value, Formula):
             # a formula's result is what Excel last showed, not what a person gave; and a
             # formula kept as text could run when the tracker is opened again
-            errors.append((key, f"holds a formula ({_quote(value)}): the tracker reads "
+            errors.append((key, f"holds a formula ({quote(value)}): the tracker reads "
                                 f"values (in Excel: copy, then Paste Special > Values)"))
             cells = {**cells, key: None}
 
@@ -408,31 +372,6 @@ def _problems(exc: DomainError) -> list[tuple[str, str]]:
 # ---------------------------------------------------------------- import
 
 
-def _match_headers(table: Table) -> tuple[dict[int, Column], list[str], list[RowError]]:
-    matched: dict[int, Column] = {}
-    ignored: list[str] = []
-    errors: list[RowError] = []
-    seen: dict[str, str] = {}
-    for index, header in enumerate(table.headers):
-        if not header:
-            continue
-        column = _LOOKUP.get(_column_key(header))
-        if column is None or not column.imported:
-            ignored.append(header)
-            continue
-        if column.key in seen:
-            errors.append(RowError(row=table.header_row, column=header,
-                                   error=f"the same column as '{seen[column.key]}'"))
-            continue
-        seen[column.key] = header
-        matched[index] = column
-    for column in COLUMNS:
-        if column.required and column.key not in seen:
-            errors.append(RowError(row=table.header_row, column=column.header,
-                                   error="this column is missing"))
-    return matched, ignored, errors
-
-
 def import_tracker(data: bytes, *, name: str, dry_run: bool = False,
                    actor: str = "tracker-import") -> ImportResult:
     """Read the file and check every row with reads only; then, unless dry_run, open
@@ -440,7 +379,7 @@ def import_tracker(data: bytes, *, name: str, dry_run: bool = False,
     listing every bad row (InvalidInput for a file that cannot be read or passes a
     bound): then nothing is written."""
     table = read_tracker(data, name)
-    matched, ignored, header_errors = _match_headers(table)
+    matched, ignored, header_errors = match_headers(table, COLUMNS)
     if header_errors:
         raise TrackerRejected(header_errors, rows=len(table.rows))
     if not table.rows:
@@ -769,12 +708,6 @@ def export_tracker(session: Session, *, fmt: str, as_of: date,
         return export_csv(records), len(records)
     provider = build_snapshot(session, as_of=as_of).provider
     return export_xlsx(records, provider=provider, as_of=as_of), len(records)
-
-
-def iter_errors(errors: list[RowError]) -> Iterator[str]:
-    """The row-by-row report, one line per problem, rows in order."""
-    for error in sorted(errors, key=lambda e: e.row):
-        yield error.line()
 
 
 __all__ = ["COLUMNS", "ImportResult", "RowError", "TrackerRejected", "export_tracker",

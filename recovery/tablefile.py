@@ -9,8 +9,12 @@ dimension is ignored and its rows are read as they come, each only as wide as it
 cell, counting every row (blank ones too), its width and its filled cells against
 `Limits`. The first bound passed ends the read with an error naming that bound.
 
-Used by `recovery import tracker` (recovery/spreadsheets.py); any other import of a table
-should call `read_table` with its own `Limits`.
+Then the header row is matched against an import's columns (`match_headers`: names in any
+case and spacing), and every problem a row has is a `RowError`; a file with any is refused
+whole (`RowsRejected`), nothing written.
+
+Used by `recovery import tracker` (recovery/spreadsheets.py) and `recovery import evidence`
+(recovery/evidence_import.py), each with its own `Limits` and columns.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from models.errors import InvalidInput
+from pydantic import BaseModel, field_validator
+
+from models.errors import DomainError, InvalidInput
 
 MB = 1024 * 1024
 
@@ -231,3 +237,105 @@ def read_table(data: bytes, name: str, limits: Limits = DEFAULT_LIMITS, *,
     if suffix in {".csv", ".txt", ""}:
         return _read_csv(data, limits)
     raise InvalidInput("file", f"'{Path(name).name}' is not a .xlsx or .csv file")
+
+
+# ---------------------------------------------------------------- columns and row errors
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an import's layout (and of the matching export, `width`)."""
+
+    key: str
+    header: str
+    width: int = 12
+    aliases: tuple[str, ...] = ()
+    imported: bool = True
+    required: bool = False
+    meaning: str = ""
+
+
+def column_key(header: str) -> str:
+    """Headers match case- and space-insensitively (underscores and hyphens too)."""
+    return re.sub(r"[\s_\-]+", "", str(header)).lower()
+
+
+def quote(value: Any, limit: int = 60) -> str:
+    """A cell's value inside a message: one line, control characters shown, capped."""
+    flat = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
+    return "'" + (flat if len(flat) <= limit else flat[:limit] + "...") + "'"
+
+
+class RowError(BaseModel):
+    row: int
+    column: str
+    error: str
+
+    @field_validator("column", "error")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        # messages can echo what a person typed into a cell or a header
+        return quote(value, 300)[1:-1]
+
+    def line(self) -> str:
+        return f"row {self.row}, column '{self.column}': {self.error}"
+
+
+class RowsRejected(DomainError):
+    """The file has bad rows: nothing was imported. Carries every row's problems."""
+
+    def __init__(self, errors: list[RowError], *, rows: int) -> None:
+        bad = len({e.row for e in errors})
+        super().__init__(f"{bad} of {rows} rows have errors; nothing was imported")
+        self.errors = errors
+        self.rows = rows
+        self.bad_rows = bad
+
+
+def iter_errors(errors: list[RowError]) -> Iterator[str]:
+    """The row-by-row report, one line per problem, rows in order."""
+    for error in sorted(errors, key=lambda e: e.row):
+        yield error.line()
+
+
+def match_headers(table: Table, columns: tuple[Column, ...], *,
+                  unknown: Literal["ignore", "refuse"] = "ignore",
+                  unknown_rule: str = "") -> tuple[dict[int, Column], list[str], list[RowError]]:
+    """Which column each header names (by position), the headers not read, and the
+    header's problems: a column named twice, a required one missing, and (with
+    unknown="refuse") a column the layout does not know, or values under no header.
+    Unknown headers are refused only once every required column is found: a row without
+    them is no header (a file that starts with data), so its cells are not repeated."""
+    lookup = {column_key(name): c for c in columns for name in (c.header, c.key, *c.aliases)}
+    matched: dict[int, Column] = {}
+    ignored: list[tuple[int, str]] = []
+    errors: list[RowError] = []
+    seen: dict[str, str] = {}
+    for index, header in enumerate(table.headers):
+        if not header:
+            continue
+        column = lookup.get(column_key(header))
+        if column is None or not column.imported:
+            ignored.append((index, header))
+            continue
+        if column.key in seen:
+            errors.append(RowError(row=table.header_row, column=header,
+                                   error=f"the same column as '{seen[column.key]}'"))
+            continue
+        seen[column.key] = header
+        matched[index] = column
+    missing = [c for c in columns if c.required and c.key not in seen]
+    for column in missing:
+        errors.append(RowError(row=table.header_row, column=column.header,
+                               error="this column is missing"))
+    if unknown == "refuse" and not missing:
+        for _, header in ignored:
+            errors.append(RowError(row=table.header_row, column=header, error=unknown_rule))
+        named = {i for i, h in enumerate(table.headers) if h}
+        unnamed = sorted({i for _, cells in table.rows for i, c in enumerate(cells)
+                          if not blank(c) and i not in named})
+        for index in unnamed:
+            errors.append(RowError(row=table.header_row, column=_column_letter(index + 1),
+                                   error=f"column {_column_letter(index + 1)} has values "
+                                         f"but no name; {unknown_rule}"))
+    return matched, [h for _, h in ignored], errors

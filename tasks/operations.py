@@ -41,3 +41,15 @@ def record_evidence_task(**kwargs: Any) -> dict[str, Any]:
             reference=kwargs["reference"], by=kwargs["recorded_by"], today=today,
         )
         return {"id": row.id, "ref": kwargs["action_ref"], "pillar": row.pillar}
+
+
+@task(name="import-evidence", retries=0, cache_policy=NO_CACHE)
+def import_evidence_task(file: str, imported_by: str, dry_run: bool) -> dict[str, Any]:
+    """Read a file from the evidence inbox and import it, all or nothing (the CLI's code);
+    a refused file fails the task naming every bad row and column, never a cell's text."""
+    from recovery import evidence_import
+
+    data, name = evidence_import.read_from_inbox(file)
+    result = evidence_import.import_evidence(data, name=name, by=imported_by,
+                                             dry_run=dry_run)
+    return result.model_dump(mode="json")

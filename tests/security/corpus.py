@@ -678,19 +678,29 @@ def _csv_line(values: list[str]) -> str:
     return ",".join('"' + v.replace('"', '""') + '"' for v in values)
 
 
-def tracker(*rows: Callable[[date], dict[str, str]], header: str = TRACKER_HEADER) -> Args:
-    """`import tracker --no-flow` of a CSV: a valid row first, then the bad ones."""
+#: The command a file of each kind is given to.
+TRACKER_COMMAND = ("import", "tracker", "--no-flow")
+
+
+def _command(command: tuple[str, ...], path: Path) -> list[str]:
+    return [*command[:2], str(path), *command[2:]]
+
+
+def tracker(*rows: Callable[[date], dict[str, str]], header: str = TRACKER_HEADER,
+            valid: Callable[..., dict[str, str]] = tracker_row,
+            command: tuple[str, ...] = TRACKER_COMMAND) -> Args:
+    """`import tracker --no-flow` of a CSV (or, with `valid` and `command`, another
+    import): a valid row first, then the bad ones."""
 
     def build(tmp: Path, today: date) -> list[str]:
         columns = header.split(",")
-        lines = [header, _csv_line([tracker_row(today)[c] for c in columns
-                                    if c in tracker_row(today)])]
+        lines = [header, _csv_line([valid(today)[c] for c in columns if c in valid(today)])]
         for row in rows:
             cells = row(today)
             lines.append(_csv_line([cells.get(c, "") for c in columns]))
-        path = tmp / "tracker.csv"
+        path = tmp / f"{command[1]}.csv"
         path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
-        return ["import", "tracker", str(path), "--no-flow"]
+        return _command(command, path)
 
     return build
 
@@ -706,31 +716,30 @@ def cells(**values: str | Callable[[date], str]) -> Callable[[date], dict[str, s
     return make
 
 
-def tracker_bytes(data: bytes, name: str = "tracker.xlsx") -> Args:
-    def build(tmp: Path, today: date) -> list[str]:
-        path = tmp / name
-        path.write_bytes(data)
-        return ["import", "tracker", str(path), "--no-flow"]
-
-    return build
+def tracker_bytes(data: bytes, name: str = "tracker.xlsx",
+                  command: tuple[str, ...] = TRACKER_COMMAND) -> Args:
+    return tracker_file(lambda today: data, name, command)
 
 
 def workbook(*rows: Callable[[date], dict[str, str]],
-             change: Callable[[Any], None] = lambda sheet: None) -> Callable[[date], bytes]:
-    """An .xlsx tracker (built with openpyxl): the valid row, then `rows`, then `change`
-    applied to the sheet."""
+             change: Callable[[Any], None] = lambda sheet: None,
+             header: str = TRACKER_HEADER, valid: Callable[..., dict[str, str]] = tracker_row,
+             title: str = "Tracker") -> Callable[[date], bytes]:
+    """An .xlsx tracker (built with openpyxl; or, with `header`, `valid` and `title`,
+    another import's file): the valid row, then `rows`, then `change` applied to the
+    sheet."""
 
     def build(today: date) -> bytes:
         import io
 
         import openpyxl
 
-        columns = TRACKER_HEADER.split(",")
+        columns = header.split(",")
         book = openpyxl.Workbook()
         sheet = book.active
-        sheet.title = "Tracker"
+        sheet.title = title
         sheet.append(columns)
-        for row in (lambda d: tracker_row(d), *rows):
+        for row in (lambda d: valid(d), *rows):
             cells = row(today)
             sheet.append([cells.get(c, "") for c in columns])
         change(sheet)
@@ -799,11 +808,12 @@ def rewritten(make: Callable[[date], bytes], member: str, old: bytes,
     return build
 
 
-def tracker_file(make: Callable[[date], bytes], name: str = "tracker.xlsx") -> Args:
+def tracker_file(make: Callable[[date], bytes], name: str = "tracker.xlsx",
+                 command: tuple[str, ...] = TRACKER_COMMAND) -> Args:
     def build(tmp: Path, today: date) -> list[str]:
         path = tmp / name
         path.write_bytes(make(today))
-        return ["import", "tracker", str(path), "--no-flow"]
+        return _command(command, path)
 
     return build
 
@@ -888,4 +898,141 @@ TRACKER: list[TrackerCase] = [
         deadline="next Tuesday"))), "Deadline", "is not a date"),
     TrackerCase("a baseline date typed month first", tracker_file(workbook(cells(
         baseline_date="11/28/2026"))), "Baseline Date", "DD/MM/YYYY"),
+]
+
+
+# ---------------------------------------------------------------- evidence imports
+
+EVIDENCE_HEADER = "Action,Source,Value,Sample size,Observed on,Reference,Recorded by"
+EVIDENCE_COMMAND = ("import", "evidence")
+
+
+def evidence_row(today: date, **cells: str) -> dict[str, str]:
+    row = {"Action": REF, "Source": "audits", "Value": "90", "Sample size": "12",
+           "Observed on": (today - timedelta(days=2)).strftime("%d/%m/%Y"),
+           "Reference": "Safeguarding audit tool export entry 4", "Recorded by": MANAGER}
+    row.update(cells)
+    return row
+
+
+def evidence_item(**values: str | Callable[[date], str]) -> Callable[[date], dict[str, str]]:
+    """An evidence row with these cells changed (keys: the header with _ for spaces)."""
+    keys = {k.replace("_", " ").capitalize(): v for k, v in values.items()}
+
+    def make(today: date) -> dict[str, str]:
+        return evidence_row(today, **{k: v(today) if callable(v) else v
+                                      for k, v in keys.items()})
+
+    return make
+
+
+def evidence_csv(*rows: Callable[[date], dict[str, str]], header: str = EVIDENCE_HEADER) -> Args:
+    return tracker(*rows, header=header, valid=evidence_row, command=EVIDENCE_COMMAND)
+
+
+def evidence_workbook(*rows: Callable[[date], dict[str, str]],
+                      change: Callable[[Any], None] = lambda sheet: None,
+                      header: str = EVIDENCE_HEADER) -> Args:
+    return tracker_file(workbook(*rows, change=change, header=header, valid=evidence_row,
+                                 title="Evidence"), "evidence.xlsx", EVIDENCE_COMMAND)
+
+
+def evidence_of(make: Callable[[date], bytes], name: str = "evidence.xlsx") -> Args:
+    return tracker_file(make, name, EVIDENCE_COMMAND)
+
+
+def _day_text(days: int) -> Callable[[date], str]:
+    return lambda today: (today + timedelta(days=days)).strftime("%d/%m/%Y")
+
+
+#: `recovery import evidence` files: the same contract as TRACKER (all or nothing, every
+#: bad row and column named, or one line naming the bound a file passes).
+EVIDENCE: list[TrackerCase] = [
+    # formulas
+    TrackerCase("a HYPERLINK formula as the reference", evidence_workbook(evidence_item(
+        reference='=HYPERLINK("http://127.0.0.1:9/x","Care record")')), "Reference",
+        "formula"),
+    TrackerCase("a DDE formula as the value", evidence_workbook(evidence_item(
+        value="=cmd|' /C calc'!A0")), "Value", "formula"),
+    TrackerCase("formula-like text as a CSV reference", evidence_csv(evidence_item(
+        reference="=HYPERLINK(\"http://127.0.0.1:9/x\")")), "Reference", "formula"),
+    TrackerCase("a reference starting with @", evidence_csv(evidence_item(reference="@SUM(1+1)")),
+                "Reference", "formula"),
+    # huge dimensions
+    TrackerCase("a blank cell at XFD1048576 (a whole-sheet dimension)",
+                evidence_workbook(change=_far_corner), "", "the row bound"),
+    TrackerCase("a blank cell in column XFD", evidence_workbook(change=_far_right), "",
+                "the column bound"),
+    TrackerCase("a CSV of blank lines", tracker_bytes(
+        EVIDENCE_HEADER.encode() + b"\r\n" + b" , \r\n" * 60_000, "evidence.csv",
+        EVIDENCE_COMMAND), "", "the row bound"),
+    TrackerCase("a member that inflates to 96 MB (zip bomb)", evidence_of(with_member(
+        workbook(header=EVIDENCE_HEADER, valid=evidence_row), "xl/media/image1.png",
+        96 * MEGABYTE)), "", "the bound on bytes after decompression"),
+    TrackerCase("a reference of 5 MB in one workbook cell", evidence_of(rewritten(
+        workbook(evidence_item(reference="LONG-CELL"), header=EVIDENCE_HEADER, valid=evidence_row),
+        "xl/worksheets/sheet1.xml", b"LONG-CELL", b"Care record " * (5 * MEGABYTE // 12))),
+        "", "the cell size bound"),
+    TrackerCase("a reference of 1 MB in a CSV (a field over the limit)",
+                evidence_csv(evidence_item(reference=HUGE)), "", ""),
+    TrackerCase("merged cells", evidence_workbook(change=_merged_location), "",
+                "merged cells (B2:B3)"),
+    # dates as text
+    TrackerCase("observed on typed as words", evidence_workbook(evidence_item(
+        observed_on="last Tuesday")), "Observed on", "is not a date"),
+    TrackerCase("observed on typed month first", evidence_workbook(evidence_item(
+        observed_on="11/28/2026")), "Observed on", "day first"),
+    TrackerCase("observed on as a serial number in text", evidence_csv(evidence_item(
+        observed_on="46359")), "Observed on", "is not a date"),
+    TrackerCase("an impossible date", evidence_csv(evidence_item(observed_on="31/02/2026")),
+                "Observed on", "is not a date"),
+    TrackerCase("observed tomorrow", evidence_csv(evidence_item(observed_on=_day_text(1))),
+                "Observed on", "in the future"),
+    TrackerCase("observed before the baseline",
+                evidence_csv(evidence_item(observed_on=_day_text(-40))), "Observed on",
+                "before the baseline"),
+    # unknown columns: summaries, not records
+    TrackerCase("a column the format does not know",
+                evidence_csv(header=EVIDENCE_HEADER + ",Resident name"), "Resident name",
+                "summaries, not records"),
+    TrackerCase("a notes column in a workbook", evidence_workbook(
+        header=EVIDENCE_HEADER + ",Notes"), "Notes", "summaries, not records"),
+    TrackerCase("values in a column with no name", evidence_workbook(
+        change=lambda sheet: sheet.cell(row=2, column=9, value="Mrs Jones")), "I",
+        "no name"),
+    TrackerCase("a reference that reads as sentences", evidence_csv(evidence_item(
+        reference="Care plan. She declined her medicines twice")), "Reference",
+        "sentences"),
+    TrackerCase("a reference of 20 words", evidence_csv(evidence_item(
+        reference=" ".join(["word"] * 20))), "Reference", "12 words"),
+    TrackerCase("a reference holding an NHS number", evidence_csv(evidence_item(
+        reference="Care record 943 476 5919")), "Reference", "NHS number"),
+    TrackerCase("a reference holding an email address", evidence_csv(evidence_item(
+        reference="Feedback from relative@family.example")), "Reference", "email address"),
+    TrackerCase("a reference over two lines", evidence_csv(evidence_item(
+        reference="Care record\nentry 4")), "Reference", "one line"),
+    # the single item's rules, per row
+    TrackerCase("recorded by someone not in the directory", evidence_csv(evidence_item(
+        recorded_by="ghost@rose.example")), "Recorded by", "staff directory"),
+    TrackerCase("recorded by no address", evidence_csv(evidence_item(recorded_by="Grace Okafor")),
+                "Recorded by", "email address"),
+    TrackerCase("an action that does not exist", evidence_csv(evidence_item(action="ROSE-SG-999")),
+                "Action", "no action"),
+    TrackerCase("an action written as SQL", evidence_csv(evidence_item(action=SQL)), "Action",
+                "no action"),
+    TrackerCase("an unknown source", evidence_csv(evidence_item(source="gossip")), "Source",
+                "not an evidence source"),
+    TrackerCase("a value of 150%", evidence_csv(evidence_item(value="150%")), "Value", "0 to 100"),
+    TrackerCase("a value of NaN", evidence_csv(evidence_item(value="NaN")), "Value", "0 to 100"),
+    TrackerCase("a sample of 0", evidence_csv(evidence_item(sample_size="0")), "Sample size",
+                "at least 1"),
+    TrackerCase("a sample of 2.5", evidence_csv(evidence_item(sample_size="2.5")), "Sample size",
+                "whole number"),
+    TrackerCase("a value without its sample", evidence_csv(evidence_item(sample_size="")),
+                "Sample size", "sample size"),
+    TrackerCase("the same item twice with two values",
+                evidence_csv(evidence_item(value="91")), "Value", "the same item as row 2"),
+    TrackerCase("a required column missing",
+                evidence_csv(header=EVIDENCE_HEADER.replace("Observed on,", "")), "Observed on",
+                "missing"),
 ]

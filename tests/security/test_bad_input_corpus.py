@@ -14,6 +14,7 @@ from tests.security.conftest import World
 from tests.security.corpus import (
     CLI,
     CLOSURE_FORM,
+    EVIDENCE,
     SIGNOFF_DOMAIN,
     SIGNOFF_FORM,
     TRACKER,
@@ -127,6 +128,21 @@ def test_tracker_import_refused_and_nothing_written(
 @pytest.mark.postgres
 @pytest.mark.parametrize("case", TRACKER, ids=[c.name for c in TRACKER])
 def test_tracker_import_refused_on_postgresql_and_nothing_written(
+    case: TrackerCase, postgres_world: World, tmp_path: Path
+) -> None:
+    run_tracker_case(case, postgres_world, tmp_path)
+
+
+@pytest.mark.parametrize("case", EVIDENCE, ids=[c.name for c in EVIDENCE])
+def test_evidence_import_refused_and_nothing_written(
+    case: TrackerCase, sqlite_world: World, tmp_path: Path
+) -> None:
+    run_tracker_case(case, sqlite_world, tmp_path)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("case", EVIDENCE, ids=[c.name for c in EVIDENCE])
+def test_evidence_import_refused_on_postgresql_and_nothing_written(
     case: TrackerCase, postgres_world: World, tmp_path: Path
 ) -> None:
     run_tracker_case(case, postgres_world, tmp_path)

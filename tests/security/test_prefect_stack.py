@@ -19,6 +19,7 @@ SMTP sink and `recovery serve`:
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -344,3 +345,65 @@ def test_no_details_of_people_who_use_services_reach_prefect(
         assert sentinel not in said["parameters"]
     # the plan's service-level text is shown to the reviewer above the form (by design)
     assert "flow_run_input" in prefect_tables_with(stack, PLAN_SENTINEL)
+
+
+IMPORT_SENTINEL = "SENTINEL-IMPORT-MR-PATEL-1938"
+QUAY = "QUAY-MED-001"
+
+
+def _import_run(stack: AuthStack, file: str, by: str) -> Any:
+    """A run of the import-evidence deployment, started as the UI's Run button does and
+    picked up by `recovery serve`, to its final state."""
+    from prefect.deployments import run_deployment
+
+    with prefect_settings(stack.server):
+        return run_deployment("import-evidence/import-evidence", timeout=180,
+                              parameters={"file": file, "imported_by": by})
+
+
+def test_an_evidence_import_run_adds_the_file_and_tells_prefect_no_reference(
+    local: AuthStack
+) -> None:
+    stack = local
+    today = stack.today  # type: ignore[attr-defined]
+    opened = cli("action", "open", str(SEED[QUAY]), "--no-flow", "--json")
+    assert opened.exit_code == 0, opened.stderr
+    inbox = stack.home / "inbox"
+    inbox.mkdir(exist_ok=True)
+    header = "Action,Source,Value,Sample size,Observed on,Reference,Recorded by\r\n"
+    rows = [f"{QUAY},{source},{80 + n},20,{today:%d/%m/%Y},{IMPORT_SENTINEL} entry {n},"
+            f"senior.carer@quay.example\r\n"
+            for n, source in enumerate(("medicines_records", "audits", "feedback"))]
+    (inbox / "week-48.csv").write_text(header + "".join(rows), encoding="utf-8")
+    bad = rows[:1] + [f"{QUAY},audits,80,20,{today:%d/%m/%Y},Care plan. {IMPORT_SENTINEL} "
+                      f"declined her tablets,rm@quay.example\r\n"]
+    (inbox / "bad.csv").write_text(header + "".join(bad), encoding="utf-8")
+
+    done = _import_run(stack, "week-48.csv", "rm@quay.example")
+    assert done.state.is_completed(), done.state
+    assert stack.count("evidence", QUAY) == 3
+    [artifact] = [a for a in stack.artifacts("evidence-import")
+                  if a.flow_run_id == done.id]
+    table = json.loads(artifact.data)  # a table artifact's rows, as JSON
+    assert [(r["action"], r["source"], r["new"]) for r in table] == [
+        (QUAY, "audits", 1), (QUAY, "feedback", 1), (QUAY, "medicines records", 1)], \
+        artifact.data
+    again = _import_run(stack, "week-48.csv", "rm@quay.example")
+    assert again.state.is_completed() and stack.count("evidence", QUAY) == 3
+
+    before = iterdump(stack)
+    refused = _import_run(stack, "bad.csv", "rm@quay.example")
+    assert refused.state.is_failed(), refused.state
+    outside = _import_run(stack, "../recovery.db", "rm@quay.example")
+    assert outside.state.is_failed() and "evidence inbox" in str(outside.state.message)
+    assert iterdump(stack) == before, "a refused import wrote something"
+    said = everything_prefect_says(stack)
+    assert "row 3, column 'Reference': reads as sentences" in said["logs"], said["logs"][-2000:]
+
+    # the references were stored by the product, and reached Prefect nowhere
+    assert IMPORT_SENTINEL in repr(dump_tables(stack.database_url))
+    for file in prefect_files(stack):
+        assert IMPORT_SENTINEL.encode() not in file.read_bytes(), file
+    for where, text in said.items():
+        assert IMPORT_SENTINEL not in text, where
+    assert prefect_tables_with(stack, IMPORT_SENTINEL) == set()

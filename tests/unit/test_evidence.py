@@ -15,6 +15,8 @@ from models.evidence import (
     Evidence,
     EvidenceSource,
     Pillar,
+    check_imported_reference,
+    natural_key,
     new_evidence,
 )
 
@@ -179,3 +181,45 @@ def test_reference_at_the_limit_is_accepted() -> None:
 def test_refusal_message_names_the_field_then_the_rule() -> None:
     err = refused(observed_on=date(2030, 1, 1))
     assert str(err) == "observed_on: 2030-01-01 is in the future"
+
+
+# ---------------------------------------------------------------- imported in bulk
+
+
+@pytest.mark.parametrize("reference", [
+    "eMAR missed-signature report week 48",
+    "Competency observation file entry 2026/41",
+    "Safeguarding log p. 14",
+    "Rota planning notes wk 47; skill-mix sample",
+    "Audit tool export Nov. 2026, Q3",
+])
+def test_an_imported_reference_that_says_where_the_record_lives_is_accepted(
+    reference: str
+) -> None:
+    check_imported_reference(reference)
+
+
+@pytest.mark.parametrize(("reference", "rule"), [
+    ("x" * 121, "more than 120 characters"),
+    (" ".join(["word"] * 13), "more than 12 words"),
+    ("Care plan. She declined her medicines", "sentences"),
+    ("Care record 943 476 5919", "NHS number"),
+    ("Care record 9434765919", "NHS number"),
+    ("Feedback from relative@family.example", "email address"),
+])
+def test_an_imported_reference_that_reads_as_a_record_is_refused_without_repeating_it(
+    reference: str, rule: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        check_imported_reference(reference)
+    assert caught.value.field == "reference" and rule in caught.value.rule
+    assert reference not in caught.value.rule
+
+
+def test_the_natural_key_ignores_spaces_and_letter_case_in_the_reference() -> None:
+    one = record(reference="MAR audit  Nov 2026")
+    assert natural_key(one) == natural_key(record(reference=" mar AUDIT nov 2026 "))
+    assert natural_key(one) != natural_key(record(reference="MAR audit Nov 2026",
+                                                  source="feedback"))
+    assert natural_key(one) != natural_key(record(
+        reference="MAR audit Nov 2026", observed_on=TODAY - timedelta(days=3)))
