@@ -329,6 +329,20 @@ def prefect_client_env(api_url: str, ui_url: str, home: Path | str | None = None
     return env
 
 
+#: Prefect's own settings for a server on SQLite, where every write transaction is a
+#: chance for a resume (which reads, validates, then writes) to be refused "database is
+#: locked" (503; the UI's "Failed to resume flow run" does not retry). The task-run
+#: recorder writes each task-run event in its own transaction by default (batch size 1)
+#: and the event persister 20 at a time: batched, a lifecycle run's start is a few writes,
+#: not dozens. `python -m benchmarks.prefect_resume` measures the effect.
+SQLITE_SERVER_SETTINGS: dict[str, str] = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "200",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "2",
+}
+
+
 def start_prefect_server(
     *,
     database_url: str | None = None,
@@ -376,6 +390,8 @@ def start_prefect_server(
         # each "busy" (503) answer is logged, so contention is seen, not guessed at
         "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",
     }
+    if database_url is None or database_url.startswith("sqlite"):
+        server_env.update(SQLITE_SERVER_SETTINGS)
     if extra_env:
         server_env.update(extra_env)
 

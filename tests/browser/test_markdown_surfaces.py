@@ -23,7 +23,7 @@ from tests.browser.test_prefect_ui_signoff import (  # noqa: F401 - browser is a
     settle,
 )
 from tests.security.corpus import MARKDOWN_PAYLOADS, NEWLINE_PAYLOAD
-from tests.security.test_markdown_inert import FORM_ROWS
+from tests.security.test_markdown_inert import KEY_FACTS, PLAN_FACTS
 from tests.support.recovery_stack import SEED, RecoveryStack
 
 pytestmark = [pytest.mark.browser, pytest.mark.prefect, pytest.mark.slow]
@@ -81,11 +81,19 @@ def test_the_form_and_the_weekly_report_show_the_plan_as_inert_text(
     requested = watch(page)
     try:
         dialog = open_signoff_form(page, run_url, REF, seconds=2.0)
+        # Prefect's renderer draws bold as a div of class markdown-renderer__text--strong
+        labels = dialog.evaluate("""(d) => [...d.querySelectorAll('li')].flatMap(li => {
+            const s = li.querySelector('strong, .markdown-renderer__text--strong');
+            return s && li.textContent.trim().startsWith(s.textContent.trim())
+                ? [s.textContent.trim()] : [];
+        })""")
+        assert labels == KEY_FACTS["plan"] + PLAN_FACTS
         rows = dialog.locator("table").first.locator("tbody tr")
-        labels = [rows.nth(i).locator("td").first.inner_text().strip()
-                  for i in range(rows.count())]
-        assert labels == FORM_ROWS
-        assert dialog.locator("h1, h2, h3").all_inner_texts() == [f"Plan sign-off: {REF}"]
+        assert [rows.nth(i).locator("td").first.inner_text().strip().lower()
+                for i in range(rows.count())] == ["care records", "audits", "feedback",
+                                                  "staff practice"]
+        assert dialog.locator("h1, h2, h3").all_inner_texts() == [f"Plan sign-off: {REF}",
+                                                                  "The plan"]
         assert "![](http://127.0.0.1:9/x.png)" in dialog.inner_text()  # shown as typed
         assert_nothing_live(page, requested, server)
 
