@@ -225,8 +225,10 @@ def record_closure_request(
 ) -> signoffs.SignoffOutcome:
     """6. The accountable lead asks for closure (recorded once)."""
     with db.unit_of_work() as session:
-        return signoffs.record_closure_request(session, action_ref, pause_key=pause_key,
-                                               requested_by=requested_by, summary=summary)
+        outcome = signoffs.record_closure_request(session, action_ref, pause_key=pause_key,
+                                                  requested_by=requested_by, summary=summary)
+    flush_outbox()  # a refusal is told to the lead at once
+    return outcome
 
 
 class ClosureRefused(Exception):

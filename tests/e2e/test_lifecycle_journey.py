@@ -69,6 +69,21 @@ def test_journey_open_to_routine_monitoring(
     assert signed["applied"] is True, signed
     stack.wait_for_wait(REF, "closure-request-1-")
     assert stack.status(REF) == "in_recovery"
+    # the lead is told what was decided and what happens next
+    [told] = stack.wait_for_mails(1, to=LEAD, subject=f"{REF}: plan approved by")
+    assert "What happens next: The action is in recovery" in text_of(told)
+
+    # a closure request by someone other than the lead: refused, the run waits again and
+    # the lead (whose wait it is) is told why
+    other = stack.cli("closure", "request", REF, "--by", "rm@rose.example",
+                      "--summary", "Same-day review of every concern for two weeks", "--json")
+    assert other.exit_code == 3, str(other)
+    assert any(f"only the accountable lead ({LEAD}) may request closure" in r
+               for r in other.error_json()["reasons"]), str(other)
+    stack.wait_for_wait(REF, "closure-request-1-2")
+    [refusal] = stack.wait_for_mails(1, to=LEAD,
+                                     subject=f"{REF}: your closure request was not accepted")
+    assert f"only the accountable lead ({LEAD}) may request closure" in text_of(refusal)
 
     # some evidence: two pillars of four, one recorded by someone other than the lead
     stack.add_evidence(REF, TODAY, ("care_records", "rm@rose.example"), ("audits", LEAD))
@@ -119,7 +134,9 @@ def test_journey_open_to_routine_monitoring(
     stack.wait_for_wait(REF, "closure-signoff-1-")
     assert stack.status(REF) == "awaiting_closure_signoff"
     closure_code = stack.signoff_code(REF, "closure")
-    assert len(stack.mails(subject=f"{REF}: your ")) == 2  # one plan, one closure request
+    # one plan and one closure sign-off request (and one refused closure request, told)
+    assert len(stack.mails(subject=f"{REF}: your ")) == 3
+    assert len(stack.mails(subject=f"{REF}: your ", to=REVIEWER)) == 2
     gates = [t for t in stack.task_runs(REF) if t.name.startswith("triangulation-gate")]
     assert sorted(t.state.type.value for t in gates) == ["COMPLETED", "FAILED"]
     latest = max(stack.artifacts("gate-rose-sg-001"), key=lambda a: a.created)
