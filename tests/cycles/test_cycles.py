@@ -445,7 +445,8 @@ def test_monthly_assurance_form_records_provider_oversight(stack: CycleStack) ->
     human = stack.cli_ok("review", "run", "monthly", "--as-of",
                          FIRST_OF_MONTH.strftime("%d/%m/%Y"))
     lines = human.stdout.splitlines()
-    assert lines[:2] == ["monthly cycle done", f"as of {FIRST_OF_MONTH:%d/%m/%Y}"], lines
+    assert lines[:2] == ["monthly cycle done", f"month: {month}"], lines
+    assert lines[2] == f"url: {stack.server.flow_run_url(str(run_id))}", lines
     assert not any(c in human.stdout for c in "{}[]'"), human.stdout
     assert len(stack.mails(subject=f"Monthly provider assurance {month}")) == 1
     assert len(stack.select(select(AssuranceRequestRow))) == 1

@@ -211,7 +211,17 @@ def test_serve_killed_in_lifecycle_stages(lifecycle_app: App, tmp_path: Path) ->
     assert set(counts) <= {"action.opened", "stage.risk_rated", "stage.accountability_confirmed",
                            "stage.baseline_recorded", "stage.cadence_set", "status.submit_plan",
                            "signoff.requested", "status.approve_plan"}, counts
-    assert app.mail_keys() == [f"signoff:{ref}:plan:1"]
+    # the code email once, and the decision told once to each: the reviewer, the lead and
+    # (high risk) the location's registered manager
+    keys = app.mail_keys()
+    assert keys[0] == f"signoff:{ref}:plan:1" and len(keys) == len(set(keys)), keys
+    told = app.query(
+        "SELECT p.email, p.role FROM person p JOIN recovery_action a ON a.ref = :r "
+        "WHERE p.id IN (a.accountable_lead_id, a.senior_reviewer_id) OR "
+        "(p.role = 'registered_manager' AND p.location_id = a.location_id "
+        " AND a.risk_level = 'high')", r=ref)
+    assert sorted(keys[1:]) == sorted(f"signoff.decided:{ref}:plan:1:{email}"
+                                      for email, _ in told), (keys, told)
     assert app.scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL") == 0
     verified = app.cli("audit", "verify", "--json")
     assert verified.exit_code == 0 and verified.json()["ok"] is True, str(verified)
