@@ -66,7 +66,12 @@ def test_smtp_down_for_a_whole_cycle(stack: tuple[App, list[str]]) -> None:
     app, refs = stack
     assert app.sink is not None and not app.sink.running
     queued_before = app.scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
-    assert queued_before == ACTIONS  # the sign-off requests, never sent either
+    # the sign-off requests and the approvals' confirmations, never sent either
+    assert app.scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL "
+                      "AND dedupe_key LIKE 'signoff:%'") == ACTIONS
+    told = app.scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL "
+                      "AND dedupe_key LIKE 'signoff.decided:%'")
+    assert told >= 2 * ACTIONS and queued_before == ACTIONS + told
 
     cycle = app.cli("review", "run", "daily", "--as-of", TODAY.isoformat(), "--json")
     assert cycle.exit_code == 0, str(cycle)
@@ -79,7 +84,7 @@ def test_smtp_down_for_a_whole_cycle(stack: tuple[App, list[str]]) -> None:
                             "WHERE dedupe_key LIKE 'escalation:%' AND sent_at IS NULL")
     assert {key.split(":")[1] for key, _, _ in escalations} == set(refs)
     assert len(escalations) >= 2 * ACTIONS
-    total = ACTIONS + len(escalations)
+    total = queued_before + len(escalations)
     assert all(attempts == 1 and error for _, attempts, error in escalations), escalations
     assert "Connection refused" in escalations[0][2] or "Errno 111" in escalations[0][2]
     assert app.scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL") == 0
