@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from models.action import accountability_reasons
 from models.errors import RuleRefused
 from models.lifecycle import SUSTAINED_WEEKS, WAITS, Event, Status
 from models.people import Role, normalise_email
@@ -31,6 +32,7 @@ from models.signoff import (
     hash_code,
     new_code,
     new_salt,
+    not_in_directory,
     refusal_reasons,
 )
 from models.tables import (
@@ -218,6 +220,13 @@ def _send_code(
     )
 
 
+def send_code(session: Session, row: ActionRow, reviewer: PersonRow,
+              request: SignoffRequestRow, now: datetime) -> None:
+    """A new code on the request for `reviewer` (reissue, reassignment): the old one stops
+    working; the email is keyed by the new code's tag."""
+    _send_code(session, row, reviewer, request, now, {}, dedupe_key=None)
+
+
 def _code_tag(request: SignoffRequestRow) -> str:
     """Names the code a request holds now (a reissue gives it another), so each lockout
     of each code is its own alert and audit entry; derived from the salt, which says
@@ -267,6 +276,7 @@ def apply_signoff(
     known = repo.find_person(session, submission.reviewer_email) is not None
     reasons = refusal_reasons(_state(request), submission, accountable_lead=lead.email, now=now,
                               presenter_known=known)
+    reasons += _signer_refusals(session, row, lead, request, submission)
     if reasons:
         if code_disclosed(_state(request), submission, presenter_known=known):
             request.expires_at = min(as_utc(request.expires_at), now)
@@ -322,6 +332,19 @@ def apply_signoff(
     _confirm_decision(session, row, request, decision, submission.rationale.strip(), after,
                       now=now)
     return SignoffOutcome(applied=True, decision=decision.value, status=after.value, reasons=[])
+
+
+def _signer_refusals(session: Session, row: ActionRow, lead: PersonRow,
+                     request: SignoffRequestRow, submission: Submission) -> list[str]:
+    """The request's reviewer (named or stand-in) still meets the separation-of-duties
+    rules as they stand in the directory now: a role changed since, or an assignment made
+    any other way, cannot let the lead or a junior sign."""
+    if normalise_email(submission.reviewer_email) != request.reviewer_email:
+        return []  # refused already as not the reviewer
+    signer = repo.find_person(session, request.reviewer_email)
+    if signer is None:
+        return [not_in_directory(request.reviewer_email)]
+    return accountability_reasons(repo.to_person(lead), repo.to_person(signer))
 
 
 def tell_refused(session: Session, row: ActionRow, what: str, *, to: str, reasons: list[str],
@@ -638,6 +661,8 @@ def awaiting(session: Session, row: ActionRow) -> Awaiting | None:
                 else SignoffKind.CLOSURE)
         request = current_request(session, row.id, kind)
         since = request.issued_at if request else since
+        if request is not None and request.used_at is None:  # a stand-in may hold it
+            person = repo.find_person(session, request.reviewer_email) or person
     elif status in (Status.IN_RECOVERY, Status.REOPENED):
         day = (services.reopened_on(session, row) if status == Status.REOPENED
                else row.recovery_started_on)
