@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from models.action import accountability_reasons
 from models.errors import RuleRefused
+from models.gate import EVIDENCE_CHANGED, verdict_changed
 from models.lifecycle import SUSTAINED_WEEKS, WAITS, Event, Status
 from models.people import Role, normalise_email
 from models.signoff import (
@@ -157,7 +158,10 @@ def open_signoff(
             WaitRow.base == signoff_base(kind, request.attempt)))
         for reason in wait.detail
     )
-    if request is None or decided or (expired and not request.locked):
+    # a request whose code was used without a decision (an approval refused because the
+    # evidence changed) is finished too: the next one carries a new code
+    finished = request is not None and request.used_at is not None
+    if request is None or decided or finished or (expired and not request.locked):
         attempt = 1 if request is None else request.attempt + 1
         request = _issue(session, row, reviewer, kind, attempt, flow_run_id, now, context or {})
     base = signoff_base(kind, request.attempt)
@@ -179,7 +183,9 @@ def _issue(
         pause_key=signoff_base(kind, attempt), reviewer_email=reviewer.email, code_salt="",
         code_hash="", issued_at=now, expires_at=now + CODE_TTL, flow_run_id=flow_run_id,
     )
-    _send_code(session, row, reviewer, request, now, context,
+    closure = latest_closure_request(session, row.id) if kind == SignoffKind.CLOSURE else None
+    snapshot = closure.snapshot_ref if closure is not None else None
+    _send_code(session, row, reviewer, request, now, {"snapshot_ref": snapshot, **context},
                dedupe_key=f"signoff:{row.ref}:{kind.value}:{attempt}")
     audit_log.append(
         session, actor="system", event="signoff.requested", action_ref=row.ref,
@@ -215,6 +221,7 @@ def _send_code(
             "run_url": settings.run_url(request.flow_run_id), "risk_level": row.risk_level,
             "cli": f"recovery signoff {row.ref} --by {reviewer.email} --code {code} "
                    f"--decision approve --rationale \"...\"",
+            "snapshot_ref": None,
             **context,
         },
     )
@@ -277,6 +284,13 @@ def apply_signoff(
     reasons = refusal_reasons(_state(request), submission, accountable_lead=lead.email, now=now,
                               presenter_known=known)
     reasons += _signer_refusals(session, row, lead, request, submission)
+    closure = (latest_closure_request(session, row.id) if kind == SignoffKind.CLOSURE
+               else None)
+    if not reasons and closure is not None and submission.decision == Decision.APPROVE.value:
+        changed = _evidence_changed(session, row, closure, request, pause_key=pause_key,
+                                    base=base, submission=submission, now=now)
+        if changed is not None:
+            return changed
     if reasons:
         if code_disclosed(_state(request), submission, presenter_known=known):
             request.expires_at = min(as_utc(request.expires_at), now)
@@ -310,17 +324,19 @@ def apply_signoff(
     status_before = row.status
     request.used_at = now
     session.add(request)
+    snapshot = closure.snapshot_ref if closure is not None else None
     session.add(DecisionRow(
         action_id=row.id, kind=kind.value, attempt=request.attempt, decision=decision.value,
         reviewer_email=request.reviewer_email, rationale=submission.rationale.strip(),
-        status_before=status_before, decided_at=now,
+        status_before=status_before, decided_at=now, snapshot_ref=snapshot,
     ))
     record_wait(session, row.id, base=base, pause_key=pause_key, outcome="applied",
                 detail=[decision.value])
     after = services.move(
         session, row, _DECISION_EVENTS[(kind, decision)], actor=request.reviewer_email,
         details={"decision": decision.value, "kind": kind.value, "attempt": request.attempt,
-                 "rationale": submission.rationale.strip(), "status_before": status_before},
+                 "rationale": submission.rationale.strip(), "status_before": status_before,
+                 **({"snapshot": snapshot} if snapshot else {})},
         dedupe_key=f"signoff.decided:{row.ref}:{kind.value}:{request.attempt}",
     )
     today = now.astimezone(get_settings().tz).date()
@@ -332,6 +348,63 @@ def apply_signoff(
     _confirm_decision(session, row, request, decision, submission.rationale.strip(), after,
                       now=now)
     return SignoffOutcome(applied=True, decision=decision.value, status=after.value, reasons=[])
+
+
+def _evidence_changed(
+    session: Session, row: ActionRow, closure: ClosureRequestRow, request: SignoffRequestRow,
+    *, pause_key: str, base: str, submission: Submission, now: datetime,
+) -> SignoffOutcome | None:
+    """A closure approval is bound to the gate verdict the request was made on. When the
+    evidence or reviews recorded since make the gate say otherwise, the approval is
+    refused, the request goes back through the gate (its new verdict recorded), the action
+    is back in recovery, the reviewer is told and the lead gets the gate's reasons. None
+    when the verdict stands (evidence that keeps it changes nothing)."""
+    settings = get_settings()
+    verdict, snapshot = services.gate_with_snapshot(
+        session, row.ref, as_of=settings.today(),
+        freshness_days=settings.evidence_freshness_days)
+    if not verdict_changed(bool(closure.gate_passed), verdict):
+        return None
+    assert row.id is not None
+    reasons = [EVIDENCE_CHANGED, *verdict.reasons]
+    bound_to = closure.snapshot_ref
+    closure.gate_passed, closure.gate_reasons = verdict.passed, list(verdict.reasons)
+    closure.snapshot_ref, closure.evaluated_at = snapshot, now
+    session.add(closure)
+    request.used_at = now  # this request's code is spent: a new request gets a new one
+    request.refusals += 1
+    request.last_refusal = "; ".join(reasons)[:2000]
+    session.add(request)
+    record_wait(session, row.id, base=base, pause_key=pause_key, outcome="refused",
+                detail=reasons)
+    actor = normalise_email(submission.reviewer_email)
+    audit_log.append(
+        session, actor=actor, event="signoff.refused", action_ref=row.ref,
+        details={"kind": request.kind, "attempt": request.attempt, "reasons": reasons,
+                 "status": row.status, "snapshot": bound_to, "snapshot_now": snapshot},
+        dedupe_key=f"signoff.refused:{row.ref}:{pause_key}")
+    after = services.move(
+        session, row, Event.EVIDENCE_CHANGED, actor="triangulation-gate",
+        details={"attempt": closure.attempt, "passed": verdict.passed,
+                 "reasons": list(verdict.reasons), "snapshot": snapshot,
+                 "was": bound_to},
+        dedupe_key=f"gate.changed:{row.ref}:{closure.attempt}")
+    tell_refused(session, row, "closure sign-off", to=request.reviewer_email, reasons=reasons,
+                 pause_key=pause_key, now=now)
+    _tell_gate_refused(session, row, closure, list(verdict.reasons), verdict.as_of)
+    return SignoffOutcome(applied=False, decision=None, status=after.value, reasons=reasons)
+
+
+def _tell_gate_refused(session: Session, row: ActionRow, request: ClosureRequestRow,
+                       reasons: list[str], as_of: Any) -> None:
+    lead = repo.person_by_id(session, row.accountable_lead_id)
+    mail.enqueue(
+        session, dedupe_key=f"gate.refused:{row.ref}:{request.attempt}", to=[lead.email],
+        template="gate_refused", action_ref=row.ref,
+        context={"ref": row.ref, "title": row.title, "lead_name": lead.name,
+                 "reasons": reasons, "as_of": as_of,
+                 "run_url": get_settings().run_url(row.flow_run_id)},
+    )
 
 
 def _signer_refusals(session: Session, row: ActionRow, lead: PersonRow,
@@ -562,26 +635,21 @@ def evaluate_closure_gate(session: Session, ref: str, *, as_of: Any = None) -> S
     if request.gate_passed is not None:
         return SignoffOutcome(applied=bool(request.gate_passed), decision=None, status=row.status,
                               reasons=list(request.gate_reasons))
-    verdict = services.gate_verdict(session, row.ref, as_of=as_of or settings.today(),
-                                    freshness_days=settings.evidence_freshness_days)
+    verdict, snapshot = services.gate_with_snapshot(
+        session, row.ref, as_of=as_of or settings.today(),
+        freshness_days=settings.evidence_freshness_days)
     request.gate_passed = verdict.passed
     request.gate_reasons = list(verdict.reasons)
+    request.snapshot_ref = snapshot
     request.evaluated_at = utcnow()
     session.add(request)
     event = Event.GATE_PASSED if verdict.passed else Event.GATE_REFUSED
     after = services.move(session, row, event, actor="triangulation-gate",
                           details={"attempt": request.attempt, "passed": verdict.passed,
-                                   "reasons": list(verdict.reasons)},
+                                   "reasons": list(verdict.reasons), "snapshot": snapshot},
                           dedupe_key=f"gate:{row.ref}:{request.attempt}")
     if not verdict.passed:
-        lead = repo.person_by_id(session, row.accountable_lead_id)
-        mail.enqueue(
-            session, dedupe_key=f"gate.refused:{row.ref}:{request.attempt}", to=[lead.email],
-            template="gate_refused", action_ref=row.ref,
-            context={"ref": row.ref, "title": row.title, "lead_name": lead.name,
-                     "reasons": list(verdict.reasons), "as_of": verdict.as_of,
-                     "run_url": settings.run_url(row.flow_run_id)},
-        )
+        _tell_gate_refused(session, row, request, list(verdict.reasons), verdict.as_of)
     return SignoffOutcome(applied=verdict.passed, decision=None, status=after.value,
                           reasons=list(verdict.reasons))
 
