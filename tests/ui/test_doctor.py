@@ -106,7 +106,7 @@ def test_database_initialised_then_served_then_automations_applied(
     site.start_serve()
     result = doctor(site.env)
     assert result.failing() == {"automations"}, result.output
-    assert result.detail("deployments") == "9 deployments served and ready"
+    assert result.detail("deployments") == "11 deployments served and ready"
     assert result.detail("automations").startswith("not applied: recovery · sign-off")
     assert "(run `recovery automations apply`)" in result.detail("automations")
 
