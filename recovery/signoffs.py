@@ -163,6 +163,10 @@ def open_signoff(
     finished = request is not None and request.used_at is not None
     if request is None or decided or finished or (expired and not request.locked):
         attempt = 1 if request is None else request.attempt + 1
+        if request is not None and not decided and not finished:
+            # the same decision asked again (code expired or withdrawn): it stays with
+            # whoever holds it, a stand-in included, never back to a reviewer who is away
+            reviewer = repo.find_person(session, request.reviewer_email) or reviewer
         request = _issue(session, row, reviewer, kind, attempt, flow_run_id, now, context or {})
     base = signoff_base(kind, request.attempt)
     return WaitInfo(

@@ -98,7 +98,7 @@ class Reassigned(BaseModel):
 
 
 def reassign(session: Session, ref: str, *, to: str, by: str, reason: str,
-             now: datetime | None = None) -> Reassigned:
+             now: datetime | None = None, today: date | None = None) -> Reassigned:
     """Hand the waiting sign-off to a stand-in. Every rule is checked before anything is
     written; then the request's reviewer becomes the stand-in with a new code (the old one
     stops working), the wait the run is in is recorded as answered (`reassigned`), so the
@@ -106,7 +106,7 @@ def reassign(session: Session, ref: str, *, to: str, by: str, reason: str,
     accountable lead are told."""
     now = now or utcnow()
     settings = get_settings()
-    today = settings.today()
+    today = today or settings.today()
     reason = text_field("reason", reason, 2000)
     row = repo.get_action(session, ref, for_update=True)
     assert row.id is not None
