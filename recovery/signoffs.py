@@ -5,7 +5,7 @@ Prefect run restarts from the top after each resume."""
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 from pydantic import BaseModel
@@ -266,6 +266,9 @@ def apply_signoff(
 ) -> SignoffOutcome:
     """Validate a sign-off in the domain and apply it exactly once. A refused attempt is
     recorded (audit, wait row) and changes nothing else."""
+    # the gate is asked again as of the business day (a replayed moment: that moment's day)
+    as_of = (get_settings().today() if now is None
+             else now.astimezone(get_settings().tz).date())
     now = now or utcnow()
     row = repo.get_action(session, ref, for_update=True)
     assert row.id is not None
@@ -292,7 +295,7 @@ def apply_signoff(
                else None)
     if not reasons and closure is not None and submission.decision == Decision.APPROVE.value:
         changed = _evidence_changed(session, row, closure, request, pause_key=pause_key,
-                                    base=base, submission=submission, now=now)
+                                    base=base, submission=submission, now=now, as_of=as_of)
         if changed is not None:
             return changed
     if reasons:
@@ -356,7 +359,7 @@ def apply_signoff(
 
 def _evidence_changed(
     session: Session, row: ActionRow, closure: ClosureRequestRow, request: SignoffRequestRow,
-    *, pause_key: str, base: str, submission: Submission, now: datetime,
+    *, pause_key: str, base: str, submission: Submission, now: datetime, as_of: date,
 ) -> SignoffOutcome | None:
     """A closure approval is bound to the gate verdict the request was made on. When the
     evidence or reviews recorded since make the gate say otherwise, the approval is
@@ -365,8 +368,7 @@ def _evidence_changed(
     when the verdict stands (evidence that keeps it changes nothing)."""
     settings = get_settings()
     verdict, snapshot = services.gate_with_snapshot(
-        session, row.ref, as_of=settings.today(),
-        freshness_days=settings.evidence_freshness_days)
+        session, row.ref, as_of=as_of, freshness_days=settings.evidence_freshness_days)
     if not verdict_changed(bool(closure.gate_passed), verdict):
         return None
     assert row.id is not None
