@@ -189,8 +189,18 @@ def _issue(
     )
     closure = latest_closure_request(session, row.id) if kind == SignoffKind.CLOSURE else None
     snapshot = closure.snapshot_ref if closure is not None else None
-    _send_code(session, row, reviewer, request, now, {"snapshot_ref": snapshot, **context},
-               dedupe_key=f"signoff:{row.ref}:{kind.value}:{attempt}")
+    from recovery import standins  # standins builds on this module
+
+    away = standins.away(session, reviewer.email, get_settings().today())
+    if away is not None:
+        # nobody away is chosen by an automatic path: the request waits with no live code
+        # until it is reassigned to a stand-in (or a new code is sent once they are back)
+        session.add(request)
+        session.flush()
+        standins.tell_held(session, row, request, reviewer, away.ends_on)
+    else:
+        _send_code(session, row, reviewer, request, now, {"snapshot_ref": snapshot, **context},
+                   dedupe_key=f"signoff:{row.ref}:{kind.value}:{attempt}")
     audit_log.append(
         session, actor="system", event="signoff.requested", action_ref=row.ref,
         details={"kind": kind.value, "attempt": attempt, "reviewer": reviewer.email,
@@ -544,6 +554,14 @@ def reissue(session: Session, ref: str, *, by: str, now: datetime | None = None)
     if kind is None or request is None or request.used_at is not None:
         raise RuleRefused("sign-off reissue",
                           [f"{row.ref} has no sign-off waiting (status {row.status})"])
+    from recovery import standins
+
+    away = standins.away(session, request.reviewer_email, get_settings().today())
+    if away is not None:
+        raise RuleRefused("sign-off reissue", [
+            f"{request.reviewer_email} is away until {away.ends_on.strftime('%d/%m/%Y')}: "
+            f"hand the sign-off to a stand-in with `recovery signoff reassign {row.ref} "
+            "--to EMAIL --by EMAIL --reason TEXT`"])
     was_locked = request.locked
     request.locked = False
     request.wrong_attempts = 0

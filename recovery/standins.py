@@ -4,6 +4,7 @@ to a stand-in (`recovery signoff reassign`). The rules are `models/standin.py`'s
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
@@ -180,6 +181,35 @@ def reviewer_away_at_opening(session: Session, row: ActionRow) -> str | None:
     if absence is None:
         return None
     return (f"the senior reviewer {reviewer.email} is away until "
-            f"{absence.ends_on.strftime('%d/%m/%Y')}: the plan sign-off will wait for them "
-            f"unless the nominated individual or the provider lead reassigns it "
+            f"{absence.ends_on.strftime('%d/%m/%Y')}: no code is sent to them; the plan "
+            f"sign-off waits until the nominated individual or the provider lead reassigns it "
             f"(`recovery signoff reassign {row.ref} --to EMAIL --by EMAIL --reason TEXT`)")
+
+
+def tell_held(session: Session, row: ActionRow, request: Any, reviewer: PersonRow,
+              until: date) -> None:
+    """A sign-off asked of a reviewer who is away waits with no live code: the nominated
+    individual(s) and provider lead(s) are told who could stand in and how to reassign."""
+    settings = get_settings()
+    today = settings.today()
+    seniors = list(session.exec(select(PersonRow).where(col(PersonRow.role).in_(
+        [Role.NOMINATED_INDIVIDUAL.value, Role.PROVIDER_LEAD.value]))))
+    key = f"signoff.held:{row.ref}:{request.kind}:{request.attempt}"
+    audit_log.append(session, actor="system", event="signoff.held_reviewer_away",
+                     action_ref=row.ref,
+                     details={"kind": request.kind, "attempt": request.attempt,
+                              "reviewer": reviewer.email, "away_until": until.isoformat()},
+                     dedupe_key=key)
+    if not seniors:
+        return
+    mail.enqueue(
+        session, dedupe_key=key, to=[p.email for p in seniors], template="signoff_held",
+        action_ref=row.ref,
+        context={"ref": row.ref, "title": row.title, "kind": request.kind,
+                 "reviewer_name": reviewer.name, "reviewer_email": reviewer.email,
+                 "away_until": until,
+                 "standins": [{"name": p.name, "email": p.email, "role": p.role.label}
+                              for p in standins_for(session, row, reviewer.email, today)],
+                 "reassign_cli": f"recovery signoff reassign {row.ref} --to EMAIL --by "
+                                 "YOUR-EMAIL --reason TEXT",
+                 "run_url": settings.run_url(row.flow_run_id)})

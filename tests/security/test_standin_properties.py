@@ -39,7 +39,10 @@ SETTINGS = settings(max_examples=30, deadline=None,
 
 def live_code(session: Session, ref: str, request: Any) -> str:
     """The code of the request as it stands (its first email, or the latest reissue or
-    reassignment, keyed by the code's tag)."""
+    reassignment, keyed by the code's tag); a request held for an away reviewer has none
+    (any code is then as good as a guess)."""
+    if not request.code_hash:
+        return "000000"
     base = f"signoff:{ref}:{request.kind}:{request.attempt}"
     for key in (f"{base}:{signoffs._code_tag(request)}", base):
         row = session.exec(select(OutboxRow).where(OutboxRow.dedupe_key == key)).first()
@@ -187,3 +190,22 @@ def test_a_standin_signs_and_the_named_reviewer_no_longer_can(world_template: Pa
         driver.sign(SignoffKind.PLAN, PROVIDER_LEAD, True, "approve")
         assert driver.applied_by_assignee == 1, driver.log
         assert driver.status().value == "in_recovery"
+
+
+def test_a_signoff_asked_of_an_away_reviewer_waits_with_no_code(world_template: Path) -> None:
+    """Nobody away is asked automatically: no code goes out, the seniors are told, nobody
+    can sign until a stand-in is named."""
+    with fresh_world(world_template):
+        driver = StandinDriver()
+        driver.away(REVIEWER, 0, 3)
+        driver.submit()
+        driver.sign(SignoffKind.PLAN, REVIEWER, True, "approve")
+        driver.sign(SignoffKind.PLAN, "assignee", True, "approve")
+        assert driver.applied_by_assignee == 0, driver.log
+        with db.unit_of_work() as session:
+            keys = [r.dedupe_key for r in session.exec(select(OutboxRow))]
+        assert not any(k.startswith("signoff:ROSE-SG-001:plan") for k in keys), keys
+        assert any(k.startswith("signoff.held:ROSE-SG-001:plan:1") for k in keys), keys
+        driver.reassign(PROVIDER_LEAD, REVIEWER)
+        driver.sign(SignoffKind.PLAN, PROVIDER_LEAD, True, "approve")
+        assert driver.applied_by_assignee == 1, driver.log

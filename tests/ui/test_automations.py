@@ -108,6 +108,13 @@ def test_signoff_waiting_too_long_emails_the_nominated_individual(
     assert "longer than the 12 seconds allowed" in body
     assert f"/runs/flow-run/{run_id}" in body
     assert took >= WAIT.total_seconds() - 1, "emailed before the wait was over"
+    # the eligible stand-ins who are not away (provider-level first), and how to reassign
+    stands = body.index("can hand it to a stand-in")
+    assert body.index("Tom Clarke (provider lead, provider.lead@harbourcare.example)") \
+        < body.index("Grace Okafor (registered manager, rm@rose.example)")
+    assert stands < body.index("Tom Clarke")
+    assert "Priya Shah (" not in body and "Sam Patel" not in body and "Aisha" not in body
+    assert "recovery signoff reassign ROSE-SG-001 --to EMAIL" in body
 
     # Prefect's side: the proactive trigger started recovery-notify for this run, from
     # the run's own Suspended event (its resource id is the parameter).
