@@ -11,7 +11,13 @@ from flows.cycles import daily_review, monthly_assurance, weekly_governance
 from flows.lifecycle import high_risk_action
 from flows.maintenance import reconcile_lost_runs
 from flows.notify import recovery_notify
-from flows.operations import import_evidence, open_action, record_evidence
+from flows.operations import (
+    import_evidence,
+    open_action,
+    people_away,
+    record_evidence,
+    signoff_reassign,
+)
 
 LIFECYCLE = "high-risk-action"
 NOTIFY = "recovery-notify"
@@ -119,6 +125,27 @@ def all_deployments() -> list[Any]:
                 "adds nothing and the run fails listing each bad row and column. Items already "
                 "held are not added again. The run's evidence-import table says what was "
                 "added per action and source, without references."
+            ),
+            tags=["recovery", "operations"],
+        ),
+        people_away.to_deployment(
+            name="people-away",
+            description=(
+                "Record an absence (first and last day away): nobody away is chosen as a "
+                "reviewer, and a sign-off waiting on them may be reassigned to a stand-in. "
+                "Recorded by the person themselves or a registered manager, nominated "
+                "individual or provider lead."
+            ),
+            tags=["recovery", "operations"],
+        ),
+        signoff_reassign.to_deployment(
+            name="signoff-reassign",
+            description=(
+                "Hand a waiting plan or closure sign-off to a stand-in (the reviewer is away, "
+                "or it has waited longer than allowed): by the nominated individual or the "
+                "provider lead, to a senior who meets the same rules and is not away. The "
+                "old code stops working, the stand-in is emailed a new one, the run waits "
+                "again, and the original reviewer and the accountable lead are told."
             ),
             tags=["recovery", "operations"],
         ),

@@ -22,7 +22,13 @@ from models.evidence import EvidenceSource
 from models.templates import builtin_templates
 from recovery import batch
 from recovery.settings import get_settings
-from tasks.operations import import_evidence_task, open_action_task, record_evidence_task
+from tasks.operations import (
+    import_evidence_task,
+    open_action_task,
+    reassign_signoff_task,
+    record_absence_task,
+    record_evidence_task,
+)
 
 Statement = StrEnum(  # type: ignore[misc]
     "Statement", {s.id: s.id for s in builtin_framework().quality_statements}
@@ -186,6 +192,44 @@ def import_evidence(
                           description=f"Evidence import of "
                                       f"{escaping.markdown_text(result['file'])}: {summary}")
     return {k: v for k, v in result.items() if k != "tallies"}
+
+
+@flow(name="people-away", persist_result=False)
+def people_away(
+    email: str = Field(description="Who is away (email in the staff directory)"),
+    first_day: date = Field(description="First day away"),
+    last_day: date = Field(description="Last day away (included)"),
+    recorded_by: str = Field(description="Your email: the person themselves, or a "
+                                         "registered manager, nominated individual or "
+                                         "provider lead"),
+) -> dict[str, Any]:
+    """Record an absence, as `recovery people away` does: nobody away is chosen as a
+    reviewer, and a sign-off waiting on them may be reassigned to a stand-in."""
+    result = record_absence_task(email, first_day, last_day, recorded_by)
+    get_run_logger().info("%s is away from %s to %s", result["email"], result["from"],
+                          result["to"])
+    return result
+
+
+@flow(name="signoff-reassign", persist_result=False)
+def signoff_reassign(
+    action_ref: str = Field(description="The action whose sign-off waits, e.g. ROSE-SG-001"),
+    standin: str = Field(description="The stand-in's email: a registered manager of the "
+                                     "action's location, the nominated individual or the "
+                                     "provider lead; not the accountable lead, not away"),
+    reassigned_by: str = Field(description="Your email: the nominated individual or the "
+                                           "provider lead"),
+    reason: str = Field(description="Why, at least 20 characters, in service terms "
+                                    "(never a person's details)"),
+) -> dict[str, Any]:
+    """Hand a waiting sign-off (its reviewer away, or waiting longer than allowed) to a
+    stand-in, as `recovery signoff reassign` does: the old code stops working, the
+    stand-in is sent a new one, and the original reviewer and the accountable lead are
+    told."""
+    result = reassign_signoff_task(action_ref, standin, reassigned_by, reason)
+    get_run_logger().info("%s: %s sign-off reassigned from %s to %s", result["ref"],
+                          result["kind"], result["reviewer_before"], result["standin"])
+    return result
 
 
 batch.imports_done()  # the flow-run process has loaded its modules (recovery/batch.py)

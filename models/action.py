@@ -177,6 +177,14 @@ class ActionPlan(BaseModel):
 def check_accountability(lead: Person, reviewer: Person) -> None:
     """One accountable lead and a different, senior reviewer; separation of delivery and
     assurance. Raises RuleRefused with every broken rule."""
+    reasons = accountability_reasons(lead, reviewer)
+    if reasons:
+        raise RuleRefused("separation of duties", reasons)
+
+
+def accountability_reasons(lead: Person, reviewer: Person) -> list[str]:
+    """Every separation-of-duties rule `reviewer` breaks as reviewer of `lead`'s action
+    (empty when none): the same rules for a named reviewer and for a stand-in."""
     reasons: list[str] = []
     if normalise_email(lead.email) == normalise_email(reviewer.email):
         reasons.append(
@@ -193,8 +201,7 @@ def check_accountability(lead: Person, reviewer: Person) -> None:
             "where the registered manager leads the action, the senior reviewer must be "
             "provider-level (nominated individual or provider lead)"
         )
-    if reasons:
-        raise RuleRefused("separation of duties", reasons)
+    return reasons
 
 
 def check_plan_ready_for_signoff(plan: ActionPlan, level_is_high: bool) -> None:

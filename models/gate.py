@@ -3,6 +3,8 @@ staff practice all show the same improvement. Returns a verdict with every reaso
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from datetime import date
 
@@ -104,4 +106,48 @@ def triangulation_gate(
     return GateVerdict(passed=not reasons, reasons=tuple(reasons), as_of=as_of)
 
 
-__all__ = ["GateVerdict", "triangulation_gate", "SOURCE_NOUN", "CONSECUTIVE_PERIODS"]
+#: How a closure approval is refused when the gate would now say otherwise.
+EVIDENCE_CHANGED = "the evidence changed since this request was made"
+
+
+def gate_snapshot(
+    verdict: GateVerdict,
+    evidence: Sequence[Evidence],
+    reviews: Sequence[tuple[int, ReviewRecord]],
+    *,
+    open_items: Sequence[str] = (),
+    freshness_days: int = DEFAULT_FRESHNESS_DAYS,
+    reopened_on: date | None = None,
+) -> str:
+    """A short reference to exactly what the gate counted: the verdict, each evidence item
+    in its window (id, source, value, sample, day) and the reviews it weighed (id and what
+    they say), and what was still open. Any change to any of them gives another
+    reference, so a decision can name the facts it was made on (`gs-` and 12 hex digits)."""
+    cutoff = shift(verdict.as_of, -freshness_days)
+    counted = sorted(
+        [e.id or 0, e.source.value, e.value, e.sample_size, e.observed_on.isoformat()]
+        for e in evidence
+        if cutoff <= e.observed_on <= verdict.as_of
+        and (reopened_on is None or e.observed_on >= reopened_on)
+    )
+    held = sorted((r for r in reviews if r[1].as_of <= verdict.as_of),
+                  key=lambda r: (r[1].as_of, r[0]))[-CONSECUTIVE_PERIODS:]
+    body = {
+        "passed": verdict.passed, "reasons": list(verdict.reasons),
+        "as_of": verdict.as_of.isoformat(), "evidence": counted,
+        "reviews": [[i, r.as_of.isoformat(), r.measured_value, r.target_met, r.rating.value]
+                    for i, r in held],
+        "open": sorted(open_items),
+    }
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
+    return f"gs-{digest[:12]}"
+
+
+def verdict_changed(passed_before: bool, now: GateVerdict) -> bool:
+    """Whether the gate now says otherwise than when the request was made. Evidence that
+    leaves the verdict as it was (another passing audit) changes nothing."""
+    return passed_before != now.passed
+
+
+__all__ = ["GateVerdict", "triangulation_gate", "SOURCE_NOUN", "CONSECUTIVE_PERIODS",
+           "EVIDENCE_CHANGED", "gate_snapshot", "verdict_changed"]

@@ -35,6 +35,7 @@ class Event(StrEnum):
     GATE_PASSED = "gate_passed"
     APPROVE_CLOSURE = "approve_closure"
     REJECT_CLOSURE = "reject_closure"
+    EVIDENCE_CHANGED = "evidence_changed"
     RELAPSE = "relapse"
     CLOSE_SUSTAINED = "close_sustained"
     REOPEN = "reopen"
@@ -55,6 +56,8 @@ TRANSITIONS: dict[tuple[Status, Event], Status] = {
     (Status.CLOSURE_REQUESTED, Event.GATE_PASSED): Status.AWAITING_CLOSURE_SIGNOFF,
     (Status.AWAITING_CLOSURE_SIGNOFF, Event.APPROVE_CLOSURE): Status.ROUTINE_MONITORING,
     (Status.AWAITING_CLOSURE_SIGNOFF, Event.REJECT_CLOSURE): Status.IN_RECOVERY,
+    # an approval refused because the gate now says otherwise than when it was asked
+    (Status.AWAITING_CLOSURE_SIGNOFF, Event.EVIDENCE_CHANGED): Status.IN_RECOVERY,
     (Status.ROUTINE_MONITORING, Event.RELAPSE): Status.REOPENED,
     (Status.ROUTINE_MONITORING, Event.CLOSE_SUSTAINED): Status.CLOSED,
     (Status.CLOSED, Event.REOPEN): Status.REOPENED,

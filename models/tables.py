@@ -53,6 +53,19 @@ class PersonRow(SQLModel, table=True):
     location_id: int | None = Field(default=None, foreign_key="location.id")
 
 
+class AbsenceRow(SQLModel, table=True):
+    """A person away from `starts_on` to `ends_on` (both included): never chosen as a
+    reviewer meanwhile, and a sign-off waiting on them may be reassigned."""
+
+    __tablename__ = "absence"
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    starts_on: date
+    ends_on: date
+    recorded_by: str = Field(max_length=254)
+    recorded_at: datetime = _ts()
+
+
 class FrameworkRow(SQLModel, table=True):
     __tablename__ = "framework"
     framework_id: str = Field(primary_key=True, max_length=60)
@@ -215,6 +228,8 @@ class DecisionRow(SQLModel, table=True):
     rationale: str = Field(max_length=4000)
     status_before: str = Field(max_length=40)
     decided_at: datetime = _ts()
+    snapshot_ref: str | None = Field(default=None, max_length=20)
+    """A closure decision: the gate snapshot it was made on."""
 
 
 class ClosureRequestRow(SQLModel, table=True):
@@ -229,6 +244,8 @@ class ClosureRequestRow(SQLModel, table=True):
     gate_passed: bool | None = None
     gate_reasons: list[str] = _json([])
     evaluated_at: datetime | None = _ts(nullable=True)
+    snapshot_ref: str | None = Field(default=None, max_length=20)
+    """What the gate counted (`models.gate.gate_snapshot`); the closure decision names it."""
 
 
 class WaitRow(SQLModel, table=True):

@@ -147,14 +147,22 @@ def _signoff_waiting(subject: str, run_id: UUID, wait_seconds: float | None) -> 
                 outcome.skipped = f"no action has lifecycle run {run_id}"
                 return outcome
             ref = found.ref
+        from models.signoff import SignoffKind
+        from recovery import signoffs, standins
+
         row = repo.get_action(session, ref)
         outcome.ref = row.ref
         reviewer = repo.person_by_id(session, row.senior_reviewer_id)
+        request = signoffs.current_request(session, row.id or 0, SignoffKind(kind))
+        if request is not None and request.used_at is None:  # a stand-in may hold it
+            reviewer = repo.find_person(session, request.reviewer_email) or reviewer
         location = repo.location_by_id(session, row.location_id)
         nominated = _people(session, "nominated_individual")
         if not nominated:
             outcome.skipped = "no nominated individual in the staff directory"
             return outcome
+        today = settings.today()
+        away = standins.away(session, reviewer.email, today)
         context = {
             "ref": row.ref, "title": row.title, "location": location.name, "kind": kind,
             "risk_level": row.risk_level, "reviewer_name": reviewer.name,
@@ -163,6 +171,11 @@ def _signoff_waiting(subject: str, run_id: UUID, wait_seconds: float | None) -> 
             "limit": humanise(timedelta(seconds=wait_seconds)) if wait_seconds else
             "time",
             "run_url": settings.run_url(str(run_id)),
+            "away_until": away.ends_on if away else None,
+            "standins": [{"name": p.name, "email": p.email, "role": p.role.label}
+                         for p in standins.standins_for(session, row, reviewer.email, today)],
+            "reassign_cli": f"recovery signoff reassign {row.ref} --to EMAIL --by "
+                            "YOUR-EMAIL --reason TEXT",
         }
         return _queue_each(session, nominated, key=f"notify:signoff-waiting:{row.ref}:{key}",
                            template="signoff_overdue", context=context, ref=row.ref,

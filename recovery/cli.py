@@ -389,6 +389,35 @@ def people_import(path: Path, as_json: JsonOpt = False) -> None:
         f"{result['locations_added']} new locations"))
 
 
+@people_app.command("away")
+def people_away(
+    email: str,
+    from_day: Annotated[str, typer.Option("--from", help=f"First day away: {DATE_HELP}.")],
+    to_day: Annotated[str, typer.Option("--to", help=f"Last day away: {DATE_HELP}.")],
+    by: Annotated[str, typer.Option(help="Who records it: the person themselves, or a "
+                                         "registered manager, nominated individual or "
+                                         "provider lead (email).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Record an absence: nobody away is chosen as a reviewer, and a sign-off waiting on
+    them may be reassigned to a stand-in (`recovery signoff reassign`)."""
+    from recovery import standins
+
+    def work() -> dict[str, str]:
+        starts, ends = parse_day(from_day, "from"), parse_day(to_day, "to")
+        with db.unit_of_work() as session:
+            row = standins.record_absence(session, email, starts_on=starts, ends_on=ends,
+                                          by=by, today=get_settings().today())
+            person = repo.person_by_id(session, row.person_id)
+            return {"email": person.email, "from": starts.isoformat(), "to": ends.isoformat(),
+                    "recorded_by": row.recorded_by}
+
+    result = run(work, as_json)
+    emit(result, as_json, lambda: out.print(
+        f"{result['email']} is away from {date.fromisoformat(result['from']):%d/%m/%Y} to "
+        f"{date.fromisoformat(result['to']):%d/%m/%Y}"))
+
+
 @people_app.command("add")
 def people_add(
     name: Annotated[str, typer.Option()],
@@ -465,13 +494,25 @@ def action_open(
     """Validate a plan file, rate the risk and record the action."""
     settings = get_settings()
 
+    flags: list[str] = []
+
     def work() -> services.ActionSummary:
+        from recovery import standins
+
         plan = parse_file(parse_plan, path)
         with db.unit_of_work() as session:
             row = services.open_action(session, plan, actor=by)
+            flag = standins.reviewer_away_at_opening(session, row)
+            if flag:
+                flags.append(flag)
+                audit_log.append(session, actor="system", event="signoff.reviewer_away",
+                                 action_ref=row.ref, details={"flag": flag},
+                                 dedupe_key=f"signoff.reviewer_away:{row.ref}:opened")
             return services.summary(session, row, as_of=settings.today())
 
     summary = run(work, as_json)
+    for flag in flags:
+        err.print(f"[yellow]flag[/yellow] {escape(flag)}", highlight=False)
     message = None
     if not no_flow:
         from recovery import orchestration
@@ -482,6 +523,7 @@ def action_open(
                 summary = services.summary(session, repo.get_action(session, summary.ref),
                                            as_of=settings.today())
     data = summary.model_dump(mode="json")
+    data["flags"] = flags
     if message:
         data["flow"] = message
 
@@ -856,7 +898,24 @@ def _report_outcome(ref: str, key: str, as_json: bool, what: str, gate: bool = F
     raise typer.Exit(3)
 
 
-@app.command()
+class SignoffGroup(TyperGroup):
+    """`recovery signoff REF ...` decides; `recovery signoff reassign REF ...` hands the
+    waiting sign-off to a stand-in. A first word that is no subcommand is the reference."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "decide", self.commands["decide"], args
+        return super().resolve_command(ctx, args)
+
+
+signoff_app = typer.Typer(
+    cls=SignoffGroup, no_args_is_help=True,
+    help="Sign off a plan or a closure (`recovery signoff REF --by ... --code ...`), or hand "
+         "the waiting sign-off to a stand-in (`recovery signoff reassign REF ...`).")
+app.add_typer(signoff_app, name="signoff")
+
+
+@signoff_app.command("decide", hidden=True)
 def signoff(
     ref: str,
     by: Annotated[str, typer.Option(help="Your email (the named senior reviewer).")],
@@ -880,6 +939,47 @@ def signoff(
 
     key = run(work, as_json)
     _report_outcome(ref, key, as_json, "sign-off")
+
+
+@signoff_app.command("reassign")
+def signoff_reassign(
+    ref: str,
+    to: Annotated[str, typer.Option(help="The stand-in (email): a registered manager of the "
+                                         "action's location, the nominated individual or "
+                                         "the provider lead, not the accountable lead, "
+                                         "not away.")],
+    by: Annotated[str, typer.Option(help="The nominated individual or the provider lead "
+                                         "(email).")],
+    reason: Annotated[str, typer.Option(help="Why (at least 20 characters).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Hand the sign-off that waits (on a reviewer who is away, or longer than
+    RECOVERY_SIGNOFF_WAIT_HOURS) to a stand-in: the old code stops working, the stand-in
+    is sent a new one, the run waits again under a new key, and the original reviewer
+    and the accountable lead are told. Refused (exit 3) with nothing changed when a rule
+    is not met."""
+    from recovery import mail, prefect_api, standins
+
+    def work() -> dict[str, Any]:
+        with db.unit_of_work() as session:
+            done = standins.reassign(session, ref, to=to, by=by, reason=reason)
+        mail.flush()  # SMTP down: the emails wait in the outbox and are sent later
+        return done.model_dump()
+
+    result = run(work, as_json)
+    message = None
+    try:
+        prefect_api.wake_answered_wait(result["ref"])
+    except PrefectUnavailable as exc:
+        message = (f"{exc}; the reassignment is recorded: `recovery action start "
+                   f"{result['ref']}` wakes its run")
+    emit(result, as_json, lambda: out.print(
+        f"{result['ref']}: the {result['kind']} sign-off is reassigned from "
+        f"{result['reviewer_before']} to {result['standin']}, who is sent a new code; the "
+        "old code no longer works"))
+    if message:
+        prefect_line(message, as_json)
+        raise typer.Exit(4)
 
 
 @app.command("reissue-code")

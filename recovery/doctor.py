@@ -19,6 +19,8 @@ EXPECTED_DEPLOYMENTS = (
     "open-action/open-action",
     "record-evidence/record-evidence",
     "import-evidence/import-evidence",
+    "people-away/people-away",
+    "signoff-reassign/signoff-reassign",
     "recovery-notify/recovery-notify",
     "reconcile-lost-runs/reconcile-lost-runs",
 )

@@ -33,14 +33,16 @@ def action_brief(session: Session, ref: str, *, wait: Any) -> str:
             "by": latest.recorded_by if latest else "—",
             "fresh": positions[pillar].fresh,
         })
-    gate = requester = None
+    gate = requester = snapshot = None
     if wait.kind == "closure":
         gate = services.gate_verdict(session, ref, as_of=settings.today(),
                                      freshness_days=settings.evidence_freshness_days)
         request = signoffs.latest_closure_request(session, row.id)
         requester = closure_requester(request.requested_by) if request else None
+        snapshot = request.snapshot_ref if request else None
     env = mail.environment()
     return env.get_template("forms/action_brief.md").render(
         a=summary.model_dump(mode="json"), wait=wait, steps=row.plan["steps"],
         evidence=evidence, pillars=pillars, gate=gate, requester=requester,
+        snapshot=snapshot,
     )

@@ -342,7 +342,45 @@ def nudge_lifecycle(ref: str) -> None:
         key = waiting_key(row.flow_run_id, timeout=2)
         if key and key.startswith("plan-revision-"):
             resume_flow_run(UUID(row.flow_run_id), run_input={"plan_version": row.plan_version})
+        elif key:  # a sign-off reassigned while the server was away
+            wake_answered_wait(ref, timeout=2)
     except ObjectNotFound:
         raise run_missing(row.ref, row.flow_run_id) from None
     except RuntimeError:  # woken meanwhile by another revision or the UI
         return
+
+
+def wake_answered_wait(ref: str, *, timeout: float = 10.0) -> bool:
+    """Wake the run of `ref` when the wait it is suspended in was answered outside the run
+    (a sign-off reassigned to a stand-in): it starts again from the top and waits under the
+    next key, which the app database now derives. Its form cannot be resumed empty (the
+    server checks the answer against the form), so the suspended state is moved on as a
+    resume moves it: Scheduled, named "Resuming". True when a run was woken. Raises
+    PrefectUnavailable when the server, or the run on it, is not there."""
+    from datetime import UTC, datetime
+
+    from prefect.exceptions import ObjectNotFound
+    from prefect.states import Scheduled
+
+    from recovery.signoffs import already_processed
+
+    check_server()
+    with db.unit_of_work() as session:
+        row = repo.get_action(session, ref)
+    if not row.flow_run_id:
+        return False
+    try:
+        key = waiting_key(row.flow_run_id, timeout=timeout)
+        if not key:
+            return False
+        with db.unit_of_work() as session:
+            answered = already_processed(session, row.id or 0, key) is not None
+        if not answered or not _paused_under(row.flow_run_id, key):
+            return False
+        with _client() as client:
+            client.set_flow_run_state(
+                UUID(row.flow_run_id), force=True,
+                state=Scheduled(scheduled_time=datetime.now(UTC), name="Resuming"))
+    except ObjectNotFound:
+        raise run_missing(row.ref, row.flow_run_id) from None
+    return True

@@ -181,6 +181,8 @@ class DecisionView(BaseModel):
     reviewer: str
     rationale: str
     decided_at: datetime
+    snapshot_ref: str | None = None
+    """A closure decision: the gate snapshot it was made on."""
 
 
 class AssuranceView(BaseModel):
@@ -694,7 +696,8 @@ def _details(
                 for c in changes[row.id]],
             decisions=[DecisionView(kind=d.kind, decision=d.decision,
                                     reviewer=d.reviewer_email, rationale=d.rationale,
-                                    decided_at=as_utc(d.decided_at))
+                                    decided_at=as_utc(d.decided_at),
+                                    snapshot_ref=d.snapshot_ref)
                        for d in decisions[row.id]],
             assurance=[AssuranceView(recorded_on=a.recorded_on, outcome=a.outcome,
                                      note=a.note, recorded_by=a.recorded_by)

@@ -30,7 +30,7 @@ from models.catalogue import Framework, builtin_framework
 from models.dates import check_extension_deadline, check_plan_dates
 from models.errors import InvalidInput, NotFound, NotInDirectory, RuleRefused
 from models.evidence import Evidence, new_evidence
-from models.gate import GateVerdict, triangulation_gate
+from models.gate import GateVerdict, gate_snapshot, triangulation_gate
 from models.lifecycle import Event, Status, transition
 from models.people import Role, normalise_email, slug
 from models.planfile import PeopleFile
@@ -734,23 +734,31 @@ def add_evidence_many(session: Session, items: Sequence[CheckedEvidence], *,
 def gate_verdict(
     session: Session, ref: str, *, as_of: date, freshness_days: int = DEFAULT_FRESHNESS_DAYS
 ) -> GateVerdict:
+    return gate_with_snapshot(session, ref, as_of=as_of, freshness_days=freshness_days)[0]
+
+
+def gate_with_snapshot(
+    session: Session, ref: str, *, as_of: date, freshness_days: int = DEFAULT_FRESHNESS_DAYS
+) -> tuple[GateVerdict, str]:
+    """The triangulation gate's verdict now, and the reference of the snapshot it counted
+    (`models.gate.gate_snapshot`): a closure decision is bound to it."""
     row = repo.get_action(session, ref)
     assert row.id is not None
-    return triangulation_gate(
-        repo.plan_of(row),
-        repo.evidence_of(session, row.id),
-        [repo.to_review(r) for r in repo.reviews_of(session, row.id)],
-        as_of=as_of, reopened_on=reopened_on(session, row),
-        open_escalations=[
-            f"opened {e.opened_on.isoformat()}: " + "; ".join(e.reasons)
-            for e in repo.open_escalations(session, row.id)
-        ],
-        open_triggers=[
-            f"{t.description} (raised {t.raised_on.isoformat()} by {t.raised_by})"
-            for t in repo.open_triggers(session, row.id)
-        ],
-        freshness_days=freshness_days,
+    evidence = repo.evidence_of(session, row.id)
+    reviews = [(r.id or 0, repo.to_review(r)) for r in repo.reviews_of(session, row.id)]
+    escalations = [f"opened {e.opened_on.isoformat()}: " + "; ".join(e.reasons)
+                   for e in repo.open_escalations(session, row.id)]
+    triggers = [f"{t.description} (raised {t.raised_on.isoformat()} by {t.raised_by})"
+                for t in repo.open_triggers(session, row.id)]
+    reopened = reopened_on(session, row)
+    verdict = triangulation_gate(
+        repo.plan_of(row), evidence, [r for _, r in reviews],
+        as_of=as_of, reopened_on=reopened, open_escalations=escalations,
+        open_triggers=triggers, freshness_days=freshness_days,
     )
+    return verdict, gate_snapshot(verdict, evidence, reviews,
+                                  open_items=[*escalations, *triggers],
+                                  freshness_days=freshness_days, reopened_on=reopened)
 
 
 def extend_deadline(

@@ -5,14 +5,16 @@ Prefect run restarts from the top after each resume."""
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from models.action import accountability_reasons
 from models.errors import RuleRefused
+from models.gate import EVIDENCE_CHANGED, verdict_changed
 from models.lifecycle import SUSTAINED_WEEKS, WAITS, Event, Status
 from models.people import Role, normalise_email
 from models.signoff import (
@@ -31,6 +33,7 @@ from models.signoff import (
     hash_code,
     new_code,
     new_salt,
+    not_in_directory,
     refusal_reasons,
 )
 from models.tables import (
@@ -155,8 +158,15 @@ def open_signoff(
             WaitRow.base == signoff_base(kind, request.attempt)))
         for reason in wait.detail
     )
-    if request is None or decided or (expired and not request.locked):
+    # a request whose code was used without a decision (an approval refused because the
+    # evidence changed) is finished too: the next one carries a new code
+    finished = request is not None and request.used_at is not None
+    if request is None or decided or finished or (expired and not request.locked):
         attempt = 1 if request is None else request.attempt + 1
+        if request is not None and not decided and not finished:
+            # the same decision asked again (code expired or withdrawn): it stays with
+            # whoever holds it, a stand-in included, never back to a reviewer who is away
+            reviewer = repo.find_person(session, request.reviewer_email) or reviewer
         request = _issue(session, row, reviewer, kind, attempt, flow_run_id, now, context or {})
     base = signoff_base(kind, request.attempt)
     return WaitInfo(
@@ -177,8 +187,20 @@ def _issue(
         pause_key=signoff_base(kind, attempt), reviewer_email=reviewer.email, code_salt="",
         code_hash="", issued_at=now, expires_at=now + CODE_TTL, flow_run_id=flow_run_id,
     )
-    _send_code(session, row, reviewer, request, now, context,
-               dedupe_key=f"signoff:{row.ref}:{kind.value}:{attempt}")
+    closure = latest_closure_request(session, row.id) if kind == SignoffKind.CLOSURE else None
+    snapshot = closure.snapshot_ref if closure is not None else None
+    from recovery import standins  # standins builds on this module
+
+    away = standins.away(session, reviewer.email, get_settings().today())
+    if away is not None:
+        # nobody away is chosen by an automatic path: the request waits with no live code
+        # until it is reassigned to a stand-in (or a new code is sent once they are back)
+        session.add(request)
+        session.flush()
+        standins.tell_held(session, row, request, reviewer, away.ends_on)
+    else:
+        _send_code(session, row, reviewer, request, now, {"snapshot_ref": snapshot, **context},
+                   dedupe_key=f"signoff:{row.ref}:{kind.value}:{attempt}")
     audit_log.append(
         session, actor="system", event="signoff.requested", action_ref=row.ref,
         details={"kind": kind.value, "attempt": attempt, "reviewer": reviewer.email,
@@ -213,9 +235,17 @@ def _send_code(
             "run_url": settings.run_url(request.flow_run_id), "risk_level": row.risk_level,
             "cli": f"recovery signoff {row.ref} --by {reviewer.email} --code {code} "
                    f"--decision approve --rationale \"...\"",
+            "snapshot_ref": None,
             **context,
         },
     )
+
+
+def send_code(session: Session, row: ActionRow, reviewer: PersonRow,
+              request: SignoffRequestRow, now: datetime) -> None:
+    """A new code on the request for `reviewer` (reissue, reassignment): the old one stops
+    working; the email is keyed by the new code's tag."""
+    _send_code(session, row, reviewer, request, now, {}, dedupe_key=None)
 
 
 def _code_tag(request: SignoffRequestRow) -> str:
@@ -246,6 +276,9 @@ def apply_signoff(
 ) -> SignoffOutcome:
     """Validate a sign-off in the domain and apply it exactly once. A refused attempt is
     recorded (audit, wait row) and changes nothing else."""
+    # the gate is asked again as of the business day (a replayed moment: that moment's day)
+    as_of = (get_settings().today() if now is None
+             else now.astimezone(get_settings().tz).date())
     now = now or utcnow()
     row = repo.get_action(session, ref, for_update=True)
     assert row.id is not None
@@ -267,6 +300,14 @@ def apply_signoff(
     known = repo.find_person(session, submission.reviewer_email) is not None
     reasons = refusal_reasons(_state(request), submission, accountable_lead=lead.email, now=now,
                               presenter_known=known)
+    reasons += _signer_refusals(session, row, lead, request, submission)
+    closure = (latest_closure_request(session, row.id) if kind == SignoffKind.CLOSURE
+               else None)
+    if not reasons and closure is not None and submission.decision == Decision.APPROVE.value:
+        changed = _evidence_changed(session, row, closure, request, pause_key=pause_key,
+                                    base=base, submission=submission, now=now, as_of=as_of)
+        if changed is not None:
+            return changed
     if reasons:
         if code_disclosed(_state(request), submission, presenter_known=known):
             request.expires_at = min(as_utc(request.expires_at), now)
@@ -300,17 +341,19 @@ def apply_signoff(
     status_before = row.status
     request.used_at = now
     session.add(request)
+    snapshot = closure.snapshot_ref if closure is not None else None
     session.add(DecisionRow(
         action_id=row.id, kind=kind.value, attempt=request.attempt, decision=decision.value,
         reviewer_email=request.reviewer_email, rationale=submission.rationale.strip(),
-        status_before=status_before, decided_at=now,
+        status_before=status_before, decided_at=now, snapshot_ref=snapshot,
     ))
     record_wait(session, row.id, base=base, pause_key=pause_key, outcome="applied",
                 detail=[decision.value])
     after = services.move(
         session, row, _DECISION_EVENTS[(kind, decision)], actor=request.reviewer_email,
         details={"decision": decision.value, "kind": kind.value, "attempt": request.attempt,
-                 "rationale": submission.rationale.strip(), "status_before": status_before},
+                 "rationale": submission.rationale.strip(), "status_before": status_before,
+                 **({"snapshot": snapshot} if snapshot else {})},
         dedupe_key=f"signoff.decided:{row.ref}:{kind.value}:{request.attempt}",
     )
     today = now.astimezone(get_settings().tz).date()
@@ -322,6 +365,75 @@ def apply_signoff(
     _confirm_decision(session, row, request, decision, submission.rationale.strip(), after,
                       now=now)
     return SignoffOutcome(applied=True, decision=decision.value, status=after.value, reasons=[])
+
+
+def _evidence_changed(
+    session: Session, row: ActionRow, closure: ClosureRequestRow, request: SignoffRequestRow,
+    *, pause_key: str, base: str, submission: Submission, now: datetime, as_of: date,
+) -> SignoffOutcome | None:
+    """A closure approval is bound to the gate verdict the request was made on. When the
+    evidence or reviews recorded since make the gate say otherwise, the approval is
+    refused, the request goes back through the gate (its new verdict recorded), the action
+    is back in recovery, the reviewer is told and the lead gets the gate's reasons. None
+    when the verdict stands (evidence that keeps it changes nothing)."""
+    settings = get_settings()
+    verdict, snapshot = services.gate_with_snapshot(
+        session, row.ref, as_of=as_of, freshness_days=settings.evidence_freshness_days)
+    if not verdict_changed(bool(closure.gate_passed), verdict):
+        return None
+    assert row.id is not None
+    reasons = [EVIDENCE_CHANGED, *verdict.reasons]
+    bound_to = closure.snapshot_ref
+    closure.gate_passed, closure.gate_reasons = verdict.passed, list(verdict.reasons)
+    closure.snapshot_ref, closure.evaluated_at = snapshot, now
+    session.add(closure)
+    request.used_at = now  # this request's code is spent: a new request gets a new one
+    request.refusals += 1
+    request.last_refusal = "; ".join(reasons)[:2000]
+    session.add(request)
+    record_wait(session, row.id, base=base, pause_key=pause_key, outcome="refused",
+                detail=reasons)
+    actor = normalise_email(submission.reviewer_email)
+    audit_log.append(
+        session, actor=actor, event="signoff.refused", action_ref=row.ref,
+        details={"kind": request.kind, "attempt": request.attempt, "reasons": reasons,
+                 "status": row.status, "snapshot": bound_to, "snapshot_now": snapshot},
+        dedupe_key=f"signoff.refused:{row.ref}:{pause_key}")
+    after = services.move(
+        session, row, Event.EVIDENCE_CHANGED, actor="triangulation-gate",
+        details={"attempt": closure.attempt, "passed": verdict.passed,
+                 "reasons": list(verdict.reasons), "snapshot": snapshot,
+                 "was": bound_to},
+        dedupe_key=f"gate.changed:{row.ref}:{closure.attempt}")
+    tell_refused(session, row, "closure sign-off", to=request.reviewer_email, reasons=reasons,
+                 pause_key=pause_key, now=now)
+    _tell_gate_refused(session, row, closure, list(verdict.reasons), verdict.as_of)
+    return SignoffOutcome(applied=False, decision=None, status=after.value, reasons=reasons)
+
+
+def _tell_gate_refused(session: Session, row: ActionRow, request: ClosureRequestRow,
+                       reasons: list[str], as_of: Any) -> None:
+    lead = repo.person_by_id(session, row.accountable_lead_id)
+    mail.enqueue(
+        session, dedupe_key=f"gate.refused:{row.ref}:{request.attempt}", to=[lead.email],
+        template="gate_refused", action_ref=row.ref,
+        context={"ref": row.ref, "title": row.title, "lead_name": lead.name,
+                 "reasons": reasons, "as_of": as_of,
+                 "run_url": get_settings().run_url(row.flow_run_id)},
+    )
+
+
+def _signer_refusals(session: Session, row: ActionRow, lead: PersonRow,
+                     request: SignoffRequestRow, submission: Submission) -> list[str]:
+    """The request's reviewer (named or stand-in) still meets the separation-of-duties
+    rules as they stand in the directory now: a role changed since, or an assignment made
+    any other way, cannot let the lead or a junior sign."""
+    if normalise_email(submission.reviewer_email) != request.reviewer_email:
+        return []  # refused already as not the reviewer
+    signer = repo.find_person(session, request.reviewer_email)
+    if signer is None:
+        return [not_in_directory(request.reviewer_email)]
+    return accountability_reasons(repo.to_person(lead), repo.to_person(signer))
 
 
 def tell_refused(session: Session, row: ActionRow, what: str, *, to: str, reasons: list[str],
@@ -442,6 +554,14 @@ def reissue(session: Session, ref: str, *, by: str, now: datetime | None = None)
     if kind is None or request is None or request.used_at is not None:
         raise RuleRefused("sign-off reissue",
                           [f"{row.ref} has no sign-off waiting (status {row.status})"])
+    from recovery import standins
+
+    away = standins.away(session, request.reviewer_email, get_settings().today())
+    if away is not None:
+        raise RuleRefused("sign-off reissue", [
+            f"{request.reviewer_email} is away until {away.ends_on.strftime('%d/%m/%Y')}: "
+            f"hand the sign-off to a stand-in with `recovery signoff reassign {row.ref} "
+            "--to EMAIL --by EMAIL --reason TEXT`"])
     was_locked = request.locked
     request.locked = False
     request.wrong_attempts = 0
@@ -539,26 +659,21 @@ def evaluate_closure_gate(session: Session, ref: str, *, as_of: Any = None) -> S
     if request.gate_passed is not None:
         return SignoffOutcome(applied=bool(request.gate_passed), decision=None, status=row.status,
                               reasons=list(request.gate_reasons))
-    verdict = services.gate_verdict(session, row.ref, as_of=as_of or settings.today(),
-                                    freshness_days=settings.evidence_freshness_days)
+    verdict, snapshot = services.gate_with_snapshot(
+        session, row.ref, as_of=as_of or settings.today(),
+        freshness_days=settings.evidence_freshness_days)
     request.gate_passed = verdict.passed
     request.gate_reasons = list(verdict.reasons)
+    request.snapshot_ref = snapshot
     request.evaluated_at = utcnow()
     session.add(request)
     event = Event.GATE_PASSED if verdict.passed else Event.GATE_REFUSED
     after = services.move(session, row, event, actor="triangulation-gate",
                           details={"attempt": request.attempt, "passed": verdict.passed,
-                                   "reasons": list(verdict.reasons)},
+                                   "reasons": list(verdict.reasons), "snapshot": snapshot},
                           dedupe_key=f"gate:{row.ref}:{request.attempt}")
     if not verdict.passed:
-        lead = repo.person_by_id(session, row.accountable_lead_id)
-        mail.enqueue(
-            session, dedupe_key=f"gate.refused:{row.ref}:{request.attempt}", to=[lead.email],
-            template="gate_refused", action_ref=row.ref,
-            context={"ref": row.ref, "title": row.title, "lead_name": lead.name,
-                     "reasons": list(verdict.reasons), "as_of": verdict.as_of,
-                     "run_url": settings.run_url(row.flow_run_id)},
-        )
+        _tell_gate_refused(session, row, request, list(verdict.reasons), verdict.as_of)
     return SignoffOutcome(applied=verdict.passed, decision=None, status=after.value,
                           reasons=list(verdict.reasons))
 
@@ -638,6 +753,8 @@ def awaiting(session: Session, row: ActionRow) -> Awaiting | None:
                 else SignoffKind.CLOSURE)
         request = current_request(session, row.id, kind)
         since = request.issued_at if request else since
+        if request is not None and request.used_at is None:  # a stand-in may hold it
+            person = repo.find_person(session, request.reviewer_email) or person
     elif status in (Status.IN_RECOVERY, Status.REOPENED):
         day = (services.reopened_on(session, row) if status == Status.REOPENED
                else row.recovery_started_on)

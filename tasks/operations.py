@@ -53,3 +53,28 @@ def import_evidence_task(file: str, imported_by: str, dry_run: bool) -> dict[str
     result = evidence_import.import_evidence(data, name=name, by=imported_by,
                                              dry_run=dry_run)
     return result.model_dump(mode="json")
+
+
+@task(name="record-absence", retries=0, cache_policy=NO_CACHE)
+def record_absence_task(email: str, starts_on: Any, ends_on: Any, by: str) -> dict[str, Any]:
+    """Record an absence through the same rules as `recovery people away`."""
+    from recovery import standins
+
+    with db.unit_of_work() as session:
+        row = standins.record_absence(session, email, starts_on=starts_on, ends_on=ends_on,
+                                      by=by, today=get_settings().today())
+        return {"absence_id": row.id, "email": email.strip().lower(),
+                "from": starts_on.isoformat(), "to": ends_on.isoformat()}
+
+
+@task(name="reassign-signoff", retries=0, cache_policy=NO_CACHE)
+def reassign_signoff_task(action_ref: str, to: str, by: str, reason: str) -> dict[str, Any]:
+    """Hand the waiting sign-off to a stand-in, as `recovery signoff reassign` does, and
+    wake the action's run so it waits under the new key."""
+    from recovery import mail, prefect_api, standins
+
+    with db.unit_of_work() as session:
+        done = standins.reassign(session, action_ref, to=to, by=by, reason=reason)
+    mail.flush()
+    prefect_api.wake_answered_wait(done.ref)
+    return done.model_dump()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,10 @@ DATE_OPTIONS: dict[tuple[str, ...], list[str]] = {
     ("report", "commissioner", "--as-of"): ["--out", "{tmp}/commissioner.md"],
     ("report", "inspector", "--as-of"): ["--out", "{tmp}/inspector.md"],
     ("export", "tracker", "--as-of"): ["--out", "{tmp}/tracker.csv"],
+    ("people", "away", "--from"): [
+        REVIEWER, "--to", (date.today() + timedelta(days=30)).isoformat(), "--by", REVIEWER],
+    ("people", "away", "--to"): [
+        REVIEWER, "--from", date.today().isoformat(), "--by", REVIEWER],
 }
 
 
@@ -102,7 +106,7 @@ def test_every_date_option_takes_the_day_first_as_printed(
     *path, option = key
     today = get_settings().today()
     days = ([today + timedelta(days=90), today + timedelta(days=120)]
-            if option == "--deadline" else [today - timedelta(days=1)] * 2)
+            if option in ("--deadline", "--to") else [today - timedelta(days=1)] * 2)
     outputs = []
     for day, shown in zip(days, (days[0].isoformat(), days[1].strftime("%d/%m/%Y")),
                           strict=True):

@@ -108,6 +108,15 @@ def test_signoff_waiting_too_long_emails_the_nominated_individual(
     assert "longer than the 12 seconds allowed" in body
     assert f"/runs/flow-run/{run_id}" in body
     assert took >= WAIT.total_seconds() - 1, "emailed before the wait was over"
+    # the eligible stand-ins who are not away (provider-level first), and how to reassign
+    stands = body.index("can hand it to a stand-in")
+    assert body.index("Tom Clarke (provider lead, provider.lead@harbourcare.example)") \
+        < body.index("Grace Okafor (registered manager, rm@rose.example)")
+    assert stands < body.index("Tom Clarke")
+    standins = body[stands:body.index("with: recovery signoff reassign")]
+    assert "Priya Shah" not in standins and "Sam Patel" not in standins
+    assert "Aisha" not in standins and "Owen Hughes" not in standins
+    assert "recovery signoff reassign ROSE-SG-001 --to EMAIL" in body
 
     # Prefect's side: the proactive trigger started recovery-notify for this run, from
     # the run's own Suspended event (its resource id is the parameter).
