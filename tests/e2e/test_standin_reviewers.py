@@ -109,3 +109,54 @@ def test_away_reassign_and_the_standin_signs(stack: RecoveryStack) -> None:
     decided = stack.query("SELECT d.reviewer_email FROM decision d JOIN recovery_action a "
                           "ON a.id = d.action_id WHERE a.ref = :r", r=REF)
     assert decided == [(STANDIN,)]
+
+
+QUAY = "QUAY-MED-001"
+QUAY_REVIEWER = "rm@quay.example"
+
+
+def run_form(stack: RecoveryStack, deployment: str, parameters: dict[str, object]) -> object:
+    """A run of one of the product's form deployments, started as the UI's Run button does
+    (the form's answers are the parameters) and picked up by `recovery serve`."""
+    from prefect.deployments import run_deployment
+
+    with stack.server.settings():
+        return run_deployment(deployment, parameters=parameters, timeout=180)
+
+
+def test_absence_and_reassignment_from_the_prefect_forms(stack: RecoveryStack) -> None:
+    """The people-away and signoff-reassign deployments do what the CLI does: the form's
+    run records the absence, then hands the waiting sign-off to a stand-in, who signs."""
+    stack.cli_json("action", "open", SEED[QUAY], "--by", QUAY_REVIEWER)
+    first_key = stack.wait_for_wait(QUAY, "plan-signoff-1-")
+    day = date.today()
+    away = run_form(stack, "people-away/people-away", {
+        "email": QUAY_REVIEWER, "first_day": day.isoformat(),
+        "last_day": (day + timedelta(days=3)).isoformat(), "recorded_by": QUAY_REVIEWER})
+    assert away.state.is_completed(), away.state  # type: ignore[attr-defined]
+
+    # an ineligible stand-in from the form: the run fails saying why, nothing changes
+    wrong = run_form(stack, "signoff-reassign/signoff-reassign", {
+        "action_ref": QUAY, "standin": "meds.lead@quay.example", "reassigned_by": STANDIN,
+        "reason": REASON})
+    assert wrong.state.is_failed(), wrong.state  # type: ignore[attr-defined]
+    assert paused_key_of(stack, QUAY) == first_key
+
+    moved = run_form(stack, "signoff-reassign/signoff-reassign", {
+        "action_ref": QUAY, "standin": STANDIN, "reassigned_by": STANDIN, "reason": REASON})
+    assert moved.state.is_completed(), moved.state  # type: ignore[attr-defined]
+    new_key = stack.wait_for_wait(QUAY, "plan-signoff-1-")
+    assert new_key != first_key
+    code = code_in(stack.wait_for_mails(1, to=STANDIN,
+                                        subject=f"{QUAY}: your plan sign-off is needed")[0])
+    signed = stack.cli_json("signoff", QUAY, "--by", STANDIN, "--code", code,
+                            "--decision", "approve", "--rationale", RATIONALE)
+    assert signed["applied"] is True, signed
+    assert stack.query("SELECT d.reviewer_email FROM decision d JOIN recovery_action a "
+                       "ON a.id = d.action_id WHERE a.ref = :r", r=QUAY) == [(STANDIN,)]
+
+
+def paused_key_of(stack: RecoveryStack, ref: str) -> str:
+    run = stack.flow_run(ref)
+    assert run.state.is_paused(), run.state
+    return str(run.state.state_details.pause_key)
