@@ -563,12 +563,12 @@ class Generator:
             rows.setdefault("decision", []).append((
                 self.next_id("decision"), aid, "plan", 1, "approve", rev_email,
                 "Plan is specific, controls are proportionate", "awaiting_plan_signoff",
-                _ts(started, 10)))
+                _ts(started, 10), None))
         elif status == "plan_rejected":
             rows.setdefault("decision", []).append((
                 self.next_id("decision"), aid, "plan", 1, "reject", rev_email,
                 "Interim controls do not cover nights", "awaiting_plan_signoff",
-                _ts(baseline_on + timedelta(days=3), 10)))
+                _ts(baseline_on + timedelta(days=3), 10), None))
         if status in ("closure_requested", "awaiting_closure_signoff", "routine_monitoring",
                       "closed"):
             asked = (monitoring or closed_on or AS_OF) - timedelta(days=3)
@@ -577,12 +577,12 @@ class Generator:
                 self.next_id("closure_request"), aid, 1, lead_email,
                 "Target met across all four pillars for two review periods", _ts(asked, 11),
                 passed if status != "closure_requested" else None, [],
-                _ts(asked, 11) if passed else None))
+                _ts(asked, 11) if passed else None, None))
             if status in ("routine_monitoring", "closed"):
                 rows.setdefault("decision", []).append((
                     self.next_id("decision"), aid, "closure", 1, "approve", rev_email,
                     "Triangulated evidence sustained", "awaiting_closure_signoff",
-                    _ts(asked + timedelta(days=2), 10)))
+                    _ts(asked + timedelta(days=2), 10), None))
 
         # escalations and control changes
         escalation_opened = None

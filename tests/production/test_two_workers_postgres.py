@@ -304,7 +304,12 @@ def test_twenty_actions_on_two_workers(production: Production) -> None:
     escalations = [k for k in keys if k.startswith("escalation:")]
     assert sorted({k.rsplit(":", 1)[0].split(":")[1] for k in escalations}) == sorted(refs)
     assert len({k.rsplit(":", 1)[0] for k in escalations}) == len(refs)
-    assert len(keys) == len(refs) + len(escalations)
+    # each approval told once to each person concerned (`signoff.decided:REF:plan:1:address`)
+    told = [k for k in keys if k.startswith("signoff.decided:")]
+    assert sorted({k.split(":")[1] for k in told}) == sorted(refs)
+    assert all(k.split(":")[2:4] == ["plan", "1"] for k in told), told
+    assert len(told) >= 2 * len(refs)  # at least the reviewer and the lead
+    assert len(keys) == len(refs) + len(escalations) + len(told)
     verified = app.cli("audit", "verify", "--json")
     assert verified.exit_code == 0 and verified.json()["ok"] is True, str(verified)
 

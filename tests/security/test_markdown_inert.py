@@ -173,7 +173,8 @@ def test_an_email_keeps_each_value_on_its_line() -> None:
         return mail.render("signoff_request", {
             "ref": "ROSE-SG-001", "title": title, "kind": "plan", "reviewer_name": title,
             "code": "123456", "expires_at": datetime(2026, 12, 4, 12, 0), "risk_level": "high",
-            "run_url": "http://127.0.0.1:4200/runs/flow-run/x", "cli": "recovery signoff"})
+            "run_url": "http://127.0.0.1:4200/runs/flow-run/x", "cli": "recovery signoff",
+            "snapshot_ref": None})
 
     subject, text, html_part = email(MULTILINE)
     _, plain, _ = email("Night checks")
