@@ -105,10 +105,11 @@ def fill_and_submit(page: Any, dialog: Any, code: str, still_waits: Callable[[],
 
 def submit_until_taken(page: Any, dialog: Any, still_waits: Callable[[], bool]) -> int:
     """Press Submit until the UI says the server took it (the dialog closes), as the README
-    tells a reviewer: Prefect's "Failed to resume" toast means the server on SQLite was too
+    tells a reviewer: Prefect's "Failed to resume" (or "Oops") toast means the server was too
     busy and nothing was recorded (checked: the run still waits), so submit again. Returns
     how many submits it took."""
-    failed = page.locator(".p-toast", has_text=re.compile("fail", re.IGNORECASE))
+    # Prefect says "Failed to resume flow run", or "Oops. Something went wrong." (a 503)
+    failed = page.locator(".p-toast", has_text=re.compile("fail|went wrong", re.IGNORECASE))
     for attempt in range(1, 6):
         seen = failed.count()
         dialog.get_by_role("button", name="Submit").click()
