@@ -19,10 +19,10 @@ $(UV):
 # run and per resumed sign-off), and without .pyc files each one compiles Prefect first.
 setup: $(UV)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --quiet --compile-bytecode
-	$(VENV)/bin/python -m compileall -q -j 0 models recovery flows tasks deployments
+	$(VENV)/bin/python -m compileall -q -j 0 models recovery flows tasks deployments devstack
 
 run: setup
-	$(VENV)/bin/python -m recovery.demo
+	$(VENV)/bin/python -m devstack.demo
 
 lint: setup
 	$(VENV)/bin/ruff check .

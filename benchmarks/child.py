@@ -98,7 +98,8 @@ def _in(values: tuple[str, ...]) -> str:
 def daily(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     from sqlmodel import Session
 
-    from recovery import cycles, db
+    from recovery.adapters import db
+    from recovery.application import reviews as cycles
 
     engine = db.engine_for(url)
     rss0 = current_rss_mb()
@@ -123,7 +124,7 @@ def daily_floor(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     """Plain SQL reading what the daily cycle reads, aggregated in the database: the open
     actions (whole rows, plan JSON included), every review of them up to the date, and
     their evidence up to the date (every column the cycle loads)."""
-    from recovery import db
+    from recovery.adapters import db
 
     engine = db.engine_for(url)
     d = f"'{as_of.isoformat()}'"
@@ -169,9 +170,11 @@ def daily_check(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
 
     from models.lifecycle import OPEN as OPEN_STATUSES
     from models.review import assess_progress
-    from models.tables import ActionRow, ReviewRow
-    from recovery import cycles, db, services
-    from recovery import repository as repo
+    from recovery.adapters import db
+    from recovery.adapters import repository as repo
+    from recovery.adapters.tables import ActionRow, ReviewRow
+    from recovery.application import reviews as cycles
+    from recovery.application import services
 
     engine = db.engine_for(url)
     differ, rows_differ = [], []
@@ -225,7 +228,9 @@ def weekly(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     `skip`)."""
     from sqlmodel import Session
 
-    from recovery import db, governance, weekly
+    from recovery.adapters import db
+    from recovery.reporting import snapshot as governance
+    from recovery.reporting import weekly
 
     engine = db.engine_for(url)
     rss0 = current_rss_mb()
@@ -250,7 +255,7 @@ def weekly(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     pack_error = None
     if pack_mode != "skip":
         try:
-            from recovery import reports
+            from recovery.reporting import packs as reports
 
             with Session(engine, expire_on_commit=False) as session:
                 clock = Clock(backend_pid(session.connection()))
@@ -277,7 +282,7 @@ def weekly_floor(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     """The same data, read with plain SQL and serialised to JSON: the actions the snapshot
     lists, their reviews of the last 60 days, open escalations, decisions, assurance
     entries, governance minutes, people and locations."""
-    from recovery import db
+    from recovery.adapters import db
 
     engine = db.engine_for(url)
     d = f"'{as_of.isoformat()}'"
@@ -330,8 +335,9 @@ def monthly(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     from sqlmodel import Session, select
 
     from flows.forms import assurance_form
-    from models.tables import OutboxRow
-    from recovery import assurance, db
+    from recovery.adapters import db
+    from recovery.adapters.tables import OutboxRow
+    from recovery.application import assurance
 
     engine = db.engine_for(url)
     rss0 = current_rss_mb()
@@ -377,7 +383,7 @@ def monthly_floor(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]
     """Plain SQL reading what the monthly cycle reads, aggregated in the database: the open
     high-risk actions (whole rows, plan JSON included), the staff directory, and the month's
     assurance request if any."""
-    from recovery import db
+    from recovery.adapters import db
 
     engine = db.engine_for(url)
     high = f"FROM recovery_action WHERE risk_level = 'high' AND status IN ({_in(OPEN)})"
@@ -405,7 +411,7 @@ def monthly_floor(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]
 
 
 def _sample_refs(url: str, n: int = 200) -> list[str]:
-    from recovery import db
+    from recovery.adapters import db
 
     with db.engine_for(url).connect() as conn:
         refs = [r[0] for r in conn.exec_driver_sql(
@@ -430,7 +436,8 @@ def gate(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     CLI and a closure request do; floor: the same rows read with plain SQL."""
     from sqlmodel import Session
 
-    from recovery import db, services
+    from recovery.adapters import db
+    from recovery.application import services
 
     engine = db.engine_for(url)
     refs = _sample_refs(url)

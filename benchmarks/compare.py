@@ -1,4 +1,5 @@
-"""Before/after for a hot-path change: recovery/cycles.py and recovery/governance.py as they
+"""Before/after for a hot-path change: recovery/application/reviews.py and
+recovery/reporting/snapshot.py as they
 are at a git revision vs the working copy, on one generated provider.
 
     python -m benchmarks.compare REV [--size small|large] [--db sqlite|postgres] [--repeat N]
@@ -69,7 +70,8 @@ def _child(argv: list[str]) -> None:
     task, which, url, rev_dir, *days = argv
     from sqlmodel import Session
 
-    from recovery import db, weekly
+    from recovery.adapters import db
+    from recovery.reporting import weekly
 
     engine = db.engine_for(url)
     out: dict[str, Any] = {}
@@ -166,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from benchmarks.generate import SIZES, drop_database, fresh_database, generate
-    from recovery import db
+    from recovery.adapters import db
 
     rev_dir = tempfile.mkdtemp(prefix="bench-rev-")
     for name in ("cycles", "governance"):

@@ -59,7 +59,7 @@ def evidence_csv(refs: list[str], rows: int, today: date) -> bytes:
 @contextmanager
 def fresh_database(kind: str, work: Path) -> Iterator[str]:
     """A migrated, empty database pointed at by RECOVERY_DATABASE_URL; dropped after."""
-    from recovery import db
+    from recovery.adapters import db
     from recovery.settings import get_settings
 
     if kind == "sqlite":
@@ -88,7 +88,8 @@ def fresh_database(kind: str, work: Path) -> Iterator[str]:
 
 def seed(today: date) -> list[str]:
     from models.planfile import plan_from_mapping
-    from recovery import db, services
+    from recovery.adapters import db
+    from recovery.application import services
     from tests.integration.helpers import relative_plan, seed_directory
 
     seed_directory()
@@ -100,7 +101,7 @@ def seed(today: date) -> list[str]:
 
 def timed_import(data: bytes, **options: Any) -> tuple[Any, float, float]:
     """The import, its wall time and the wall time of its write transaction."""
-    from recovery import evidence_import
+    from recovery.application import evidence_import
 
     spent: list[float] = []
     original: Callable[..., Any] = evidence_import._write
@@ -129,8 +130,8 @@ def plain_insert(data: bytes) -> float:
     from sqlmodel import select
 
     from models.evidence import SOURCE_PILLAR, EvidenceSource
-    from models.tables import ActionRow, EvidenceRow, utcnow
-    from recovery import db
+    from recovery.adapters import db
+    from recovery.adapters.tables import ActionRow, EvidenceRow, utcnow
 
     with db.reading() as session:
         ids = dict(session.exec(select(ActionRow.ref, ActionRow.id)).all())

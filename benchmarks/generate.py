@@ -40,7 +40,8 @@ from sqlmodel import Session
 from models.action import ActionPlan, RiskDomain
 from models.cadence import Cadence, add_months, review_cadence
 from models.risk import RiskFactors, RiskLevel, rate_risk
-from models.tables import (
+from models.templates import builtin_templates
+from recovery.adapters.tables import (
     ActionRow,
     ActionStatementRow,
     AssuranceEntryRow,
@@ -57,7 +58,6 @@ from models.tables import (
     RevisionRow,
     TriggerRow,
 )
-from models.templates import builtin_templates
 
 #: A Monday: the daily review and the weekly governance cycle both fall on it.
 AS_OF = date(2027, 2, 1)
@@ -105,7 +105,7 @@ def fresh_database(kind: str, size: str) -> str:
 
 
 def drop_database(url: str) -> None:
-    from recovery import db
+    from recovery.adapters import db
 
     db.engine_for(url).dispose()
     if url.startswith("sqlite"):
@@ -127,7 +127,7 @@ class Writer:
     """Bulk rows into one table: core insert of dicts (SQLite) or COPY (PostgreSQL)."""
 
     def __init__(self, url: str) -> None:
-        from recovery import db
+        from recovery.adapters import db
 
         self.url = url
         self.engine = db.engine_for(url)
@@ -746,7 +746,8 @@ class Generator:
 
 def generate(url: str, size: Size, *, seed: int = 6) -> dict[str, Any]:
     """Migrate a fresh database and fill it. Returns row counts and timings."""
-    from recovery import audit_log, db, services
+    from recovery.adapters import audit_log, db
+    from recovery.application import services
 
     t0 = time.perf_counter()
     db.upgrade(url)

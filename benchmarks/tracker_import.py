@@ -81,7 +81,8 @@ def main() -> None:
     os.environ.update(RECOVERY_DATABASE_URL=url, RECOVERY_HOME=str(work / "home"),
                       RECOVERY_DB_BUSY_TIMEOUT="600")
     from models.planfile import PeopleFile
-    from recovery import db, services
+    from recovery.adapters import db
+    from recovery.application import services
     from tests.reports import scenario
 
     db.upgrade(url)

@@ -1,7 +1,7 @@
 """Prefect Automations that make waiting visible, shipped as code.
 
 Applied (updated or created by name, so re-applying changes nothing else) with
-`recovery automations apply` (`recovery.automations.apply_automations`). Every one of them
+`recovery automations apply` (`recovery.application.notify.apply_automations`). Every one of them
 runs the `recovery-notify` deployment (flows/notify.py), which writes the email to the
 product's outbox with a dedupe key and then flushes it: when SMTP is down the email stays
 queued and goes with the next flush, and a trigger that fires twice sends one email.

@@ -9,7 +9,7 @@ from prefect import flow
 from models.dates import check_as_of
 from recovery import batch
 from recovery.settings import get_settings
-from tasks import cycles as stage
+from tasks import cycle_steps as stage
 from tasks.audit import anchor_audit_chain
 from tasks.notify import flush_outbox
 
@@ -102,7 +102,7 @@ def monthly_assurance_start(as_of: date) -> dict[str, object]:
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
-    from recovery.prefect_api import deployment_missing
+    from recovery.adapters.prefect_api import deployment_missing
 
     month = as_of.strftime("%Y-%m")
     dead = {StateType.CRASHED, StateType.FAILED, StateType.CANCELLED, StateType.CANCELLING}

@@ -52,7 +52,7 @@ def assurance_form(refs: list[str]) -> type[RunInput]:
     action (built from the month's stored snapshot, so a re-run builds the same form)."""
     from pydantic import create_model
 
-    from recovery.assurance import field_name
+    from recovery.application.assurance import field_name
 
     fields: dict[str, Any] = {
         "reviewer_email": (str, Field(title="Your email", max_length=254)),

@@ -19,7 +19,7 @@ from flows.forms import ClosureRequestForm, RevisionNotice, SignoffForm
 from models.lifecycle import Status
 from models.signoff import SignoffKind, Submission
 from recovery import batch
-from tasks import lifecycle as stage
+from tasks import stages as stage
 
 #: Guard against a loop that never suspends (each turn either waits or moves the status).
 MAX_TURNS = 50

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from recovery import batch
-from recovery.reconcile import DEFAULT_OLDER_THAN
+from recovery.application.reconcile import DEFAULT_OLDER_THAN
 from tasks.audit import reconcile_lost_runs as reconcile_task
 
 

@@ -33,7 +33,7 @@ def _name() -> str:
 def queue_notification(kind: str, subject: str, event_id: str, payload: dict[str, Any],
                        wait_seconds: float | None) -> dict[str, Any]:
     """Who is told what, queued once (retried while the database is unreachable)."""
-    from recovery.automations import notify
+    from recovery.application.notify import notify
 
     outcome = notify(kind, subject, event_id=event_id, payload=payload,
                      wait_seconds=wait_seconds)

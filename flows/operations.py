@@ -172,9 +172,9 @@ def import_evidence(
     references."""
     from prefect.artifacts import create_table_artifact
 
-    from recovery import escaping
-    from recovery.evidence_import import RowsRejected
-    from recovery.tablefile import iter_errors
+    from recovery.adapters import escaping
+    from recovery.adapters.tablefile import iter_errors
+    from recovery.application.evidence_import import RowsRejected
 
     logger = get_run_logger()
     try:

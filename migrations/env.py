@@ -1,12 +1,12 @@
-"""Alembic environment: the tables are models.tables; the URL comes from settings."""
+"""Alembic environment: the tables are recovery.adapters.tables; the URL comes from settings."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlmodel import SQLModel
 
-import models.tables  # noqa: F401
-from recovery.db import engine_for
+import recovery.adapters.tables  # noqa: F401
+from recovery.adapters.db import engine_for
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # its form takes a path inside it, so a Prefect user cannot have any file read.
     evidence_inbox: Path | None = None
     # Append-only copy of the audit chain's head (default: <home>/audit-anchors-<db>.jsonl);
-    # see recovery/anchors.py. Put it on storage the database's administrators cannot edit.
+    # see recovery/adapters/anchors.py. Put it on storage the database's administrators cannot edit.
     audit_anchor_file: Path | None = None
     business_date: date | None = None
     """RECOVERY_BUSINESS_DATE: the day that reviews, evidence checks and the triangulation

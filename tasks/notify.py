@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from recovery import mail
+from recovery.adapters import mail
 
 log = logging.getLogger(__name__)
 

@@ -8,14 +8,15 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from models.planfile import plan_from_mapping
-from recovery import db, services
+from recovery.adapters import db
+from recovery.application import services
 from recovery.settings import get_settings
 
 
 @task(name="open-action", retries=0, cache_policy=NO_CACHE)
 def open_action_task(plan: dict[str, Any], opened_by: str) -> dict[str, Any]:
     """Validate and record the action, then start its lifecycle run."""
-    from recovery import prefect_api
+    from recovery.adapters import prefect_api
 
     parsed = plan_from_mapping(plan)
     with db.unit_of_work() as session:
@@ -23,7 +24,7 @@ def open_action_task(plan: dict[str, Any], opened_by: str) -> dict[str, Any]:
         ref = row.ref
     prefect_api.start_lifecycle(ref)
     with db.unit_of_work() as session:
-        from recovery import repository as repo
+        from recovery.adapters import repository as repo
 
         summary = services.summary(session, repo.get_action(session, ref),
                                    as_of=get_settings().today())
@@ -47,7 +48,7 @@ def record_evidence_task(**kwargs: Any) -> dict[str, Any]:
 def import_evidence_task(file: str, imported_by: str, dry_run: bool) -> dict[str, Any]:
     """Read a file from the evidence inbox and import it, all or nothing (the CLI's code);
     a refused file fails the task naming every bad row and column, never a cell's text."""
-    from recovery import evidence_import
+    from recovery.application import evidence_import
 
     data, name = evidence_import.read_from_inbox(file)
     result = evidence_import.import_evidence(data, name=name, by=imported_by,
@@ -58,7 +59,7 @@ def import_evidence_task(file: str, imported_by: str, dry_run: bool) -> dict[str
 @task(name="record-absence", retries=0, cache_policy=NO_CACHE)
 def record_absence_task(email: str, starts_on: Any, ends_on: Any, by: str) -> dict[str, Any]:
     """Record an absence through the same rules as `recovery people away`."""
-    from recovery import standins
+    from recovery.application import standins
 
     with db.unit_of_work() as session:
         row = standins.record_absence(session, email, starts_on=starts_on, ends_on=ends_on,
@@ -71,7 +72,8 @@ def record_absence_task(email: str, starts_on: Any, ends_on: Any, by: str) -> di
 def reassign_signoff_task(action_ref: str, to: str, by: str, reason: str) -> dict[str, Any]:
     """Hand the waiting sign-off to a stand-in, as `recovery signoff reassign` does, and
     wake the action's run so it waits under the new key."""
-    from recovery import mail, prefect_api, standins
+    from recovery.adapters import mail, prefect_api
+    from recovery.application import standins
 
     with db.unit_of_work() as session:
         done = standins.reassign(session, action_ref, to=to, by=by, reason=reason)

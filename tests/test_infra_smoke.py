@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 
-from recovery.mailsink import MailSink
+from devstack.mailsink import MailSink
 from tests.support.prefect_server import (
     PrefectServer,
     ServeProcess,

@@ -4,7 +4,7 @@ An email to two people in one message was blocked for both by one undeliverable 
 and retried for ever. From here every row has one recipient (its key gains `:<address>`
 when an email had several); a row that can never be delivered is marked `dead_at` with
 its reason instead of being retried; `code_cipher` holds a one-time code encrypted with a
-key kept outside the database until the email is sent (recovery/mail.py). Unsent rows with
+key kept outside the database until the email is sent (recovery/adapters/mail.py). Unsent rows with
 several recipients are split here, each keeping its body and its place in the queue.
 
 Revision ID: 0003

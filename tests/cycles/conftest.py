@@ -27,9 +27,9 @@ import yaml
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
-from models.tables import ActionRow, AuditRow, DecisionRow, OutboxRow
-from recovery import db
-from recovery import repository as repo
+from recovery.adapters import db
+from recovery.adapters import repository as repo
+from recovery.adapters.tables import ActionRow, AuditRow, DecisionRow, OutboxRow
 from recovery.cli import app
 from recovery.settings import get_settings
 from tests.support.prefect_server import PrefectServer, start_prefect_server, wait_until

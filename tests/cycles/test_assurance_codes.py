@@ -10,8 +10,9 @@ from datetime import UTC, date, datetime, timedelta
 from sqlmodel import col, select
 
 from models.signoff import CODE_TTL
-from models.tables import AssuranceRequestRow, OutboxRow
-from recovery import assurance, db, mail
+from recovery.adapters import db, mail
+from recovery.adapters.tables import AssuranceRequestRow, OutboxRow
+from recovery.application import assurance
 
 NOMINATED = "ni@harbourcare.example"
 MONTH_START = date(2026, 12, 1)

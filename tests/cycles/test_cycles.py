@@ -29,7 +29,8 @@ import pytest
 from prefect.flow_runs import resume_flow_run
 from sqlmodel import col, select
 
-from models.tables import (
+from recovery.adapters import db
+from recovery.adapters.tables import (
     ActionRow,
     AssuranceEntryRow,
     AssuranceRequestRow,
@@ -42,7 +43,7 @@ from models.tables import (
     ReviewRow,
     as_utc,
 )
-from recovery import db, governance
+from recovery.reporting import snapshot as governance
 from recovery.settings import get_settings
 from tests.cycles.conftest import CycleStack
 from tests.support.prefect_server import wait_for_final, wait_for_pause
@@ -462,7 +463,7 @@ def test_monthly_assurance_form_records_provider_oversight(stack: CycleStack) ->
 def test_every_cycle_anchors_the_audit_chain_in_prefect_where_a_cut_tail_shows(
     stack: CycleStack,
 ) -> None:
-    from recovery import anchors
+    from recovery.adapters import anchors
 
     for _ in range(2):  # the second run finds no work, and anchors all the same
         stack.cycle("daily", AFTER_CONTROL_CHANGE)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from models.tables import CycleRunRow, EvidenceRow, ReviewRow
-from recovery import db
-from recovery import repository as repo
+from recovery.adapters import db
+from recovery.adapters import repository as repo
+from recovery.adapters.tables import CycleRunRow, EvidenceRow, ReviewRow
 from tests.cycles.conftest import CycleStack
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]

@@ -66,7 +66,7 @@ def test_two_signoffs_at_once_apply_exactly_one(stack: RecoveryStack) -> None:
 _ANSWER = """
 import json, sys
 from models.errors import InvalidInput, RuleRefused
-from recovery import prefect_api
+from recovery.adapters import prefect_api
 ref, run_id, key, keyset, run_input = json.loads(sys.argv[1])
 try:
     print(json.dumps({"key": prefect_api.answer_wait(ref, run_id, (key, keyset), run_input)}))

@@ -1,4 +1,4 @@
-"""`make run` end to end: `python -m recovery.demo` brings up a real Prefect server, the mail
+"""`make run` end to end: `python -m devstack.demo` brings up a real Prefect server, the mail
 sink, `recovery serve` and the three examples, in a temporary working directory with its
 own RECOVERY_HOME and ports; `--check` exits once they wait for plan sign-off.
 
@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
-from recovery.mailsink import read_message
-from recovery.runtime import free_port, port_in_use, wait_until
+from devstack.mailsink import read_message
+from devstack.runtime import free_port, port_in_use, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 _SCRIPT = Path(sys.executable).with_name("recovery")
@@ -52,7 +52,7 @@ class DemoSite:
 
     def demo(self, *args: str, timeout: float = DEMO_TIMEOUT) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "recovery.demo", *args], cwd=self.work, env=self.env,
+            [sys.executable, "-m", "devstack.demo", *args], cwd=self.work, env=self.env,
             capture_output=True, text=True, timeout=timeout, check=False)
 
     def recovery(self, *args: str) -> Any:
@@ -202,7 +202,7 @@ def test_ctrl_c_while_a_run_works_lets_it_reach_its_next_wait(
     out_path = site.home / "interactive.out"
     with out_path.open("w") as out:
         demo = subprocess.Popen(
-            [sys.executable, "-m", "recovery.demo"], cwd=site.work, env=site.env,
+            [sys.executable, "-m", "devstack.demo"], cwd=site.work, env=site.env,
             stdout=out, stderr=subprocess.STDOUT, text=True)
     signoff: subprocess.Popen[str] | None = None
     try:
@@ -253,7 +253,7 @@ def test_port_taken_by_something_else_is_one_clear_line(tmp_path: Path) -> None:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("RECOVERY_", "PREFECT_"))}
         env.update({"RECOVERY_HOME": str(tmp_path / "home"), "RECOVERY_DEMO_PORT": str(port)})
-        result = subprocess.run([sys.executable, "-m", "recovery.demo", "--check"],
+        result = subprocess.run([sys.executable, "-m", "devstack.demo", "--check"],
                                 cwd=tmp_path, env=env, capture_output=True, text=True,
                                 timeout=60, check=False)
     assert result.returncode != 0

@@ -229,8 +229,8 @@ def test_closed_action_reopens_on_a_fresh_closure_path(stack: RecoveryStack) -> 
     from sqlmodel import Session, select
 
     from models.lifecycle import Event
-    from models.tables import ActionRow
-    from recovery import services
+    from recovery.adapters.tables import ActionRow
+    from recovery.application import services
 
     assert stack.status(REF) == "routine_monitoring", "the journey above did not finish"
     old_run = stack.flow_run_id(REF)

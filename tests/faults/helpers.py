@@ -29,7 +29,7 @@ import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from recovery.mailsink import MailSink, read_message
+from devstack.mailsink import MailSink, read_message
 from tests.support.prefect_server import PrefectServer, ServeProcess, wait_until
 from tests.support.recovery_stack import Result
 
@@ -163,7 +163,8 @@ def product_env(env: Mapping[str, str]) -> Iterator[None]:
 def make_database(url: str, people: dict[str, Any]) -> None:
     """Migrate an empty app database, load the quality statements and the people."""
     from models.planfile import parse_people
-    from recovery import db, services
+    from recovery.adapters import db
+    from recovery.application import services
 
     db.upgrade(url)
     with product_env({"RECOVERY_DATABASE_URL": url}), db.unit_of_work() as session:
@@ -318,7 +319,7 @@ class App:
         return [str(read_message(p)["X-Recovery-Key"]) for p in self.sink.paths()]
 
 
-#: recovery.audit_log._CHAIN_LOCK: a test that holds it stops every audit append there.
+#: recovery.adapters.audit_log._CHAIN_LOCK: a test that holds it stops every audit append there.
 CHAIN_LOCK = 7_204_161
 
 
@@ -360,7 +361,8 @@ def signoff_codes(app: App, kind: str = "plan") -> dict[str, list[str]]:
 def open_actions(plans: Sequence[Path], *, by: str = NI) -> list[str]:
     """Open each plan exactly as `recovery action open --no-flow` does; the refs."""
     from models.planfile import parse_plan
-    from recovery import db, services
+    from recovery.adapters import db
+    from recovery.application import services
 
     refs = []
     for path in plans:
@@ -374,8 +376,8 @@ def outbox_code(ref: str, kind: str = "plan", attempt: int = 1) -> str:
     """The one-time code in the queued sign-off email (as the reviewer would read it)."""
     from sqlmodel import select
 
-    from models.tables import OutboxRow
-    from recovery import db, mail
+    from recovery.adapters import db, mail
+    from recovery.adapters.tables import OutboxRow
 
     with db.unit_of_work() as session:
         row = session.exec(select(OutboxRow).where(
@@ -390,8 +392,9 @@ def approve_plans(refs: Sequence[str]) -> None:
     """Submit each plan and approve it with the emailed code, through the same domain
     calls the lifecycle's tasks make (no flow run): the actions are then in recovery."""
     from models.signoff import SignoffKind, Submission
-    from recovery import db, services, signoffs
-    from recovery import repository as repo
+    from recovery.adapters import db
+    from recovery.adapters import repository as repo
+    from recovery.application import services, signoffs
 
     for ref in refs:
         with db.unit_of_work() as session:
@@ -477,7 +480,7 @@ def postgres_app_database(people: dict[str, Any], prefix: str = "rg_faults_"
 
     import psycopg
 
-    from recovery import db
+    from recovery.adapters import db
 
     name = f"{prefix}{uuid.uuid4().hex[:10]}"
     server = PG_ADMIN_URL.rsplit("/", 1)[0]

@@ -15,7 +15,7 @@ import sys
 
 
 def main() -> None:
-    from recovery import prefect_api
+    from recovery.adapters import prefect_api
     from recovery.settings import get_settings
 
     limit = int(sys.argv[1]) if len(sys.argv) > 1 else 4

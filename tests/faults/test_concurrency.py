@@ -28,7 +28,7 @@ from unittest import mock
 import psycopg
 import pytest
 
-from recovery.mailsink import MailSink
+from devstack.mailsink import MailSink
 from tests.faults import workers
 from tests.faults.conftest import SITES
 from tests.faults.helpers import (
@@ -52,7 +52,7 @@ from tests.support.prefect_server import PrefectServer, wait_until
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
 CYCLE_ACTIONS = 6
-CHAIN_LOCK = 7_204_161  # recovery.audit_log._CHAIN_LOCK
+CHAIN_LOCK = 7_204_161  # recovery.adapters.audit_log._CHAIN_LOCK
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -128,7 +128,7 @@ def _both_inside(app: App, pids: list[int]) -> bool:
 def test_two_daily_cycles_for_one_date_at_once(app: App, tmp_path: Path) -> None:
     import subprocess
 
-    from recovery import mail
+    from recovery.adapters import mail
     from tests.faults.helpers import RECOVERY_BIN, REPO_ROOT
 
     plans = write_plans(tmp_path, CYCLE_ACTIONS, SITES, baseline_on=TODAY - timedelta(days=30))
@@ -210,8 +210,9 @@ def _evidence_items(site: int, count: int) -> list[dict[str, Any]]:
 
 @pytest.mark.timeout(600)
 def test_evidence_added_while_the_gate_evaluates(app: App, tmp_path: Path) -> None:
-    from recovery import audit_log, db, services, signoffs
-    from recovery import repository as repo
+    from recovery.adapters import audit_log, db
+    from recovery.adapters import repository as repo
+    from recovery.application import services, signoffs
 
     [plan] = write_plans(tmp_path, 1, SITES)
     site = 1
@@ -278,7 +279,8 @@ def test_evidence_added_while_the_gate_evaluates(app: App, tmp_path: Path) -> No
 @pytest.mark.timeout(600)
 def test_four_signoff_answers_at_once(app: App, tmp_path: Path) -> None:
     from models.signoff import SignoffKind
-    from recovery import audit_log, db, services, signoffs
+    from recovery.adapters import audit_log, db
+    from recovery.application import services, signoffs
 
     [plan] = write_plans(tmp_path, 1, SITES)
     with app.inprocess():
@@ -329,8 +331,8 @@ def test_four_signoff_answers_at_once(app: App, tmp_path: Path) -> None:
 def test_two_mail_flushes_at_once(app: App) -> None:
     """Every lifecycle stage and cycle flushes the outbox; two at once (two workers, a
     cycle and a stage) send each email once."""
-    from models.tables import OutboxRow, utcnow
-    from recovery import db, mail
+    from recovery.adapters import db, mail
+    from recovery.adapters.tables import OutboxRow, utcnow
 
     assert app.sink is not None
     with app.inprocess():

@@ -2,7 +2,8 @@
 and in the middle of a daily review cycle: the next run completes with no duplicate
 review, email, audit entry or decision.
 
-Prefect leaves a SIGKILLed run "Running" for ever; `recovery.reconcile.reconcile` finds it
+Prefect leaves a SIGKILLed run "Running" for ever; `recovery.application.reconcile.reconcile`
+finds it
 (no heartbeat for the threshold), marks it Crashed and schedules it again, and the next
 `recovery serve` runs it from the top. Each kill happens at a point the test controls, so
 the test is deterministic:
@@ -30,7 +31,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from recovery.mailsink import MailSink
+from devstack.mailsink import MailSink
 from tests.faults.conftest import SITES
 from tests.faults.helpers import (
     CHAIN_LOCK,
@@ -67,7 +68,7 @@ CYCLE_ACTIONS = 40
 
 
 def _reconcile(app: App) -> list[str]:
-    from recovery.reconcile import reconcile
+    from recovery.application.reconcile import reconcile
 
     with app.inprocess():
         assert reconcile(600) == []  # a run that was alive a moment ago is left alone
@@ -95,7 +96,7 @@ def _still_beating_is_left_alone(app: App, client: Any, run_id: str) -> None:
         EventResourceFilter,
     )
 
-    from recovery.reconcile import reconcile
+    from recovery.application.reconcile import reconcile
 
     since = _state(client, run_id).timestamp
     assert _state(client, run_id).is_running()
@@ -249,7 +250,7 @@ def cycle_app(faults_server: PrefectServer, tmp_path_factory: pytest.TempPathFac
 def test_serve_killed_in_a_daily_review(cycle_app: App, tmp_path: Path) -> None:
     from prefect.deployments import run_deployment
 
-    from recovery import mail
+    from recovery.adapters import mail
 
     app = cycle_app
     server = app.server

@@ -2,7 +2,7 @@
 actions wait on plan sign-off: afterwards every one resumes correctly.
 
 The 50 actions are opened from a generated people file and 50 plan files through the
-services and `recovery.prefect_api.start_lifecycle` in this process (50 CLI processes would
+services and `recovery.adapters.prefect_api.start_lifecycle` in this process (50 CLI processes would
 each import Prefect); their lifecycle runs are executed by the deployments of `recovery
 serve` (at most SERVE_LIMIT at once: tests/faults/serve_limited.py), which keeps running
 through the outage. Sign-off: 47 reviewers answer through Prefect's own `resume_flow_run`
@@ -21,7 +21,7 @@ from uuid import UUID
 
 import pytest
 
-from recovery.mailsink import MailSink
+from devstack.mailsink import MailSink
 from tests.faults.conftest import SERVER_ENV, SITES
 from tests.faults.helpers import (
     RATIONALE,
@@ -98,7 +98,7 @@ def test_fifty_waits_survive_a_server_restart(
 ) -> None:
     from prefect.flow_runs import resume_flow_run
 
-    from recovery import audit_log, db, prefect_api
+    from recovery.adapters import audit_log, db, prefect_api
 
     prefect, app = stack
     # the provider is the generated people file of tests/faults/conftest.py (the template

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from recovery.mailsink import MailSink
+from devstack.mailsink import MailSink
 from tests.faults.conftest import SITES
 from tests.faults.helpers import (
     RECOVERY_BIN,

@@ -17,7 +17,7 @@ def _run(env: Mapping[str, str], barrier: Any, results: Any, name: str,
         for key in [k for k in os.environ if k.startswith("RECOVERY_")]:
             del os.environ[key]
         os.environ.update(env)
-        from recovery import db
+        from recovery.adapters import db
         from recovery.settings import get_settings
 
         get_settings.cache_clear()
@@ -43,7 +43,8 @@ def add_evidence(env: Mapping[str, str], barrier: Any, results: Any, name: str, 
         import time
         from pathlib import Path
 
-        from recovery import db, services
+        from recovery.adapters import db
+        from recovery.application import services
 
         ids = []
         for item in items:
@@ -66,7 +67,8 @@ def evaluate_gate(env: Mapping[str, str], barrier: Any, results: Any, name: str,
         import time
         from pathlib import Path
 
-        from recovery import db, services
+        from recovery.adapters import db
+        from recovery.application import services
 
         seen = []
         finished = False
@@ -91,7 +93,8 @@ def closure_gate(env: Mapping[str, str], barrier: Any, results: Any, name: str, 
     def work() -> tuple[bool, tuple[str, ...]]:
         import time
 
-        from recovery import db, signoffs
+        from recovery.adapters import db
+        from recovery.application import signoffs
 
         time.sleep(delay)
         with db.unit_of_work() as session:
@@ -107,7 +110,8 @@ def apply_signoff(env: Mapping[str, str], barrier: Any, results: Any, name: str,
 
     def work() -> dict[str, Any]:
         from models.signoff import SignoffKind, Submission
-        from recovery import db, signoffs
+        from recovery.adapters import db
+        from recovery.application import signoffs
 
         with db.unit_of_work() as session:
             outcome = signoffs.apply_signoff(session, ref, SignoffKind.PLAN,
@@ -122,7 +126,7 @@ def flush_mail(env: Mapping[str, str], barrier: Any, results: Any, name: str) ->
     """`recovery mail flush`, as the cycles and every lifecycle stage call it."""
 
     def work() -> dict[str, int]:
-        from recovery import mail
+        from recovery.adapters import mail
 
         return mail.flush()
 

@@ -2,7 +2,7 @@
 
 - SQLite: a fresh database file per test, copied from one migrated template (fast).
 - PostgreSQL: one fresh database per test session on 127.0.0.1:5432 (`rg_test_<random>`),
-  migrated with `recovery.db.upgrade`, truncated before every test and dropped at the end.
+  migrated with `recovery.adapters.db.upgrade`, truncated before every test and dropped at the end.
   A missing PostgreSQL server FAILS the PostgreSQL tests (never a skip): it is always there
   on this machine and CI must prove both databases.
 
@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from recovery import db
+from recovery.adapters import db
 from recovery.settings import get_settings
 from tests.integration.helpers import TABLES
 

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from models.action import ActionPlan
 from models.planfile import parse_people, plan_from_mapping
-from recovery import db, services
+from recovery.adapters import db
+from recovery.application import services
 from recovery.cli import app
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

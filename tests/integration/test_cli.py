@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from recovery import db
+from recovery.adapters import db
 from recovery.settings import get_settings
 from tests.integration.helpers import (
     EXAMPLES,
@@ -352,7 +352,7 @@ def test_entries_deleted_from_the_tail_are_found_through_the_anchor(directory: s
     head = anchored.json()
     assert head["seq"] >= 3 and len(head["hash"]) == 64
     # the anchor file is outside the database, one line per anchor, appended once per head
-    from recovery import anchors
+    from recovery.adapters import anchors
 
     assert [(a.seq, a.hash) for a in anchors.read_file()] == [(head["seq"], head["hash"])]
     assert cli("audit", "anchor").exit_code == 0
@@ -383,7 +383,7 @@ def test_a_malformed_anchor_is_refused_by_name(directory: str, value: str) -> No
 def test_an_edited_anchor_file_is_reported_not_ignored(directory: str) -> None:
     _open(SEED_PLANS["QUAY-MED-001"])
     assert cli("audit", "anchor").exit_code == 0
-    from recovery import anchors
+    from recovery.adapters import anchors
 
     path = anchors.anchor_file()
     path.write_text(path.read_text().replace('"seq": ', '"seq": "x'), encoding="utf-8")

@@ -15,9 +15,11 @@ from sqlmodel import col, select
 from benchmarks.generate import AS_OF, Size, generate
 from models.lifecycle import OPEN
 from models.review import assess_progress
-from models.tables import ActionRow, AuditRow, OutboxRow, ReviewRow
-from recovery import audit_log, cycles, mail, services
-from recovery import repository as repo
+from recovery.adapters import audit_log, mail
+from recovery.adapters import repository as repo
+from recovery.adapters.tables import ActionRow, AuditRow, OutboxRow, ReviewRow
+from recovery.application import reviews as cycles
+from recovery.application import services
 from tests.integration.helpers import session_for
 
 TINY = Size("tiny", 10, 500, 20)
@@ -208,8 +210,8 @@ def test_monthly_minutes_are_recorded_in_bulk_once_for_every_high_risk_action(
     on an intact chain; the same answer again records nothing more."""
     import re
 
-    from models.tables import AssuranceEntryRow, EvidenceRow
-    from recovery import assurance
+    from recovery.adapters.tables import AssuranceEntryRow, EvidenceRow
+    from recovery.application import assurance
 
     generate(database_url, TINY)
     now = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)

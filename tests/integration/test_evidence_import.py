@@ -16,10 +16,11 @@ import pytest
 from sqlmodel import col, select
 
 from models.errors import NotInDirectory
-from models.tables import AuditRow, EvidenceRow
-from recovery import audit_log, db, services
-from recovery import repository as repo
-from recovery.evidence_import import RowsRejected, import_evidence
+from recovery.adapters import audit_log, db
+from recovery.adapters import repository as repo
+from recovery.adapters.tables import AuditRow, EvidenceRow
+from recovery.application import services
+from recovery.application.evidence_import import RowsRejected, import_evidence
 from recovery.settings import get_settings
 from tests.integration.helpers import (
     EXAMPLES,

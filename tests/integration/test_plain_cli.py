@@ -17,8 +17,8 @@ import pytest
 import typer
 from sqlalchemy import text
 
-from recovery import db
-from recovery.cli import DATE_HELP, app
+from recovery.adapters import db
+from recovery.cli.commands import DATE_HELP, app
 from recovery.settings import get_settings
 from tests.integration.conftest import PG_ADMIN_URL, PG_SERVER
 from tests.integration.helpers import EXAMPLES, cli, relative_plan, write_plan
@@ -223,7 +223,7 @@ def test_the_cli_finds_the_running_demo_from_demo_json(
 
 def test_doctor_names_the_port_it_tried_and_where_it_looked(
         database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from recovery import prefect_api
+    from recovery.adapters import prefect_api
 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.delenv("RECOVERY_PREFECT_API_URL", raising=False)
@@ -250,7 +250,7 @@ def test_dates_are_printed_as_they_are_read(directory: str) -> None:
 
 
 def test_a_cycle_summary_words_counts_lists_and_flags() -> None:
-    from recovery.cli import cycle_summary
+    from recovery.cli.commands import cycle_summary
 
     text = cycle_summary("weekly", {
         "as_of": "2026-12-03", "flow_run_id": "x", "ratings": {"on_track": 2, "off_track": 0,

@@ -12,7 +12,9 @@ from sqlmodel import col, select
 from models.action import ActionPlan
 from models.errors import InvalidInput, NotFound, RuleRefused
 from models.planfile import PeopleFile
-from models.tables import (
+from recovery.adapters import audit_log, db
+from recovery.adapters import repository as repo
+from recovery.adapters.tables import (
     ActionRow,
     ActionStatementRow,
     AuditRow,
@@ -22,8 +24,7 @@ from models.tables import (
     RevisionRow,
     TriggerRow,
 )
-from recovery import audit_log, db, services
-from recovery import repository as repo
+from recovery.application import services
 from tests.integration.helpers import (
     dump_tables,
     make_plan,

@@ -17,10 +17,14 @@ from sqlmodel import col, select
 
 from models.lifecycle import Event
 from models.signoff import SignoffKind
-from models.tables import ControlChangeRow, EscalationRow, OutboxRow
-from recovery import cycles, db, reports, services, signoffs, spreadsheets, weekly
-from recovery import repository as repo
-from recovery.governance import ActionLine, build_snapshot
+from recovery.adapters import db
+from recovery.adapters import repository as repo
+from recovery.adapters.tables import ControlChangeRow, EscalationRow, OutboxRow
+from recovery.application import reviews as cycles
+from recovery.application import services, signoffs
+from recovery.reporting import packs as reports
+from recovery.reporting import spreadsheets, weekly
+from recovery.reporting.snapshot import ActionLine, build_snapshot
 from tests.integration.helpers import business_day, cli, make_plan, open_plan, seed_directory
 
 START = date(2026, 11, 2)  # recovery starts on the baseline day

@@ -30,7 +30,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from recovery.mailsink import MailSink
+from devstack.mailsink import MailSink
 from tests.faults.helpers import (
     CHAIN_LOCK,
     PG_ADMIN_URL,
@@ -99,7 +99,7 @@ def app_database() -> Iterator[str]:
     try:
         yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
     finally:
-        from recovery import db
+        from recovery.adapters import db
 
         db.engine_for(f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}").dispose()
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
@@ -196,7 +196,7 @@ def test_twenty_actions_on_two_workers(production: Production) -> None:
     from prefect.deployments import run_deployment
     from prefect.flow_runs import resume_flow_run
 
-    from recovery import prefect_api
+    from recovery.adapters import prefect_api
 
     server, app = production.server, production.app
     plans = [write_yaml(production.plans / f"plan-{n:02d}.yaml", plan_file(

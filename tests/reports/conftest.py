@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from recovery import db, reports
+from recovery.adapters import db
+from recovery.reporting import packs as reports
 from recovery.settings import get_settings
 from tests.reports import scenario
 

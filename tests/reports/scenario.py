@@ -14,9 +14,11 @@ from sqlmodel import col, select
 
 from models.planfile import parse_people, parse_plan, plan_from_mapping
 from models.signoff import SignoffKind, Submission
-from models.tables import OutboxRow
-from recovery import cycles, db, services, signoffs
-from recovery.mail import outgoing
+from recovery.adapters import db
+from recovery.adapters.mail import outgoing
+from recovery.adapters.tables import OutboxRow
+from recovery.application import reviews as cycles
+from recovery.application import services, signoffs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples"
@@ -246,7 +248,7 @@ def build_provider(locations: int = 20, per_location: int = 3) -> dict[str, Any]
             sign_off_plan(ref, on=SIGNED_OFF_ON,
                           rationale="Approved: controls and deadline are proportionate.")
     with db.unit_of_work() as session:
-        from models.tables import ActionRow
+        from recovery.adapters.tables import ActionRow
 
         actions = {a.ref: a for a in session.exec(select(ActionRow))}
     day = SIGNED_OFF_ON

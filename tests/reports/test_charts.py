@@ -9,8 +9,8 @@ from datetime import date, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recovery import charts
-from recovery.governance import ActionLine
+from recovery.reporting import charts
+from recovery.reporting.snapshot import ActionLine
 
 
 def series(ref: str = "ROSE-SG-001", days: int = 20) -> charts.MeasureSeries:
@@ -184,7 +184,7 @@ def test_small_packs_chart_everything_and_big_ones_chart_what_needs_attention() 
     import pytest
 
     from models.errors import InvalidInput
-    from recovery.reports import ATTENTION_OVER, CHART_ALL_LIMIT, chart_plan
+    from recovery.reporting.packs import ATTENTION_OVER, CHART_ALL_LIMIT, chart_plan
 
     few = [_line(i, level="low") for i in range(CHART_ALL_LIMIT)]
     assert chart_plan(few, "auto") == ({line.ref for line in few}, None)

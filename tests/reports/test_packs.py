@@ -17,7 +17,9 @@ from markdown_it import MarkdownIt
 from sqlmodel import col, select
 
 from models.errors import NotFound
-from models.tables import (
+from recovery.adapters import db
+from recovery.adapters.mail import outgoing
+from recovery.adapters.tables import (
     ActionRow,
     AuditRow,
     EscalationRow,
@@ -26,9 +28,8 @@ from models.tables import (
     PersonRow,
     ReviewRow,
 )
-from recovery import db, reports
-from recovery.governance import build_snapshot
-from recovery.mail import outgoing
+from recovery.reporting import packs as reports
+from recovery.reporting.snapshot import build_snapshot
 from tests.reports import html as H
 from tests.reports import scenario
 from tests.reports.conftest import Built, pack_and_html
@@ -415,8 +416,8 @@ def test_assurance_notes_are_escaped(seed_built: Built, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """The nominated individual's monthly assurance minutes, recorded through the real
     assurance service (code from the outbox), with HTML in a note."""
-    from models.tables import OutboxRow
-    from recovery import assurance
+    from recovery.adapters.tables import OutboxRow
+    from recovery.application import assurance
     from recovery.settings import get_settings
     from tests.reports.conftest import _point
 
@@ -468,7 +469,7 @@ def test_governance_pillars_match_every_item(dataset: Built) -> None:
 
     from models.evidence import TRIANGULATION_PILLARS, Pillar
     from models.review import pillar_positions
-    from recovery import repository as repo
+    from recovery.adapters import repository as repo
     from recovery.settings import get_settings
 
     freshness = get_settings().evidence_freshness_days

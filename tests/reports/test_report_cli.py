@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from recovery.cli_reports import report_app
+from recovery.cli.reports import report_app
 from tests.reports import html as H
 from tests.reports.conftest import Built
 

@@ -17,9 +17,9 @@ from sqlalchemy import text
 from sqlmodel import SQLModel, col, select
 from typer.testing import CliRunner
 
-from models.tables import ActionRow, ActionStatementRow, AuditRow, LocationRow, PersonRow
-from recovery import db
-from recovery.cli_reports import export_app, import_app
+from recovery.adapters import db
+from recovery.adapters.tables import ActionRow, ActionStatementRow, AuditRow, LocationRow, PersonRow
+from recovery.cli.reports import export_app, import_app
 from tests.reports import scenario
 from tests.reports.conftest import Built, _point
 

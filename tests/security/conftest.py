@@ -21,9 +21,10 @@ from typing import Any
 
 import pytest
 
+from devstack.mailsink import MailSink
 from models.planfile import plan_from_mapping
-from recovery import db, services
-from recovery.mailsink import MailSink
+from recovery.adapters import db
+from recovery.application import services
 from recovery.settings import get_settings
 from tests.integration.conftest import (  # noqa: F401 - fixtures reused from integration
     _truncate_postgres,

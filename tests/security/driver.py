@@ -1,7 +1,7 @@
 """Driving one action through the real application layer, as the lifecycle's tasks do:
-recovery.signoffs (open_signoff, apply_signoff, record_closure_request,
-evaluate_closure_gate), recovery.services (submit_plan, revise_plan, add_evidence) and
-recovery.cycles.run_daily. Status is never written directly.
+recovery.application.signoffs (open_signoff, apply_signoff, record_closure_request,
+evaluate_closure_gate), recovery.application.services (submit_plan, revise_plan, add_evidence) and
+recovery.application.reviews.run_daily. Status is never written directly.
 
 Simulated days: `day` starts at the world's today (the action's baseline is ten days
 earlier) and only moves forward; sign-off times are 10:00 London on that day.
@@ -27,10 +27,12 @@ from models.gate import triangulation_gate
 from models.lifecycle import Status
 from models.people import normalise_email
 from models.signoff import SignoffKind, Submission
-from models.tables import AuditRow, ClosureRequestRow, DecisionRow, OutboxRow
-from recovery import cycles, db, services, signoffs
-from recovery import repository as repo
-from recovery.mail import outgoing
+from recovery.adapters import db
+from recovery.adapters import repository as repo
+from recovery.adapters.mail import outgoing
+from recovery.adapters.tables import AuditRow, ClosureRequestRow, DecisionRow, OutboxRow
+from recovery.application import reviews as cycles
+from recovery.application import services, signoffs
 from recovery.settings import get_settings
 from tests.security.conftest import LEAD, MANAGER, REF, REVIEWER
 

@@ -12,7 +12,8 @@ import yaml
 from sqlalchemy import text
 
 from models.signoff import SignoffKind
-from recovery import db, services, signoffs
+from recovery.adapters import db
+from recovery.application import services, signoffs
 from recovery.settings import get_settings
 from tests.integration.helpers import cli, dump_tables, relative_plan
 from tests.security.conftest import MANAGER, World

@@ -1,4 +1,5 @@
-"""Who signed: one-time sign-off codes through the real `recovery.signoffs` calls, a real
+"""Who signed: one-time sign-off codes through the real
+`recovery.application.signoffs` calls, a real
 SQLite database and a real SMTP server (the mail sink) on loopback.
 
 Codes are hashed at rest (the reviewer's email is the only place a sent code exists),
@@ -17,11 +18,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
+from devstack.mailsink import MailSink
 from models.planfile import plan_from_mapping
 from models.signoff import CODE_TTL, MAX_WRONG_CODES, SignoffKind, Submission, hash_code
-from models.tables import AuditRow, DecisionRow, OutboxRow, SignoffRequestRow, as_utc
-from recovery import db, mail, services, signoffs
-from recovery.mailsink import MailSink
+from recovery.adapters import db, mail
+from recovery.adapters.tables import AuditRow, DecisionRow, OutboxRow, SignoffRequestRow, as_utc
+from recovery.application import services, signoffs
 from recovery.settings import get_settings
 from tests.integration.helpers import dump_tables, relative_plan
 from tests.security.conftest import LEAD, MANAGER, REF, REVIEWER, World
@@ -86,7 +88,7 @@ def code_of(message: EmailMessage) -> str:
 
 
 def status(ref: str) -> str:
-    from recovery import repository as repo
+    from recovery.adapters import repository as repo
 
     with db.unit_of_work() as session:
         return repo.get_action(session, ref).status
@@ -466,7 +468,8 @@ def test_a_closure_request_is_recorded_as_requested_by_an_unchecked_identity(
     import html
     from types import SimpleNamespace
 
-    from recovery import forms, reports
+    from recovery.application import forms
+    from recovery.reporting import packs as reports
 
     open_plan_signoff(REF)
     assert sign(REF, code=queued_code(REF)).applied

@@ -17,7 +17,11 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from models.planfile import plan_from_mapping
-from recovery import db, escaping, forms, governance, mail, reports, services, weekly
+from recovery.adapters import db, escaping, mail
+from recovery.application import forms, services
+from recovery.reporting import packs as reports
+from recovery.reporting import snapshot as governance
+from recovery.reporting import weekly
 from recovery.settings import get_settings
 from tests.integration.helpers import relative_plan
 from tests.security.conftest import World

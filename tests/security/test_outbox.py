@@ -1,5 +1,5 @@
 """Email that cannot be delivered never blocks anyone else, and is reported truthfully;
-one-time codes are never readable in the database. Through the real `recovery.signoffs`
+one-time codes are never readable in the database. Through the real `recovery.application.signoffs`
 calls, the outbox, the CLI and a real SMTP server (the mail sink) on loopback, on SQLite
 and PostgreSQL.
 
@@ -23,9 +23,11 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import col, select
 
-from models.tables import OutboxRow, PersonRow, as_utc, utcnow
-from recovery import db, doctor, mail, services
-from recovery.mailsink import MailSink, MailSinkHandler
+from devstack.mailsink import MailSink, MailSinkHandler
+from recovery.adapters import db, mail
+from recovery.adapters.tables import OutboxRow, PersonRow, as_utc, utcnow
+from recovery.application import services
+from recovery.cli import doctor
 from recovery.settings import get_settings
 from tests.integration.helpers import cli, dump_tables
 from tests.security.conftest import (

@@ -11,7 +11,7 @@ import subprocess
 import httpx
 import pytest
 
-from recovery import prefect_api
+from recovery.adapters import prefect_api
 from tests.security.conftest import AUTH
 from tests.support.prefect_server import PrefectServer
 from tests.support.recovery_stack import RECOVERY_BIN, REPO_ROOT, _clean_environ

@@ -95,7 +95,7 @@ def stack(auth_server: PrefectServer, sqlite_template: Path,
             seed_directory()
         finally:
             get_settings.cache_clear()
-    from recovery import db
+    from recovery.adapters import db
 
     db.engine_for(f"sqlite:///{template}").dispose()
     running = AuthStack(auth_server, tmp_path_factory.mktemp("stack-home"), template=template,

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from sqlmodel import col, select
 
 from models.signoff import SignoffKind
-from models.tables import AuditRow
-from recovery import audit_log, db
+from recovery.adapters import audit_log, db
+from recovery.adapters.tables import AuditRow
 from tests.security.driver import (
     GOOD_RATIONALE,
     LEAD,
@@ -211,7 +211,10 @@ DATE_FIELDS = ("baseline", "deadline", "extension", "as_of")
 def _packs_and_cycles(as_of: Any) -> None:
     """Every pack (HTML, charts for every action) and the daily and weekly cycles'
     work, in-process, as of `as_of`: none may fail on any stored date."""
-    from recovery import cycles, governance, reports, weekly
+    from recovery.application import reviews as cycles
+    from recovery.reporting import packs as reports
+    from recovery.reporting import snapshot as governance
+    from recovery.reporting import weekly
     from recovery.settings import get_settings
 
     with db.unit_of_work() as session:
@@ -244,7 +247,7 @@ def test_any_date_is_refused_clearly_or_every_pack_and_cycle_completes(
     from models.dates import check_as_of
     from models.errors import InvalidInput, RuleRefused
     from models.planfile import plan_from_mapping
-    from recovery import services
+    from recovery.application import services
     from recovery.settings import get_settings
     from tests.integration.helpers import relative_plan
     from tests.security.conftest import REF

@@ -20,10 +20,11 @@ from sqlmodel import Session, select
 from models.errors import DomainError
 from models.people import SENIOR_ROLES, Role, normalise_email
 from models.signoff import SignoffKind, Submission
-from models.tables import DecisionRow, OutboxRow
-from recovery import db, signoffs, standins
-from recovery import repository as repo
-from recovery.mail import outgoing
+from recovery.adapters import db
+from recovery.adapters import repository as repo
+from recovery.adapters.mail import outgoing
+from recovery.adapters.tables import DecisionRow, OutboxRow
+from recovery.application import signoffs, standins
 from tests.security.conftest import LEAD, MANAGER, REVIEWER
 from tests.security.driver import CODE_RE, GOOD_RATIONALE, Driver, fresh_world, other_code
 

@@ -25,10 +25,11 @@ from sqlmodel import col, select
 
 from models.errors import InvalidInput
 from models.planfile import PeopleFile
-from models.tables import ActionRow
-from recovery import audit_log, db, services
+from recovery.adapters import audit_log, db
+from recovery.adapters.tablefile import Formula, Limits, read_table
+from recovery.adapters.tables import ActionRow
+from recovery.application import services
 from recovery.settings import get_settings
-from recovery.tablefile import Formula, Limits, read_table
 from tests.integration.helpers import cli
 from tests.security.conftest import World
 from tests.security.corpus import TRACKER_HEADER, tracker_row, workbook

@@ -1,6 +1,6 @@
 """Real Prefect server and "serve" subprocesses for tests.
 
-The process helpers live in ``recovery.runtime`` (the demo uses them too) and are
+The process helpers live in ``devstack.runtime`` (the demo uses them too) and are
 re-exported here; this module adds what only tests need: a throwaway PostgreSQL database
 for the server and waits on flow-run states. Typical use::
 
@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from recovery.runtime import (
+from devstack.runtime import (
     DEFAULT_HOST,
     SERVER_START_TIMEOUT,
     PrefectServer,

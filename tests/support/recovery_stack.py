@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from recovery.mailsink import MailSink
+from devstack.mailsink import MailSink
 from tests.support.prefect_server import PrefectServer, ServeProcess, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,3 @@
+from recovery.cli.commands import main
+
+main()
