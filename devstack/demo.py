@@ -285,11 +285,11 @@ def start_runs(opened: list[Opened]) -> None:
     """`recovery action start` for each action without a lifecycle run (started once: the
     product keys the start, so even a start cut short before its id was stored is not
     repeated)."""
-    from recovery.adapters import orchestration
+    from recovery.adapters import prefect_api
 
     for item in opened:
         if not item.has_run:
-            item.note = orchestration.start_or_explain(item.ref)
+            item.note = prefect_api.start_or_explain(item.ref)
             item.started = item.note is None
 
 

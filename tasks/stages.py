@@ -243,7 +243,7 @@ def triangulation_gate(action_ref: str) -> str:
     with db.unit_of_work() as session:
         outcome = signoffs.evaluate_closure_gate(session, action_ref)
         row = repo.get_action(session, action_ref)
-        attempt = signoffs.latest_closure_request(session, row.id or 0)
+        attempt = repo.latest_closure_request(session, row.id or 0)
     number = attempt.attempt if attempt else 0
     body = mail.environment().get_template("artifacts/gate_verdict.md").render(
         ref=action_ref, attempt=number, passed=outcome.applied, reasons=outcome.reasons)

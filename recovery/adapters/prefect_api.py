@@ -109,9 +109,7 @@ def start_lifecycle(ref: str) -> str:
         name, tags = run_name(row.ref, row.title), run_tags.for_action(session, row)
         # the same start asked twice (a retry, two operators) creates one run
         # (each reopening by a person starts one new run of its own)
-        from recovery.application.services import times_reopened
-
-        reopened = times_reopened(session, row.ref)
+        reopened = repo.times_reopened(session, row.ref)
         key = (f"lifecycle:{row.ref}:{row.created_at.isoformat()}:{row.monitoring_since}"
                + (f":reopened-{reopened}" if reopened else ""))
         queue = None
@@ -314,13 +312,11 @@ def wait_for_outcome(ref: str, pause_key: str, *, timeout: float = 90.0) -> list
 
 def wait_for_gate(ref: str, *, timeout: float = 60.0) -> tuple[bool, list[str]] | None:
     """After a closure request, wait for the gate's verdict on it."""
-    from recovery.application.signoffs import latest_closure_request
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with db.unit_of_work() as session:
             row = repo.get_action(session, ref)
-            request = latest_closure_request(session, row.id or 0)
+            request = repo.latest_closure_request(session, row.id or 0)
             if request is not None and request.gate_passed is not None:
                 return bool(request.gate_passed), list(request.gate_reasons)
         time.sleep(0.3)
@@ -362,8 +358,6 @@ def wake_answered_wait(ref: str, *, timeout: float = 10.0) -> bool:
     from prefect.exceptions import ObjectNotFound
     from prefect.states import Scheduled
 
-    from recovery.application.signoffs import already_processed
-
     check_server()
     with db.unit_of_work() as session:
         row = repo.get_action(session, ref)
@@ -374,7 +368,7 @@ def wake_answered_wait(ref: str, *, timeout: float = 10.0) -> bool:
         if not key:
             return False
         with db.unit_of_work() as session:
-            answered = already_processed(session, row.id or 0, key) is not None
+            answered = repo.already_processed(session, row.id or 0, key) is not None
         if not answered or not _paused_under(row.flow_run_id, key):
             return False
         with _client() as client:
@@ -384,3 +378,25 @@ def wake_answered_wait(ref: str, *, timeout: float = 10.0) -> bool:
     except ObjectNotFound:
         raise run_missing(row.ref, row.flow_run_id) from None
     return True
+
+
+def start_or_explain(ref: str) -> str | None:
+    """Start the lifecycle run for `ref`; None when started, else one line saying what is
+    missing and how to start it (the action stays a draft that `recovery action start REF`
+    starts later)."""
+    try:
+        start_lifecycle(ref)
+    except PrefectUnavailable as exc:
+        return f"{exc}; {ref} stays a draft: then run `recovery action start {ref}`"
+    return None
+
+
+def nudge(ref: str) -> str | None:
+    """A revision arrived: wake the run that waits on it. None when woken (or nothing
+    waits), else one line saying what is missing and how to wake it later."""
+    try:
+        nudge_lifecycle(ref)
+    except PrefectUnavailable as exc:
+        return (f"{exc}; the revision of {ref} is recorded but its run was not woken: then "
+                f"run `recovery action start {ref}`")
+    return None

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from models.action import ActionPlan
 from models.errors import NotFound, NotInDirectory
 from models.evidence import Evidence, EvidenceSource, Pillar
+from models.lifecycle import Event
 from models.people import Person, Role, check_email, email_address
 from models.review import Rating, ReviewRecord
 from recovery.adapters.tables import (
     ActionRow,
+    AuditRow,
+    ClosureRequestRow,
     EscalationRow,
     EvidenceRow,
     LocationRow,
     PersonRow,
     ReviewRow,
     TriggerRow,
+    WaitRow,
 )
+
+#: The audit event a person's reopening of a closed action records.
+REOPENED_EVENT = f"status.{Event.REOPEN.value}"
 
 
 def normalise_ref(ref: str) -> str:
@@ -128,3 +136,23 @@ def open_triggers(session: Session, action_id: int) -> list[TriggerRow]:
             )
         )
     )
+
+
+def times_reopened(session: Session, ref: str) -> int:
+    """How many times a person reopened the action (each one starts a new run)."""
+    return int(session.exec(select(func.count()).select_from(AuditRow).where(
+        AuditRow.action_ref == ref, AuditRow.event == REOPENED_EVENT)).one())
+
+
+def latest_closure_request(session: Session, action_id: int) -> ClosureRequestRow | None:
+    return session.exec(
+        select(ClosureRequestRow).where(ClosureRequestRow.action_id == action_id)
+        .order_by(col(ClosureRequestRow.attempt).desc())
+    ).first()
+
+
+def already_processed(session: Session, action_id: int, pause_key: str) -> WaitRow | None:
+    """The recorded answer to the wait `pause_key`, if it was answered."""
+    return session.exec(
+        select(WaitRow).where(WaitRow.action_id == action_id, WaitRow.pause_key == pause_key)
+    ).first()

@@ -11,7 +11,7 @@ from models.review import pillar_positions
 from models.signoff import closure_requester
 from recovery.adapters import mail
 from recovery.adapters import repository as repo
-from recovery.application import services, signoffs
+from recovery.application import services
 from recovery.settings import get_settings
 
 
@@ -38,7 +38,7 @@ def action_brief(session: Session, ref: str, *, wait: Any) -> str:
     if wait.kind == "closure":
         gate = services.gate_verdict(session, ref, as_of=settings.today(),
                                      freshness_days=settings.evidence_freshness_days)
-        request = signoffs.latest_closure_request(session, row.id)
+        request = repo.latest_closure_request(session, row.id)
         requester = closure_requester(request.requested_by) if request else None
         snapshot = request.snapshot_ref if request else None
     env = mail.environment()

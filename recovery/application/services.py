@@ -922,7 +922,7 @@ def summaries(session: Session, rows: list[ActionRow], *, as_of: date) -> list[A
 REOPENERS = frozenset({Role.REGISTERED_MANAGER, Role.NOMINATED_INDIVIDUAL, Role.PROVIDER_LEAD})
 #: A reopening says why, in words a commissioner could read (as a control change does).
 MIN_REOPEN_REASON = 20
-_REOPENED = f"status.{Event.REOPEN.value}"
+_REOPENED = repo.REOPENED_EVENT
 
 
 def reopen_action(session: Session, ref: str, *, by: str, reason: str, today: date
@@ -964,8 +964,3 @@ def reopened_on(session: Session, row: ActionRow) -> date | None:
         .order_by(col(AuditRow.seq).desc())).first()
     return date.fromisoformat(details["reopened_on"]) if details else None
 
-
-def times_reopened(session: Session, ref: str) -> int:
-    """How many times a person reopened the action (each one starts a new run)."""
-    return int(session.exec(select(func.count()).select_from(AuditRow).where(
-        AuditRow.action_ref == ref, AuditRow.event == _REOPENED)).one())

@@ -38,6 +38,7 @@ from models.signoff import (
 )
 from recovery.adapters import audit_log, mail
 from recovery.adapters import repository as repo
+from recovery.adapters.repository import already_processed, latest_closure_request
 from recovery.adapters.tables import (
     ActionRow,
     ClosureRequestRow,
@@ -61,12 +62,6 @@ def wait_key(session: Session, action_id: int, base: str) -> str:
         .where(WaitRow.action_id == action_id, WaitRow.base == base)
     ).one()
     return f"{base}-{done + 1}"
-
-
-def already_processed(session: Session, action_id: int, pause_key: str) -> WaitRow | None:
-    return session.exec(
-        select(WaitRow).where(WaitRow.action_id == action_id, WaitRow.pause_key == pause_key)
-    ).first()
 
 
 def record_wait(
@@ -639,13 +634,6 @@ def record_closure_request(
                                    "requester": closure_requester(lead.email)},
                           dedupe_key=f"closure.requested:{row.ref}:{attempt}")
     return SignoffOutcome(applied=True, decision=None, status=after.value, reasons=[])
-
-
-def latest_closure_request(session: Session, action_id: int) -> ClosureRequestRow | None:
-    return session.exec(
-        select(ClosureRequestRow).where(ClosureRequestRow.action_id == action_id)
-        .order_by(col(ClosureRequestRow.attempt).desc())
-    ).first()
 
 
 def evaluate_closure_gate(session: Session, ref: str, *, as_of: Any = None) -> SignoffOutcome:

@@ -516,9 +516,9 @@ def action_open(
         err.print(f"[yellow]flag[/yellow] {escape(flag)}", highlight=False)
     message = None
     if not no_flow:
-        from recovery.adapters import orchestration
+        from recovery.adapters import prefect_api
 
-        message = orchestration.start_or_explain(summary.ref)
+        message = prefect_api.start_or_explain(summary.ref)
         if message is None:
             with db.unit_of_work() as session:
                 summary = services.summary(session, repo.get_action(session, summary.ref),
@@ -621,9 +621,9 @@ def action_revise(
             return services.summary(session, row, as_of=settings.today())
 
     summary = run(work, as_json)
-    from recovery.adapters import orchestration
+    from recovery.adapters import prefect_api
 
-    message = run(lambda: orchestration.nudge(summary.ref), as_json)
+    message = run(lambda: prefect_api.nudge(summary.ref), as_json)
     emit(summary.model_dump(mode="json"), as_json, lambda: _print_summary(summary))
     if message:  # recorded, but the run waiting for it was not woken
         prefect_line(message, as_json)

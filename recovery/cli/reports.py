@@ -190,10 +190,10 @@ def import_tracker(
     data: dict[str, Any] = result.model_dump(mode="json")
     message = None
     if not dry_run and not no_flow and result.refs:
-        from recovery.adapters import orchestration
+        from recovery.adapters import prefect_api
 
         for index, ref in enumerate(result.refs):
-            message = orchestration.start_or_explain(ref)
+            message = prefect_api.start_or_explain(ref)
             if message is not None:
                 message = (f"{len(result.refs) - index} of {len(result.refs)} actions stay "
                            f"drafts ({message})")

@@ -250,7 +250,7 @@ def test_evidence_added_while_the_gate_evaluates(app: App, tmp_path: Path) -> No
             verdict = services.gate_verdict(session, ref, as_of=TODAY)
             final_verdict = (verdict.passed, tuple(verdict.reasons))
         with db.unit_of_work() as session:
-            request = signoffs.latest_closure_request(session, action.id or 0)
+            request = repo.latest_closure_request(session, action.id or 0)
             assert request is not None
             stored = (bool(request.gate_passed), tuple(request.gate_reasons))
             status = repo.get_action(session, ref).status

@@ -184,7 +184,7 @@ class Driver:
         def work(session: Session) -> object:
             row = repo.get_action(session, self.ref)
             assert row.id is not None
-            request = signoffs.latest_closure_request(session, row.id)
+            request = repo.latest_closure_request(session, row.id)
             expected = None
             if request is not None and request.gate_passed is None:
                 expected = independent_gate(session, self.ref, self.day)
@@ -236,7 +236,7 @@ def check_closure_invariants(driver: Driver) -> None:
                 decision, driver.log)
         status = Status(row.status)
         if status in (Status.AWAITING_CLOSURE_SIGNOFF, Status.ROUTINE_MONITORING):
-            request = signoffs.latest_closure_request(session, row.id)
+            request = repo.latest_closure_request(session, row.id)
             assert request is not None, "closure sign-off without a closure request"
             assert normalise_email(request.requested_by) == lead
             assert request.gate_passed is True, request
