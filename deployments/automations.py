@@ -1,7 +1,7 @@
 """Prefect Automations that make waiting visible, shipped as code.
 
 Applied (updated or created by name, so re-applying changes nothing else) with
-`recovery automations apply` (`recovery.application.notify.apply_automations`). Every one of them
+`recovery automations apply` (`deployments.sync.apply_automations`). Every one of them
 runs the `recovery-notify` deployment (flows/notify.py), which writes the email to the
 product's outbox with a dedupe key and then flushes it: when SMTP is down the email stays
 queued and goes with the next flush, and a trigger that fires twice sends one email.
@@ -23,7 +23,6 @@ queued and goes with the next flush, and a trigger that fires twice sends one em
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from uuid import UUID
 
@@ -38,7 +37,6 @@ ESCALATED = "recovery · escalation tells the registered manager"
 CYCLE_FAILED = "recovery · failed review cycle tells the provider lead"
 NAMES = (SIGNOFF_WAITING, ESCALATED, CYCLE_FAILED)
 
-DEFAULT_SIGNOFF_WAIT = timedelta(hours=48)
 #: Prefect refuses a proactive trigger with a window under 10 seconds.
 MIN_SIGNOFF_WAIT = timedelta(seconds=10)
 
@@ -46,19 +44,6 @@ LIFECYCLE_FLOW = "high-risk-action"
 CYCLE_FLOWS = ["daily-review", "weekly-governance", "monthly-assurance"]
 CYCLE_FAILURES = {"prefect.flow-run.Failed", "prefect.flow-run.Crashed",
                   "prefect.flow-run.TimedOut"}
-
-
-def signoff_wait_from_env() -> timedelta:
-    """`RECOVERY_SIGNOFF_WAIT_HOURS` (a number, fractions allowed), default 48."""
-    raw = os.environ.get("RECOVERY_SIGNOFF_WAIT_HOURS", "").strip()
-    if not raw:
-        return DEFAULT_SIGNOFF_WAIT
-    try:
-        hours = float(raw)
-    except ValueError:
-        raise ValueError(f"RECOVERY_SIGNOFF_WAIT_HOURS: '{raw}' is not a number of hours") \
-            from None
-    return timedelta(hours=hours)
 
 
 def _text(template: str) -> dict[str, str]:

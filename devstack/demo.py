@@ -575,7 +575,7 @@ class Demo:
             mail.flush()  # anything a previous demo queued while no sink was listening
             start_runs(opened)
         with _step("Waiting-time automations"):
-            from recovery.application.notify import apply_automations
+            from deployments.sync import apply_automations
 
             apply_automations()
         for item in opened:

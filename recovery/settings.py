@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import os
+from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -24,6 +25,10 @@ from models.errors import InvalidInput
 from models.people import check_email
 
 HOME = Path(".recovery")
+
+#: How long a plan or closure sign-off may wait before the nominated individual is told
+#: (the automation) and it may be reassigned to a stand-in.
+DEFAULT_SIGNOFF_WAIT = timedelta(hours=48)
 
 
 class Settings(BaseSettings):
@@ -189,3 +194,16 @@ def settings_error(exc: ValidationError) -> InvalidInput:
     first = exc.errors()[0]
     name = "RECOVERY_" + "_".join(str(p) for p in first["loc"]).upper()
     return InvalidInput(name, first["msg"].removeprefix("Value error, "))
+
+
+def signoff_wait_from_env() -> timedelta:
+    """`RECOVERY_SIGNOFF_WAIT_HOURS` (a number, fractions allowed), default 48."""
+    raw = os.environ.get("RECOVERY_SIGNOFF_WAIT_HOURS", "").strip()
+    if not raw:
+        return DEFAULT_SIGNOFF_WAIT
+    try:
+        hours = float(raw)
+    except ValueError:
+        raise ValueError(f"RECOVERY_SIGNOFF_WAIT_HOURS: '{raw}' is not a number of hours") \
+            from None
+    return timedelta(hours=hours)

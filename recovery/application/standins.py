@@ -27,7 +27,7 @@ from recovery.adapters import audit_log, mail
 from recovery.adapters import repository as repo
 from recovery.adapters.tables import AbsenceRow, ActionRow, LocationRow, PersonRow, as_utc, utcnow
 from recovery.application import signoffs
-from recovery.settings import get_settings
+from recovery.settings import DEFAULT_SIGNOFF_WAIT, get_settings, signoff_wait_from_env
 
 #: The sign-off a status waits on.
 WAITING_KIND = {Status.AWAITING_PLAN_SIGNOFF.value: SignoffKind.PLAN,
@@ -167,8 +167,6 @@ def reassign(session: Session, ref: str, *, to: str, by: str, reason: str,
 def wait_limit() -> timedelta:
     """The configured waiting time (RECOVERY_SIGNOFF_WAIT_HOURS, else 48 hours); a bad
     value counts as the default rather than opening reassignment to every wait."""
-    from deployments.automations import DEFAULT_SIGNOFF_WAIT, signoff_wait_from_env
-
     try:
         return signoff_wait_from_env()
     except ValueError:

@@ -1201,7 +1201,7 @@ def automations_apply(
     to repeat: an unchanged automation is left alone)."""
     from datetime import timedelta
 
-    from recovery.application.notify import apply_automations
+    from deployments.sync import apply_automations
 
     wait = timedelta(hours=signoff_wait_hours) if signoff_wait_hours is not None else None
     lines = run(lambda: apply_automations(wait), as_json)
@@ -1222,7 +1222,7 @@ def smtp_set_secret(
 ) -> None:
     """Store the SMTP password in a Prefect Secret block; then set
     RECOVERY_SMTP_SECRET_BLOCK=NAME wherever email is sent."""
-    from recovery.application.notify import save_smtp_secret
+    from recovery.adapters.smtp_secret import save_smtp_secret
 
     password = (sys.stdin.readline().rstrip("\n") if password_stdin
                 else typer.prompt("SMTP password", hide_input=True, confirmation_prompt=True))

@@ -111,7 +111,7 @@ def check_smtp() -> str:
     password = ""
     if settings.smtp_secret_block:
         from recovery.adapters import prefect_api
-        from recovery.application.notify import load_smtp_secret
+        from recovery.adapters.smtp_secret import load_smtp_secret
 
         prefect_api.api_url()
         load_smtp_secret(settings.smtp_secret_block)
@@ -141,7 +141,7 @@ def check_outbox() -> str:
 
 
 def check_automations() -> str:
-    from recovery.application.notify import check_automations as check
+    from deployments.sync import check_automations as check
 
     return check()
 

@@ -34,7 +34,7 @@ WAIT = timedelta(seconds=12)
 NI = "ni@harbourcare.example"
 QUAY_RM = "rm@quay.example"
 PROVIDER_LEAD = "provider.lead@harbourcare.example"
-APPLY = "import json; from recovery.application.notify import apply_automations as a; " \
+APPLY = "import json; from deployments.sync import apply_automations as a; " \
         "print(json.dumps(a()))"
 
 

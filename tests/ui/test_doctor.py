@@ -110,7 +110,7 @@ def test_database_initialised_then_served_then_automations_applied(
     assert result.detail("automations").startswith("not applied: recovery · sign-off")
     assert "(run `recovery automations apply`)" in result.detail("automations")
 
-    run_python("from recovery.application.notify import apply_automations as a; a()", site.env)
+    run_python("from deployments.sync import apply_automations as a; a()", site.env)
     result = doctor(site.env)
     assert result.exit_code == 0 and not result.failing(), result.output
     assert result.detail("automations") == "3 automations enabled; sign-off wait 2 days"
@@ -136,7 +136,7 @@ def test_smtp_secret_block_missing_then_saved(site: RecoveryStack) -> None:
     assert result.detail("smtp") == ("Secret block 'smtp-relay-password' not found on the "
                                      "Prefect server (`recovery smtp set-secret "
                                      "smtp-relay-password`)")
-    run_python("from recovery.application.notify import save_smtp_secret as s; "
+    run_python("from recovery.adapters.smtp_secret import save_smtp_secret as s; "
                "s('smtp-relay-password', 'not-a-real-password')", site.env)
     result = doctor(env)
     assert result.exit_code == 0, result.output

@@ -112,7 +112,7 @@ def assert_waiting(line: str) -> None:
 
 def test_password_comes_from_the_secret_block(app: dict[str, str], smtp: AuthSmtp) -> None:
     smtp.passwords = {"from-the-block"}
-    run_python("from recovery.application.notify import save_smtp_secret as s; "
+    run_python("from recovery.adapters.smtp_secret import save_smtp_secret as s; "
                "print(s('smtp-relay', 'from-the-block'))", app)
     env = {**app, "RECOVERY_SMTP_SECRET_BLOCK": "smtp-relay"}
     queue_email(env, "secret-test-1")
@@ -121,7 +121,7 @@ def test_password_comes_from_the_secret_block(app: dict[str, str], smtp: AuthSmt
     [message] = smtp.messages
     assert "QUAY-MED-001 at Quay House escalated" in message["Subject"]
     # the block's value can be replaced in place (a password rotation)
-    run_python("from recovery.application.notify import save_smtp_secret as s; "
+    run_python("from recovery.adapters.smtp_secret import save_smtp_secret as s; "
                "s('smtp-relay', 'rotated')", app)
     smtp.passwords = {"rotated"}
     queue_email(env, "secret-test-2")
@@ -146,7 +146,7 @@ def test_a_missing_block_keeps_email_queued_until_it_exists(
     queue_email(env, "missing-test-1")
     assert_waiting(flush(env))
     assert not smtp.messages and not smtp.logins
-    run_python("from recovery.application.notify import save_smtp_secret as s; "
+    run_python("from recovery.adapters.smtp_secret import save_smtp_secret as s; "
                "s('not-saved-yet', 'late-password')", app)
     assert flush(env, "--all") == "sent 1, failed 0, undeliverable 0; still queued 0"
     assert smtp.logins == [(USER, "late-password", True)]
@@ -155,7 +155,7 @@ def test_a_missing_block_keeps_email_queued_until_it_exists(
 
 def test_a_wrong_password_keeps_email_queued(app: dict[str, str], smtp: AuthSmtp) -> None:
     smtp.passwords = {"the-right-one"}
-    run_python("from recovery.application.notify import save_smtp_secret as s; "
+    run_python("from recovery.adapters.smtp_secret import save_smtp_secret as s; "
                "s('smtp-wrong', 'the-wrong-one')", app)
     env = {**app, "RECOVERY_SMTP_SECRET_BLOCK": "smtp-wrong"}
     queue_email(env, "wrong-test-1")
@@ -170,7 +170,7 @@ def test_a_wrong_password_keeps_email_queued(app: dict[str, str], smtp: AuthSmtp
 ])
 def test_bad_input_is_refused_before_anything_is_saved(name: str, password: str,
                                                        field: str) -> None:
-    from recovery.application.notify import save_smtp_secret
+    from recovery.adapters.smtp_secret import save_smtp_secret
 
     with pytest.raises(InvalidInput) as refused:
         save_smtp_secret(name, password)
