@@ -59,10 +59,10 @@ def import_evidence_task(file: str, imported_by: str, dry_run: bool) -> dict[str
 @task(name="record-absence", retries=0, cache_policy=NO_CACHE)
 def record_absence_task(email: str, starts_on: Any, ends_on: Any, by: str) -> dict[str, Any]:
     """Record an absence through the same rules as `recovery people away`."""
-    from recovery.application import standins
+    from recovery.application import absences
 
     with db.unit_of_work() as session:
-        row = standins.record_absence(session, email, starts_on=starts_on, ends_on=ends_on,
+        row = absences.record_absence(session, email, starts_on=starts_on, ends_on=ends_on,
                                       by=by, today=get_settings().today())
         return {"absence_id": row.id, "email": email.strip().lower(),
                 "from": starts_on.isoformat(), "to": ends_on.isoformat()}

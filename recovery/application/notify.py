@@ -146,7 +146,7 @@ def _signoff_waiting(subject: str, run_id: UUID, wait_seconds: float | None) -> 
                 return outcome
             ref = found.ref
         from models.signoff import SignoffKind
-        from recovery.application import signoffs, standins
+        from recovery.application import absences, signoffs
 
         row = repo.get_action(session, ref)
         outcome.ref = row.ref
@@ -160,7 +160,7 @@ def _signoff_waiting(subject: str, run_id: UUID, wait_seconds: float | None) -> 
             outcome.skipped = "no nominated individual in the staff directory"
             return outcome
         today = settings.today()
-        away = standins.away(session, reviewer.email, today)
+        away = absences.away(session, reviewer.email, today)
         context = {
             "ref": row.ref, "title": row.title, "location": location.name, "kind": kind,
             "risk_level": row.risk_level, "reviewer_name": reviewer.name,
@@ -171,7 +171,7 @@ def _signoff_waiting(subject: str, run_id: UUID, wait_seconds: float | None) -> 
             "run_url": settings.run_url(str(run_id)),
             "away_until": away.ends_on if away else None,
             "standins": [{"name": p.name, "email": p.email, "role": p.role.label}
-                         for p in standins.standins_for(session, row, reviewer.email, today)],
+                         for p in absences.standins_for(session, row, reviewer.email, today)],
             "reassign_cli": f"recovery signoff reassign {row.ref} --to EMAIL --by "
                             "YOUR-EMAIL --reason TEXT",
         }

@@ -185,15 +185,15 @@ def _issue(
     )
     closure = latest_closure_request(session, row.id) if kind == SignoffKind.CLOSURE else None
     snapshot = closure.snapshot_ref if closure is not None else None
-    from recovery.application import standins  # standins builds on this module
+    from recovery.application import absences
 
-    away = standins.away(session, reviewer.email, get_settings().today())
+    away = absences.away(session, reviewer.email, get_settings().today())
     if away is not None:
         # nobody away is chosen by an automatic path: the request waits with no live code
         # until it is reassigned to a stand-in (or a new code is sent once they are back)
         session.add(request)
         session.flush()
-        standins.tell_held(session, row, request, reviewer, away.ends_on)
+        absences.tell_held(session, row, request, reviewer, away.ends_on)
     else:
         _send_code(session, row, reviewer, request, now, {"snapshot_ref": snapshot, **context},
                    dedupe_key=f"signoff:{row.ref}:{kind.value}:{attempt}")
@@ -550,9 +550,9 @@ def reissue(session: Session, ref: str, *, by: str, now: datetime | None = None)
     if kind is None or request is None or request.used_at is not None:
         raise RuleRefused("sign-off reissue",
                           [f"{row.ref} has no sign-off waiting (status {row.status})"])
-    from recovery.application import standins
+    from recovery.application import absences
 
-    away = standins.away(session, request.reviewer_email, get_settings().today())
+    away = absences.away(session, request.reviewer_email, get_settings().today())
     if away is not None:
         raise RuleRefused("sign-off reissue", [
             f"{request.reviewer_email} is away until {away.ends_on.strftime('%d/%m/%Y')}: "

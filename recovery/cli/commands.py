@@ -402,12 +402,12 @@ def people_away(
 ) -> None:
     """Record an absence: nobody away is chosen as a reviewer, and a sign-off waiting on
     them may be reassigned to a stand-in (`recovery signoff reassign`)."""
-    from recovery.application import standins
+    from recovery.application import absences
 
     def work() -> dict[str, str]:
         starts, ends = parse_day(from_day, "from"), parse_day(to_day, "to")
         with db.unit_of_work() as session:
-            row = standins.record_absence(session, email, starts_on=starts, ends_on=ends,
+            row = absences.record_absence(session, email, starts_on=starts, ends_on=ends,
                                           by=by, today=get_settings().today())
             person = repo.person_by_id(session, row.person_id)
             return {"email": person.email, "from": starts.isoformat(), "to": ends.isoformat(),
@@ -498,12 +498,12 @@ def action_open(
     flags: list[str] = []
 
     def work() -> services.ActionSummary:
-        from recovery.application import standins
+        from recovery.application import absences
 
         plan = parse_file(parse_plan, path)
         with db.unit_of_work() as session:
             row = services.open_action(session, plan, actor=by)
-            flag = standins.reviewer_away_at_opening(session, row)
+            flag = absences.reviewer_away_at_opening(session, row)
             if flag:
                 flags.append(flag)
                 audit_log.append(session, actor="system", event="signoff.reviewer_away",

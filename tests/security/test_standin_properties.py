@@ -24,7 +24,7 @@ from recovery.adapters import db
 from recovery.adapters import repository as repo
 from recovery.adapters.mail import outgoing
 from recovery.adapters.tables import DecisionRow, OutboxRow
-from recovery.application import signoffs, standins
+from recovery.application import absences, signoffs, standins
 from tests.security.conftest import LEAD, MANAGER, REVIEWER
 from tests.security.driver import CODE_RE, GOOD_RATIONALE, Driver, fresh_world, other_code
 
@@ -59,7 +59,7 @@ class StandinDriver(Driver):
     applied_by_assignee: int = 0
 
     def away(self, who: str, start: int, length: int) -> None:
-        self.attempt(f"away {who} +{start} for {length}", lambda s: standins.record_absence(
+        self.attempt(f"away {who} +{start} for {length}", lambda s: absences.record_absence(
             s, who, starts_on=self.day + timedelta(days=start),
             ends_on=self.day + timedelta(days=start + length), by=who, today=self.day).id)
 
