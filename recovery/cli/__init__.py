@@ -1,5 +1,5 @@
-"""The `recovery` command: one module per sub-command group, assembled in `commands`."""
+"""The `recovery` command: one module per sub-command group, assembled in `app`."""
 
-from recovery.cli.commands import app, main
+from recovery.cli.app import app, main
 
 __all__ = ["app", "main"]

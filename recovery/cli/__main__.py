@@ -1,3 +1,3 @@
-from recovery.cli.commands import main
+from recovery.cli.app import main
 
 main()

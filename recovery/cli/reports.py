@@ -1,8 +1,8 @@
-"""`recovery report ...`, `recovery import tracker` and `recovery export tracker`.
+"""`recovery report ...`, `recovery import tracker|evidence` and `recovery export tracker`.
 
-Registered on the main app in `recovery/cli/commands.py`; the conventions are that module's: every
-command takes --json; exit 0 done, 2 bad input (a tracker with bad rows: every bad row
-listed, nothing imported), 3 refused by a rule, 1 unexpected.
+The conventions are `recovery.cli.common`'s: every command takes --json; exit 0 done, 2 bad
+input (a tracker with bad rows: every bad row listed, nothing imported), 3 refused by a
+rule, 1 unexpected.
 """
 
 from __future__ import annotations
@@ -15,20 +15,11 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-# The apps exist before `recovery.cli` is imported: cli.py imports this module at its end to
-# register them, so whichever of the two is imported first, the other finds them defined
-# (their commands are added below and typer reads them when the CLI runs).
-report_app = typer.Typer(no_args_is_help=True,
-                         help="Governance, commissioner and inspector packs (HTML, PDF, Markdown).")
-import_app = typer.Typer(no_args_is_help=True,
-                         help="Bring a provider's existing tracker, or its evidence, in.")
-export_app = typer.Typer(no_args_is_help=True, help="The risk-rated tracker out to Excel or CSV.")
-
-from models.dates import DATE_HELP  # noqa: E402
-from models.errors import InvalidInput  # noqa: E402
-from recovery.adapters import db  # noqa: E402
-from recovery.adapters.tablefile import RowsRejected, iter_errors  # noqa: E402
-from recovery.cli.commands import (  # noqa: E402
+from models.dates import DATE_HELP
+from models.errors import InvalidInput
+from recovery.adapters import db
+from recovery.adapters.tablefile import RowsRejected, iter_errors
+from recovery.cli.common import (
     JsonOpt,
     as_of_day,
     emit,
@@ -39,6 +30,12 @@ from recovery.cli.commands import (  # noqa: E402
     read_file,
     run,
 )
+
+report_app = typer.Typer(no_args_is_help=True,
+                         help="Governance, commissioner and inspector packs (HTML, PDF, Markdown).")
+import_app = typer.Typer(no_args_is_help=True,
+                         help="Bring a provider's existing tracker, or its evidence, in.")
+export_app = typer.Typer(no_args_is_help=True, help="The risk-rated tracker out to Excel or CSV.")
 
 # Loaded when a report, import or export command first uses them, not on every `recovery`
 # start-up.

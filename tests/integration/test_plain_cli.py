@@ -17,8 +17,9 @@ import pytest
 import typer
 from sqlalchemy import text
 
+from models.dates import DATE_HELP
 from recovery.adapters import db
-from recovery.cli.commands import DATE_HELP, app
+from recovery.cli import app
 from recovery.settings import get_settings
 from tests.integration.conftest import PG_ADMIN_URL, PG_SERVER
 from tests.integration.helpers import EXAMPLES, cli, relative_plan, write_plan
@@ -250,7 +251,7 @@ def test_dates_are_printed_as_they_are_read(directory: str) -> None:
 
 
 def test_a_cycle_summary_words_counts_lists_and_flags() -> None:
-    from recovery.cli.commands import cycle_summary
+    from recovery.cli.admin import cycle_summary
 
     text = cycle_summary("weekly", {
         "as_of": "2026-12-03", "flow_run_id": "x", "ratings": {"on_track": 2, "off_track": 0,
