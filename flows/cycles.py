@@ -40,7 +40,8 @@ def daily_review(as_of: date | None = None) -> dict[str, object]:
         stage.restart_reopened(result.reopened)
     flush_outbox()
     anchor_audit_chain()
-    return result.model_dump(mode="json")
+    outcome: dict[str, object] = result.model_dump(mode="json")
+    return outcome
 
 
 def _weekly_name() -> str:
@@ -54,7 +55,7 @@ def _weekly_name() -> str:
 def weekly_governance(as_of: date | None = None) -> dict[str, object]:
     """The registered managers' weekly audit and the provider governance summary."""
     day = _day(as_of)
-    summary = stage.weekly_summary(day)
+    summary: dict[str, object] = stage.weekly_summary(day)
     flush_outbox()
     anchor_audit_chain()
     return summary
@@ -81,8 +82,9 @@ def monthly_assurance(as_of: date | None = None) -> dict[str, object]:
         if wait["completed"]:
             anchor_audit_chain()
             return {"month": wait["month"], "recorded": True, "actions": wait["refs"]}
-        refs = list(wait["refs"])  # type: ignore[call-overload]
-        form = assurance_form(refs)
+        refs = wait["refs"]
+        assert isinstance(refs, list)
+        form = assurance_form(list(refs))
         answer = suspend_flow_run(
             wait_for_input=form.with_initial_data(description=str(wait["description"])),
             key=str(wait["pause_key"]), timeout=None,
@@ -98,7 +100,7 @@ def monthly_assurance_start(as_of: date) -> dict[str, object]:
     """From the CLI: start the month's assurance run on the served deployment, once: asked
     again for the same month it returns the run already waiting (or completed) instead of
     starting a second one; only a run that crashed, failed or was cancelled is replaced."""
-    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.objects import FlowRun, StateType
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
@@ -109,10 +111,13 @@ def monthly_assurance_start(as_of: date) -> dict[str, object]:
     for attempt in range(50):
         key = f"monthly-assurance:{month}" + (f":{attempt}" if attempt else "")
         try:
-            run = run_deployment(MONTHLY_DEPLOYMENT, parameters={"as_of": as_of.isoformat()},
-                                 timeout=0, idempotency_key=key)
+            started = run_deployment(MONTHLY_DEPLOYMENT,
+                                     parameters={"as_of": as_of.isoformat()},
+                                     timeout=0, idempotency_key=key)
         except ObjectNotFound:
             raise deployment_missing(MONTHLY_DEPLOYMENT) from None
+        assert isinstance(started, FlowRun)  # a sync caller gets the run, not a coroutine
+        run = started
         if run.state is None or run.state.type not in dead:
             break
     return {"month": month, "flow_run_id": str(run.id),

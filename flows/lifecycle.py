@@ -35,7 +35,7 @@ def high_risk_action(action_ref: str) -> str:
     stage.set_review_cadence(action_ref)
 
     for _ in range(MAX_TURNS):
-        status = stage.current_status(action_ref)
+        status: Status = stage.current_status(action_ref)
         if status == Status.DRAFT:
             stage.submit_plan(action_ref)
         elif status == Status.AWAITING_PLAN_SIGNOFF:

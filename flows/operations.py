@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
@@ -30,10 +30,16 @@ from tasks.operations import (
     record_evidence_task,
 )
 
-Statement = StrEnum(  # type: ignore[misc]
-    "Statement", {s.id: s.id for s in builtin_framework().quality_statements}
-)
-Template = StrEnum("Template", {t: t for t in builtin_templates()})  # type: ignore[misc]
+if TYPE_CHECKING:
+    # Drop-downs whose members are data (the built-in catalogue and templates), made when
+    # the module loads; a type checker only knows them as string enums.
+    Statement = StrEnum
+    Template = StrEnum
+else:
+    Statement = StrEnum(
+        "Statement", {s.id: s.id for s in builtin_framework().quality_statements}
+    )
+    Template = StrEnum("Template", {t: t for t in builtin_templates()})
 
 
 class RiskFactorsForm(BaseModel):

@@ -156,7 +156,7 @@ def enqueue_many(session: Session, emails: Sequence[Email]) -> int:
         queued.update(session.execute(
             select(OutboxRow.dedupe_key)
             .where(col(OutboxRow.dedupe_key).in_(keys[i:i + _KEY_CHUNK]))).scalars())
-    rows = []
+    rows: list[dict[str, Any]] = []
     for item, pairs in planned:
         missing = [(k, a) for k, a in pairs if k not in queued]
         queued.update(k for k, _ in missing)
@@ -226,13 +226,15 @@ def outgoing(row: OutboxRow, settings: Settings | None = None) -> tuple[str, str
         raise RuntimeError("the one-time code was encrypted with another outbox key than "
                            "this process's (RECOVERY_OUTBOX_KEY or <home>/outbox.key): send "
                            "it from a process that has the key it was queued with") from None
-    return tuple(part.replace(CODE_PLACEHOLDER, code)  # type: ignore[return-value]
-                 for part in (row.subject, row.text_body, row.html_body))
+    subject, text, html = (part.replace(CODE_PLACEHOLDER, code)
+                           for part in (row.subject, row.text_body, row.html_body))
+    return subject, text, html
 
 
 def _mailer_class() -> Any:
     import yagmail
 
+    # yagmail ships no type information and no stub package exists: its SMTP is Any here
     class Mailer(yagmail.SMTP):  # type: ignore[misc]
         """yagmail with our own plain-text part: yagmail builds the multipart message and
         sends it; we only put the rendered text where it would repeat the HTML source."""
@@ -280,7 +282,9 @@ def _smtp(settings: Settings) -> Any:
     if settings.smtp_secret_block:
         from prefect.blocks.system import Secret
 
-        password = str(Secret.load(settings.smtp_secret_block).get())
+        block = Secret.load(settings.smtp_secret_block)
+        assert isinstance(block, Secret)  # a sync caller gets the block, not a coroutine
+        password = str(block.get())
     return _mailer_class()(
         user={settings.mail_from: "recovery-gates"} if not settings.smtp_user
         else settings.smtp_user,
@@ -362,7 +366,8 @@ def flush(settings: Settings | None = None, *, ignore_backoff: bool = False) -> 
     settings = settings or get_settings()
     sent = failed = dead = 0
     with unit_of_work() as session:
-        ids = [r.id for r in (pending(session) if ignore_backoff else due(session, utcnow()))]
+        ids = [r.id for r in (pending(session) if ignore_backoff else due(session, utcnow()))
+               if r.id is not None]
     smtp = None
     unreachable: Exception | None = None
     for outbox_id in ids:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Table, UniqueConstraint, inspect
 from sqlmodel import Field, SQLModel
 
 
@@ -22,6 +22,15 @@ def utcnow() -> datetime:
 def as_utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything is stored in UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def table_of(row: type[SQLModel]) -> Table:
+    """The Core table behind a table class, for set-based statements that read or write
+    plain rows (SQLModel sets `__table__` on the class but does not declare it for a type
+    checker)."""
+    table = inspect(row).local_table
+    assert isinstance(table, Table)
+    return table
 
 
 def _ts(nullable: bool = False) -> Any:

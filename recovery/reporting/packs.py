@@ -56,6 +56,7 @@ from recovery.adapters.tables import (
     ReviewRow,
     StatementRow,
     as_utc,
+    table_of,
 )
 from recovery.reporting import charts
 from recovery.reporting.snapshot import (
@@ -462,7 +463,7 @@ def _pillar_views(
     `ORDER BY observed_on DESC, id DESC LIMIT 1` look-ups walking that index back), instead
     of every evidence row as an object. (A window function ranking every row of each
     partition did the same work 3.6 times slower on SQLite.)"""
-    e = EvidenceRow.__table__
+    e = table_of(EvidenceRow)
     x = e.alias("x")
     cutoff = shift(as_of, -freshness_days)
     found: dict[int, dict[str, tuple[date, float | None, int, date]]] = defaultdict(dict)
@@ -517,7 +518,7 @@ def _chart_evidence(session: Session, ids: list[int],
                     as_of: date) -> dict[int, list[tuple[date, float, str]]]:
     """The measured evidence the charts plot: (observed on, value, pillar) per action, four
     columns read as plain tuples (points are made per chart, then dropped)."""
-    e = EvidenceRow.__table__.c
+    e = table_of(EvidenceRow).c
     out: dict[int, list[tuple[date, float, str]]] = defaultdict(list)
     for chunk in _chunks(ids):
         for action_id, observed_on, value, pillar in session.connection().execute(
@@ -607,7 +608,7 @@ def _details(
     # every one up to the date (what its chart plots), as plain tuples
     reviews: dict[int, list[tuple[date, float | None, float, str]]] = defaultdict(list)
     last_review: dict[int, tuple[date, float]] = {}
-    r = ReviewRow.__table__.c
+    r = table_of(ReviewRow).c
     for chunk in _chunks(ids):
         for action_id, day, measured, trajectory, rating in session.connection().execute(
                 sa_select(r.action_id, r.as_of, r.measured_value, r.trajectory_value,
@@ -619,10 +620,10 @@ def _details(
     # the rest as plain rows (Core, not ORM instances: a large provider has tens of
     # thousands of them and the pack only reads their columns)
     conn = session.connection()
-    cc, es, dc = (ControlChangeRow.__table__.c, EscalationRow.__table__.c,  # type: ignore[attr-defined]
-                  DecisionRow.__table__.c)  # type: ignore[attr-defined]
-    ae, links = AssuranceEntryRow.__table__.c, ActionStatementRow.__table__.c  # type: ignore[attr-defined]
-    st = StatementRow.__table__.c  # type: ignore[attr-defined]
+    cc, es, dc = (table_of(ControlChangeRow).c, table_of(EscalationRow).c,
+                  table_of(DecisionRow).c)
+    ae, links = table_of(AssuranceEntryRow).c, table_of(ActionStatementRow).c
+    st = table_of(StatementRow).c
     changes: dict[int, list[Any]] = defaultdict(list)
     change_text: dict[int, str] = {}
     escalations: dict[int, list[Any]] = defaultdict(list)
@@ -630,28 +631,28 @@ def _details(
     assurance: dict[int, list[Any]] = defaultdict(list)
     statements: dict[int, list[StatementView]] = defaultdict(list)
     for chunk in _chunks(ids):
-        for c in conn.execute(sa_select(ControlChangeRow.__table__)  # type: ignore[attr-defined]
+        for c in conn.execute(sa_select(table_of(ControlChangeRow))
                               .where(cc.action_id.in_(chunk))
                               .order_by(cc.decided_on, cc.id)).all():
             change_text[c.id] = c.what
             if c.decided_on <= as_of:
                 changes[c.action_id].append(c)
-        for esc in conn.execute(sa_select(EscalationRow.__table__)  # type: ignore[attr-defined]
+        for esc in conn.execute(sa_select(table_of(EscalationRow))
                                 .where(es.action_id.in_(chunk), es.opened_on <= as_of)
                                 .order_by(es.opened_on, es.id)).all():
             escalations[esc.action_id].append(esc)
-        for d in conn.execute(sa_select(DecisionRow.__table__)  # type: ignore[attr-defined]
+        for d in conn.execute(sa_select(table_of(DecisionRow))
                               .where(dc.action_id.in_(chunk))
                               .order_by(dc.decided_at)).all():
             if _local_date(d.decided_at) <= as_of:
                 decisions[d.action_id].append(d)
-        for a in conn.execute(sa_select(AssuranceEntryRow.__table__)  # type: ignore[attr-defined]
+        for a in conn.execute(sa_select(table_of(AssuranceEntryRow))
                               .where(ae.action_id.in_(chunk), ae.recorded_on <= as_of)
                               .order_by(ae.recorded_on)).all():
             assurance[a.action_id].append(a)
         for action_id, statement_id, title, key_question in conn.execute(
                 sa_select(links.action_id, st.statement_id, st.title, st.key_question)
-                .join(StatementRow.__table__, and_(  # type: ignore[attr-defined]
+                .join(table_of(StatementRow), and_(
                     st.framework_id == links.framework_id,
                     st.statement_id == links.statement_id))
                 .where(links.action_id.in_(chunk))).all():

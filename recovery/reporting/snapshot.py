@@ -4,12 +4,15 @@ decisions needed and governance weaknesses. Built set-based for a whole provider
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, PrivateAttr
 from sqlalchemy import func, or_
+from sqlalchemy import select as sa_select
+from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col, select
 
 from models.cadence import next_review_due
@@ -134,9 +137,10 @@ def _last_review_rows(
     shows, read in one query per chunk of actions (not every review of the window as ORM
     objects)."""
     out: dict[int, Any] = {}
-    columns = [ReviewRow.action_id, ReviewRow.as_of, ReviewRow.rating, ReviewRow.measured_value]
+    columns: list[Mapped[Any]] = [col(ReviewRow.action_id), col(ReviewRow.as_of),
+                                  col(ReviewRow.rating), col(ReviewRow.measured_value)]
     if pillars:
-        columns.append(ReviewRow.pillars)
+        columns.append(col(ReviewRow.pillars))
     for chunk in _chunks(ids):
         last = (
             select(ReviewRow.action_id, func.max(ReviewRow.as_of).label("last"))
@@ -145,8 +149,9 @@ def _last_review_rows(
             .group_by(col(ReviewRow.action_id)).subquery()
         )
         for row in session.connection().execute(
-                select(*columns).join(last, (ReviewRow.action_id == last.c.action_id)
-                                      & (ReviewRow.as_of == last.c.last))):
+                sa_select(*columns).join(last,
+                                         (col(ReviewRow.action_id) == last.c.action_id)
+                                         & (col(ReviewRow.as_of) == last.c.last))):
             out[row.action_id] = row
     return out
 
@@ -192,7 +197,7 @@ def build_snapshot(
             .where(col(ReviewRow.action_id).in_(chunk), ReviewRow.as_of <= as_of)
             .group_by(col(ReviewRow.action_id))).all())
         for e, changed_on in session.exec(
-                select(EscalationRow, ControlChangeRow.decided_on)
+                select(EscalationRow, col(ControlChangeRow.decided_on))
                 .outerjoin(ControlChangeRow, col(ControlChangeRow.id)
                            == col(EscalationRow.control_change_id))
                 .where(col(EscalationRow.action_id).in_(chunk),
@@ -205,8 +210,8 @@ def build_snapshot(
                 awaiting_control.add(e.action_id)
 
     asked_on = _decisions_asked_on(session, actions) if not past else {
-        a.id: then[a.ref].since for a in actions
-        if a.id is not None and then[a.ref].since is not None}
+        a.id: asked for a in actions
+        if a.id is not None and (asked := then[a.ref].since) is not None}
 
     provider_review: dict[int, date] = {}
 
@@ -216,16 +221,18 @@ def build_snapshot(
 
     for chunk in _chunks(ids):
         for action_id, email, at in session.exec(select(
-                DecisionRow.action_id, DecisionRow.reviewer_email, DecisionRow.decided_at)
+                col(DecisionRow.action_id), col(DecisionRow.reviewer_email),
+                col(DecisionRow.decided_at))
                 .where(col(DecisionRow.action_id).in_(chunk))):
             if email in senior_emails:
                 seen(action_id, at.date())
         for action_id, day in session.exec(select(
-                AssuranceEntryRow.action_id, AssuranceEntryRow.recorded_on)
+                col(AssuranceEntryRow.action_id), col(AssuranceEntryRow.recorded_on))
                 .where(col(AssuranceEntryRow.action_id).in_(chunk))):
             seen(action_id, day)
         for action_id, email, day in session.exec(select(
-                EvidenceRow.action_id, EvidenceRow.recorded_by, EvidenceRow.observed_on)
+                col(EvidenceRow.action_id), col(EvidenceRow.recorded_by),
+                col(EvidenceRow.observed_on))
                 .where(col(EvidenceRow.action_id).in_(chunk),
                        EvidenceRow.source == "governance_minutes")):
             if email in senior_emails:
@@ -328,7 +335,7 @@ def as_it_stood(session: Session, actions: list[ActionRow], as_of: date) -> dict
     the audit log (each entry's `on`, the business day it was recorded; before entries
     carried one, the local day of its timestamp)."""
     tz = get_settings().tz
-    history: dict[str, list[tuple[str, date, dict[str, Any]]]] = defaultdict(list)
+    history: dict[str, list[tuple[str, date, Mapping[str, Any]]]] = defaultdict(list)
     for chunk in _chunks([a.ref for a in actions]):
         for ref, event, at, details in session.exec(
                 select(AuditRow.action_ref, AuditRow.event, AuditRow.at, AuditRow.details)
@@ -360,8 +367,8 @@ def as_it_stood(session: Session, actions: list[ActionRow], as_of: date) -> dict
     return out
 
 
-def _started_by_then(entries: list[tuple[str, date, dict[str, Any]]], started: date | None
-                     ) -> list[tuple[str, date, dict[str, Any]]]:
+def _started_by_then(entries: list[tuple[str, date, Mapping[str, Any]]], started: date | None
+                     ) -> list[tuple[str, date, Mapping[str, Any]]]:
     """The action's recovery start day is the business-dated record of its plan's approval:
     the opening, submission and approval that led to it happened by that day, whatever day
     their entries carry (an action recorded late, with the day recovery really began)."""

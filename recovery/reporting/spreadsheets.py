@@ -599,16 +599,20 @@ _LEVEL_FILLS = {"high": ("F6D7D2", "942514"), "medium": ("FDE2CF", "7A3A00"),
 
 def export_xlsx(records: list[dict[str, Any]], *, provider: str, as_of: date) -> bytes:
     from openpyxl import Workbook
+    from openpyxl.cell.cell import Cell, MergedCell
     from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
     from openpyxl.utils import get_column_letter
     from openpyxl.worksheet.datavalidation import DataValidation
+    from openpyxl.worksheet.worksheet import Worksheet
 
     book = Workbook()
     sheet = book.active
+    assert isinstance(sheet, Worksheet)  # a new workbook starts with one worksheet
     sheet.title = "Tracker"
     thin = Side(style="thin", color="B1B4B6")
     border = Border(left=thin, right=thin, top=thin, bottom=thin)
     header_fill = PatternFill("solid", fgColor="1D70B8")
+    cell: Cell | MergedCell
     for index, column in enumerate(COLUMNS, start=1):
         cell = sheet.cell(row=1, column=index, value=column.header)
         cell.font = Font(bold=True, color="FFFFFF")
@@ -670,10 +674,12 @@ def export_xlsx(records: list[dict[str, Any]], *, provider: str, as_of: date) ->
     sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
     sheet.page_setup.fitToWidth = 1
     sheet.page_setup.fitToHeight = 0
-    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    fit, footer = sheet.sheet_properties.pageSetUpPr, sheet.oddFooter
+    assert fit is not None and footer is not None  # openpyxl makes both for a new sheet
+    fit.fitToPage = True
     sheet.print_title_rows = "1:1"
-    sheet.oddFooter.left.text = f"{provider}: risk-rated tracker as of {as_of:%d/%m/%Y}"
-    sheet.oddFooter.right.text = "Page &P of &N"
+    footer.left.text = f"{provider}: risk-rated tracker as of {as_of:%d/%m/%Y}"
+    footer.right.text = "Page &P of &N"
 
     notes = book.create_sheet("Read me")
     notes.append(["Column", "What it holds", "Read on import"])
