@@ -335,7 +335,7 @@ def monthly(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     from sqlmodel import Session, select
 
     from flows.forms import assurance_form
-    from recovery.adapters import db
+    from recovery.adapters import db, mail
     from recovery.adapters.tables import OutboxRow
     from recovery.application import assurance
 
@@ -349,7 +349,7 @@ def monthly(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
             session, as_of=as_of, flow_run_id=None))
         email = session.exec(select(OutboxRow).where(
             OutboxRow.dedupe_key == f"assurance:{wait.month}")).one()
-        found = re.search(r"code:\s*(\d{6})", email.text_body)
+        found = re.search(r"code:\s*(\d{6})", mail.outgoing(email)[1])  # as it is sent
         assert found, "the assurance email carries no code"
         outcomes = assurance.OUTCOMES
         answer: dict[str, Any] = {"reviewer_email": wait.reviewer_email, "code": found.group(1)}

@@ -18,8 +18,8 @@ moment of the resume call:
 Sign-offs are measured one at a time (no run competes with another). The floor, measured
 in the same run: a new Python process that imports Prefect, its flow engine and the
 lifecycle flow's module, then exits (what the runner's spawned flow-run process must do
-before anything else; Prefect 3 starts one for every resumed run), timed from outside, with
-the collector relaxed as a flow-run process's start-up relaxes it.
+before anything else; Prefect 3 starts one for every resumed run), timed from outside: a
+plain interpreter, as the flow-run processes are.
 Also reported per sign-off: the CPU time of the flow-run process (user + system, read from the serve
 process's reaped-children counters once the run has suspended again and its process has
 gone) and the load average. Prints each sample and p50/p95. Usage::
@@ -85,20 +85,15 @@ FLOOR_IMPORTS = {
 }
 
 
-#: what a flow-run process's start-up does first (deployments/startup/sitecustomize.py)
-FLOOR_START_UP = "from recovery.batch import start_up; start_up(); "
-
-
 def process_floor(runs: int) -> dict[str, list[float]]:
     """Wall seconds for a new Python process to import each of FLOOR_IMPORTS and exit,
-    `runs` times each, with the environment the stack's processes get and the start-up a
-    flow-run process gets."""
+    `runs` times each, with the environment the stack's processes get."""
     out: dict[str, list[float]] = {}
     for label, code in FLOOR_IMPORTS.items():
         times = []
         for _ in range(runs):
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-c", FLOOR_START_UP + code], cwd=REPO_ROOT,
+            subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT,
                            check=True,
                            capture_output=True, timeout=120)
             times.append(time.perf_counter() - t0)

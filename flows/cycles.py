@@ -7,7 +7,6 @@ from datetime import date
 from prefect import flow
 
 from models.dates import check_as_of
-from recovery import batch
 from recovery.settings import get_settings
 from tasks import cycle_steps as stage
 from tasks.audit import anchor_audit_chain
@@ -122,6 +121,3 @@ def monthly_assurance_start(as_of: date) -> dict[str, object]:
             break
     return {"month": month, "flow_run_id": str(run.id),
             "url": get_settings().run_url(str(run.id))}
-
-
-batch.imports_done()  # the flow-run process has loaded its modules (recovery/batch.py)

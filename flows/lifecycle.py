@@ -18,7 +18,6 @@ from prefect.runtime import flow_run
 from flows.forms import ClosureRequestForm, RevisionNotice, SignoffForm
 from models.lifecycle import Status
 from models.signoff import SignoffKind, Submission
-from recovery import batch
 from tasks import stages as stage
 
 #: Guard against a loop that never suspends (each turn either waits or moves the status).
@@ -82,6 +81,3 @@ def signoff(action_ref: str, kind: SignoffKind) -> None:
         Submission(reviewer_email=answer.reviewer_email, code=answer.code,
                    decision=answer.decision, rationale=answer.rationale),
     )
-
-
-batch.imports_done()  # the flow-run process has loaded its modules (recovery/batch.py)

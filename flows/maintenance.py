@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from prefect import flow
 
-from recovery import batch
 from recovery.application.reconcile import DEFAULT_OLDER_THAN
 from tasks.audit import reconcile_lost_runs as reconcile_task
 
@@ -15,6 +14,3 @@ def reconcile_lost_runs(older_than_seconds: float = DEFAULT_OLDER_THAN) -> list[
     (no heartbeat for `older_than_seconds`): marked Crashed and scheduled again, so they
     finish from where they stopped (every stage is idempotent against the database)."""
     return reconcile_task(older_than_seconds)
-
-
-batch.imports_done()  # the flow-run process has loaded its modules (recovery/batch.py)

@@ -13,7 +13,6 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from recovery import batch
 from tasks.notify import flush_outbox
 
 Kind = Literal["signoff-waiting", "escalation", "cycle-failed"]
@@ -68,6 +67,3 @@ def recovery_notify(
     outcome = queue_notification(kind, subject, event_id, payload or {}, wait_seconds)
     outcome["mail"] = flush_outbox()
     return outcome
-
-
-batch.imports_done()  # the flow-run process has loaded its modules (recovery/batch.py)

@@ -20,7 +20,6 @@ from models.action import RiskDomain
 from models.catalogue import builtin_framework
 from models.evidence import EvidenceSource
 from models.templates import builtin_templates
-from recovery import batch
 from recovery.settings import get_settings
 from tasks.operations import (
     import_evidence_task,
@@ -236,6 +235,3 @@ def signoff_reassign(
     get_run_logger().info("%s: %s sign-off reassigned from %s to %s", result["ref"],
                           result["kind"], result["reviewer_before"], result["standin"])
     return result
-
-
-batch.imports_done()  # the flow-run process has loaded its modules (recovery/batch.py)

@@ -39,7 +39,6 @@ from models.review import (
     watched_triggers,
 )
 from models.text import text_field
-from recovery import batch
 from recovery.adapters import audit_log, db, mail
 from recovery.adapters import repository as repo
 from recovery.adapters.tables import (
@@ -257,7 +256,6 @@ class _Lookups:
 # ------------------------------------------------------------------ the cycle
 
 
-@batch.frozen_heap()
 def run_daily(session: Session, *, as_of: date, actor: str = "daily-review") -> DailyResult:
     """Review every open action that is due under its cadence, as of a date."""
     if db.is_postgres(session):

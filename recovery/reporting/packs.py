@@ -39,7 +39,6 @@ from models.risk import (
     MEDIUM_THRESHOLD,
     RiskLevel,
 )
-from recovery import batch
 from recovery.adapters import audit_log, mail
 from recovery.adapters import repository as repo
 from recovery.adapters.tables import (
@@ -867,7 +866,6 @@ def _who_decides(a: ActionDetail, what: str) -> str:
             f"(senior reviewer: {a.reviewer.name})")
 
 
-@batch.frozen_heap()
 def governance_pack(session: Session, *, as_of: date, location: str | None = None,
                     charts_for: str = "auto",
                     snapshot: GovernanceSnapshot | None = None) -> GovernancePack:
@@ -901,7 +899,6 @@ def governance_pack(session: Session, *, as_of: date, location: str | None = Non
         actions=actions, weaknesses=weaknesses, decisions_needed=needed)
 
 
-@batch.frozen_heap()
 def commissioner_pack(session: Session, *, as_of: date, location: str | None = None,
                       charts_for: str = "auto") -> CommissionerPack:
     snapshot, name = _snapshot(session, as_of, location)
@@ -950,7 +947,6 @@ def verify_chain(session: Session) -> ChainView:
                      reason=result.reason, verified_at=get_settings().now())
 
 
-@batch.frozen_heap()
 def inspector_pack(session: Session, *, as_of: date, location: str | None = None,
                    charts_for: str = "auto") -> InspectorPack:
     snapshot, name = _snapshot(session, as_of, location)
@@ -991,13 +987,11 @@ def build_pack(session: Session, kind: str, *, as_of: date, location: str | None
 # ---------------------------------------------------------------- rendering
 
 
-@batch.frozen_heap()
 def render_html(pack: Pack) -> str:
     return mail.environment().get_template(f"reports/{pack.meta.kind}.html").render(
         p=pack, provider_roles=[r.label for r in PROVIDER_LEVEL_ROLES])
 
 
-@batch.frozen_heap()
 def render_markdown(pack: Pack) -> str:
     return mail.environment().get_template(f"reports/{pack.meta.kind}.md").render(
         p=pack, provider_roles=[r.label for r in PROVIDER_LEVEL_ROLES])
@@ -1049,7 +1043,6 @@ class ReportResult(BaseModel):
     bytes: int
 
 
-@batch.frozen_heap()
 def write_report(kind: str, fmt: str, out: Path, *, as_of: date,
                  location: str | None = None, charts: str = "auto",
                  snapshot: GovernanceSnapshot | None = None) -> ReportResult:

@@ -20,7 +20,6 @@ from models.dates import shift
 from models.lifecycle import DECISIONS_AWAITED, OPEN, Status, decision_due
 from models.people import PROVIDER_LEVEL_ROLES
 from models.risk import RiskLevel
-from recovery import batch
 from recovery.adapters.tables import (
     ActionRow,
     AssuranceEntryRow,
@@ -156,7 +155,6 @@ def _last_review_rows(
     return out
 
 
-@batch.frozen_heap()
 def build_snapshot(
     session: Session, *, as_of: date, location: str | None = None
 ) -> GovernanceSnapshot:

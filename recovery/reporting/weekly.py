@@ -9,7 +9,6 @@ from datetime import date
 from sqlmodel import Session, col, select
 
 from models.people import Role
-from recovery import batch
 from recovery.adapters import escaping, mail
 from recovery.adapters.tables import CycleRunRow, LocationRow, PersonRow
 from recovery.reporting.snapshot import GovernanceSnapshot
@@ -51,7 +50,6 @@ def report_markdown(snapshot: GovernanceSnapshot) -> str:
     return mail.environment().get_template("reports/weekly.md").render(s=snapshot)
 
 
-@batch.frozen_heap()
 def queue_weekly_emails(session: Session, snapshot: GovernanceSnapshot) -> int:
     """One email per location's registered manager, one to each nominated individual.
     The staff directory is read once and indexed by location (2,000 locations × 20,000
