@@ -26,7 +26,7 @@ run: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy models
+	$(VENV)/bin/mypy models recovery tasks flows deployments devstack
 
 test: lint
 	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
