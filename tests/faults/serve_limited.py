@@ -1,7 +1,7 @@
 """`recovery serve` with a cap on concurrent flow-run processes: ``python -m
 tests.faults.serve_limited LIMIT``.
 
-The same deployments and environment handling as `recovery serve` (recovery.cli.serve),
+The same deployments and environment handling as `recovery serve` (recovery.cli.admin.serve),
 except that at most LIMIT flow runs execute at once (the product's serve has no limit).
 On a two-CPU test machine 50 runs resumed at the same moment would otherwise start 50
 Python processes together and starve the Prefect server they all talk to; the others
