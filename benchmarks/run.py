@@ -30,9 +30,11 @@ from benchmarks.generate import AS_OF, PG_ADMIN_URL, SIZES, drop_database, fresh
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
-#: issue 6: large on SQLite (this 2-core machine); huge on PostgreSQL
-TARGETS = {"daily_s": 5.0, "daily_ratio": 3.0, "daily_rss_mb": 400.0, "weekly_s": 10.0,
-           "gate_p99_ms": 20.0, "signoff_p50_s": 2.0, "huge_daily_s": 60.0}
+#: issue 6: large on SQLite (this 2-core machine); huge on PostgreSQL. Issue 18: the daily
+#: cycle within 4x its floor, and sign-off -> next stage within 1.6x its floor (a bare
+#: process importing Prefect, its engine and the lifecycle flow) instead of 2 s
+TARGETS = {"daily_s": 5.0, "daily_ratio": 4.0, "daily_rss_mb": 400.0, "weekly_s": 10.0,
+           "gate_p99_ms": 20.0, "signoff_floor_ratio": 1.6, "huge_daily_s": 60.0}
 
 
 def _env(url: str, home: Path) -> dict[str, str]:
