@@ -28,8 +28,9 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy models recovery tasks flows deployments devstack
 
+# One Prefect server for the run (tests/conftest.py); the time per tier is printed at the end.
 test: lint
-	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests --durations=15 $(PYTEST_ARGS)
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest tests/unit -q

@@ -15,25 +15,12 @@ from devstack.mailsink import MailSink
 from tests.support.prefect_server import (
     PrefectServer,
     ServeProcess,
-    start_prefect_server,
     wait_for_final,
     wait_for_pause,
     wait_until,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def prefect_server() -> Iterator[PrefectServer]:
-    server = start_prefect_server(
-        # Events reach the database within ~0.5 s instead of 5 s.
-        extra_env={"PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "0.5"},
-    )
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
-"""Review-cycle integration fixtures: per test module one real Prefect server (its event
-persister flushing every 0.5 s, so events are readable quickly), one loopback SMTP sink,
-one `recovery serve` and one app database, with the module's ``ACTIONS`` put into recovery
-through the real lifecycle (`recovery action open`, the code from the sink, `recovery
-signoff`).
+"""Review-cycle integration fixtures: the run's shared Prefect server (tests/conftest.py;
+its event persister flushes every 0.5 s, so events are readable quickly), and per test
+module one loopback SMTP sink, one `recovery serve` and one app database, with the
+module's ``ACTIONS`` put into recovery through the real lifecycle (`recovery action open`,
+the code from the sink, `recovery signoff`).
 
 Commands that talk to Prefect (open, signoff, `review run`) run as the real `recovery`
 executable in a subprocess; commands that only touch the app database (evidence, extend,
@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -32,10 +32,9 @@ from recovery.adapters import repository as repo
 from recovery.adapters.tables import ActionRow, AuditRow, DecisionRow, OutboxRow
 from recovery.cli import app
 from recovery.settings import get_settings
-from tests.support.prefect_server import PrefectServer, start_prefect_server, wait_until
+from tests.support.prefect_server import PrefectServer, wait_until
 from tests.support.recovery_stack import EXAMPLES, SEED, RecoveryStack, Result
 
-EVENT_FLUSH = {"PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "0.5"}
 ESCALATED_EVENT = "recovery.action.escalated"
 _runner = CliRunner()
 
@@ -110,12 +109,22 @@ class CycleStack(RecoveryStack):
 
     # ------------------------------------------------------------------ Prefect
 
+    #: When this module's stack started: the Prefect server is shared by the whole run, so
+    #: events of the same refs from earlier modules are left out.
+    since: datetime = datetime.now(UTC)
+
     def escalation_events(self, ref: str) -> list[Any]:
-        from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+        from prefect.events.filters import (
+            EventFilter,
+            EventNameFilter,
+            EventOccurredFilter,
+            EventResourceFilter,
+        )
 
         with self.client() as client:
             page = client.read_events(
-                filter=EventFilter(event=EventNameFilter(name=[ESCALATED_EVENT]),
+                filter=EventFilter(occurred=EventOccurredFilter(since=self.since),
+                                   event=EventNameFilter(name=[ESCALATED_EVENT]),
                                    resource=EventResourceFilter(
                                        id=[f"recovery.action.{ref}"])),
                 limit=50)
@@ -181,26 +190,18 @@ RECOVERY_DAY = date(2026, 11, 26)
 
 
 @pytest.fixture(scope="module")
-def cycles_server() -> Iterator[PrefectServer]:
-    server = start_prefect_server(extra_env=EVENT_FLUSH)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def stack(
     request: pytest.FixtureRequest,
-    cycles_server: PrefectServer,
+    prefect_server: PrefectServer,
     cycles_template: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[CycleStack]:
     """The module's stack with every ref in the module's ``ACTIONS`` signed off into
     recovery (today, by its named senior reviewer)."""
     refs: list[str] = list(getattr(request.module, "ACTIONS", []))
-    recovery = CycleStack(cycles_server, tmp_path_factory.mktemp("cycles-home"),
+    recovery = CycleStack(prefect_server, tmp_path_factory.mktemp("cycles-home"),
                           template=cycles_template)
+    recovery.since = datetime.now(UTC)
     patch = pytest.MonkeyPatch()
     try:
         recovery.start()

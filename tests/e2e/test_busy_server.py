@@ -14,7 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,18 +38,24 @@ def _spin() -> None:  # pragma: no cover - runs in a child process
 
 
 @pytest.fixture
-def busy_machine() -> Iterator[int]:
-    """Two CPU-bound processes per core for the duration of the test."""
+def busy_machine() -> Iterator[Callable[[], int]]:
+    """Calling it starts two CPU-bound processes per core, busy until the test ends (the
+    ten actions are opened and brought to their sign-off wait before, at normal speed)."""
     burners = [multiprocessing.Process(target=_spin, daemon=True)
                for _ in range(2 * (os.cpu_count() or 1))]
-    for burner in burners:
-        burner.start()
+
+    def start() -> int:
+        for burner in burners:
+            burner.start()
+        return len(burners)
+
     try:
-        yield len(burners)
+        yield start
     finally:
         for burner in burners:
-            burner.kill()
-            burner.join(5)
+            if burner.pid is not None:
+                burner.kill()
+                burner.join(5)
 
 
 def _plans(tmp_path: Path) -> list[Path]:
@@ -66,7 +72,7 @@ def _plans(tmp_path: Path) -> list[Path]:
 
 @pytest.mark.timeout(900)
 def test_ten_signoffs_at_once_on_a_busy_machine(
-    stack: RecoveryStack, tmp_path: Path, busy_machine: int
+    stack: RecoveryStack, tmp_path: Path, busy_machine: Callable[[], int]
 ) -> None:
     refs = [stack.cli_json("action", "open", plan, "--by", REVIEWER)["ref"]
             for plan in _plans(tmp_path)]
@@ -80,6 +86,7 @@ def test_ten_signoffs_at_once_on_a_busy_machine(
         return ["signoff", ref, "--by", REVIEWER, "--code", code, "--decision", "approve",
                 "--rationale", f"Unit {n}: the controls cover every shift", "--json"]
 
+    burning = busy_machine()
     busy_before = stack.server.log().count(BUSY_LOG)
     results = stack.cli_parallel(*[submission(n, ref) for n, ref in enumerate(refs)],
                                  timeout=600)
@@ -121,7 +128,7 @@ def test_ten_signoffs_at_once_on_a_busy_machine(
         else:
             stack.wait_for_wait(ref, "closure-request-1-", timeout=240)
             assert decisions(ref) == 1 and stack.status(ref) == "in_recovery"
-    print(f"\n{len(results)} submissions beside {busy_machine} CPU-bound processes: "
+    print(f"\n{len(results)} submissions beside {burning} CPU-bound processes: "
           f"{sum(r.exit_code == 0 for r in results)} applied, "
           f"{sum(r.exit_code == 3 for r in results)} refused, {len(retried)} to try again; "
           f"slowest {max(r.seconds for r in results):.1f}s; the server answered busy "

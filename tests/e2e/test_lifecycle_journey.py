@@ -25,6 +25,9 @@ pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 TODAY = datetime.now(ZoneInfo("Europe/London")).date()
 TOMORROW = TODAY + timedelta(days=1)
 STACK_ENV = {"RECOVERY_BUSINESS_DATE": TOMORROW.isoformat()}
+#: The one whole journey through the installed `recovery` executable, as a user's shell runs
+#: it (the other stack modules run the same CLI in-process).
+REAL_EXECUTABLE = True
 
 REF = "ROSE-SG-001"
 LEAD = "sg.lead@rose.example"

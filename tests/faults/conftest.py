@@ -1,6 +1,6 @@
-"""Fault and concurrency fixtures: one real Prefect server for the modules that do not
-restart theirs, and an app database template (migrated, the quality statements and a
-generated provider of SITES locations) that each module copies.
+"""Fault and concurrency fixtures: the run's shared Prefect server (tests/conftest.py) for
+the modules that do not restart theirs, and an app database template (migrated, the
+quality statements and a generated provider of SITES locations) that each module copies.
 """
 
 from __future__ import annotations
@@ -11,20 +11,19 @@ from pathlib import Path
 import pytest
 
 from tests.faults.helpers import make_database, people_file
-from tests.support.prefect_server import PrefectServer, start_prefect_server
+from tests.support.prefect_server import PrefectServer
+from tests.support.stack_fixtures import SHARED_SERVER_ENV
 
 SITES = 5
-#: Events (heartbeats, escalations) reach the server's database within ~0.5 s, not 5 s.
-SERVER_ENV = {"PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "0.5"}
+#: Events (heartbeats, escalations) reach the server's database within ~0.5 s, not 5 s
+#: (the shared server and test_server_restart's own are started so).
+SERVER_ENV = SHARED_SERVER_ENV
 
 
 @pytest.fixture(scope="session")
-def faults_server() -> Iterator[PrefectServer]:
-    server = start_prefect_server(extra_env=SERVER_ENV)
-    try:
-        yield server
-    finally:
-        server.stop()
+def faults_server(prefect_server: PrefectServer) -> PrefectServer:
+    """The run's shared server: each module stops its `recovery serve` at its end."""
+    return prefect_server
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Integration fixtures: every test here runs once on SQLite and once on PostgreSQL.
+"""Integration fixtures: every test here runs once on SQLite and once on PostgreSQL, but
+those marked `sqlite_only` (pure CLI wording and argument errors) on SQLite alone.
 
 - SQLite: a fresh database file per test, copied from one migrated template (fast).
 - PostgreSQL: one fresh database per test session on 127.0.0.1:5432 (`rg_test_<random>`),
@@ -17,6 +18,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -80,7 +82,19 @@ def _truncate_postgres(url: str) -> None:
         ))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test using `database_url` runs on SQLite, then PostgreSQL; a test marked
+    `sqlite_only` (CLI wording and argument errors, where the database adds nothing) on
+    SQLite alone."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    kinds: list[Any] = ["sqlite"]
+    if metafunc.definition.get_closest_marker("sqlite_only") is None:
+        kinds.append(pytest.param("postgresql", marks=pytest.mark.postgres))
+    metafunc.parametrize("database_url", kinds, indirect=True)
+
+
+@pytest.fixture
 def database_url(
     request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,

@@ -1,6 +1,8 @@
-"""Bad input through the CLI on SQLite and PostgreSQL: exit 2 with one line naming the
-field (exit 3 with every reason for a rule refusal), the same as JSON on stderr with --json,
-and nothing written (a full dump of every table is compared before and after)."""
+"""Bad input through the CLI: exit 2 with one line naming the field (exit 3 with every reason
+for a rule refusal), the same as JSON on stderr with --json, and nothing written (a full
+dump of every table is compared before and after). On SQLite: these are argument errors
+and refusals; that nothing is written on PostgreSQL either is proved by
+tests/security/test_bad_input_corpus.py (`..._on_postgresql_and_nothing_written`)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from tests.integration.helpers import (
 )
 
 #: The seed safeguarding action every case can refer to (baseline 2026-11-20).
+pytestmark = pytest.mark.sqlite_only
+
 REF = "ROSE-SG-001"
 ROSE_BASELINE = date(2026, 11, 20)
 

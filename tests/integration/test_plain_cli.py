@@ -1,7 +1,7 @@
 """The CLI speaks plainly: every rule in words, dates as it prints them (day first) or ISO,
 a summary of a review cycle a person can read, a hint to run `recovery init`, and the
-running demo found from `<home>/demo.json`. Exact words, in-process on SQLite and
-PostgreSQL."""
+running demo found from `<home>/demo.json`. Exact words, in-process on SQLite (the words do
+not depend on the database); the hint to run `recovery init` on PostgreSQL too."""
 
 from __future__ import annotations
 
@@ -77,6 +77,7 @@ def directory(database_url: str, tmp_path: Path) -> str:
     return database_url
 
 
+@pytest.mark.sqlite_only
 def test_every_date_option_is_known_and_says_both_formats() -> None:
     assert date_options() == set(DATE_OPTIONS)
     for *path, option in DATE_OPTIONS:
@@ -87,6 +88,7 @@ def test_every_date_option_is_known_and_says_both_formats() -> None:
         assert DATE_HELP in (param.help or ""), (path, param.help)
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("key", list(DATE_OPTIONS), ids=lambda k: " ".join(k))
 def test_every_date_option_refuses_a_non_date_naming_both_formats(
         directory: str, tmp_path: Path, key: tuple[str, ...]) -> None:
@@ -99,6 +101,7 @@ def test_every_date_option_refuses_a_non_date_naming_both_formats(
         "field": option.lstrip("-").replace("-", "_")}
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("key", list(DATE_OPTIONS), ids=lambda k: " ".join(k))
 def test_every_date_option_takes_the_day_first_as_printed(
         directory: str, tmp_path: Path, key: tuple[str, ...]) -> None:
@@ -130,6 +133,7 @@ def test_every_date_option_takes_the_day_first_as_printed(
         assert [str(s)[:10] for s in stored] == [days[0].isoformat()] * 2
 
 
+@pytest.mark.sqlite_only
 def test_an_unknown_by_is_no_one_in_the_staff_directory(directory: str) -> None:
     result = cli("action", "extend", REF, "--deadline", "2027-03-01", "--control-change",
                  "Second senior on every shift", "--by", "nobody@rose.example")
@@ -138,6 +142,7 @@ def test_an_unknown_by_is_no_one_in_the_staff_directory(directory: str) -> None:
         "error by: no one with the email 'nobody@rose.example' is in the staff directory"]
 
 
+@pytest.mark.sqlite_only
 def test_a_plan_naming_an_unknown_reviewer_says_so(directory: str, tmp_path: Path) -> None:
     plan = write_plan(tmp_path / "p.yaml", relative_plan(
         get_settings().today(), senior_reviewer="nobdy@provider.example"))
@@ -148,6 +153,7 @@ def test_a_plan_naming_an_unknown_reviewer_says_so(directory: str, tmp_path: Pat
         "field": "senior_reviewer"}
 
 
+@pytest.mark.sqlite_only
 def test_a_short_reason_says_the_20_character_rule(directory: str) -> None:
     result = cli("action", "reopen", REF, "--by", REVIEWER, "--reason", "ok", "--json")
     assert result.exit_code == 2
@@ -189,6 +195,7 @@ def test_a_command_before_init_says_to_run_init(empty_database: str) -> None:
         "field": "database"}
 
 
+@pytest.mark.sqlite_only
 def test_a_daily_review_prints_a_summary_and_the_structure_with_json(
         directory: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # nothing there
@@ -204,6 +211,7 @@ def test_a_daily_review_prints_a_summary_and_the_structure_with_json(
     assert data["as_of"] == day.isoformat() and isinstance(data["ratings"], dict)
 
 
+@pytest.mark.sqlite_only
 def test_the_cli_finds_the_running_demo_from_demo_json(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "demo-home"
@@ -222,6 +230,7 @@ def test_the_cli_finds_the_running_demo_from_demo_json(
     get_settings.cache_clear()
 
 
+@pytest.mark.sqlite_only
 def test_doctor_names_the_port_it_tried_and_where_it_looked(
         database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from recovery.adapters import prefect_api
@@ -239,6 +248,7 @@ def test_doctor_names_the_port_it_tried_and_where_it_looked(
         f"{(home / 'demo.json').resolve()}: none there"), line
 
 
+@pytest.mark.sqlite_only
 def test_dates_are_printed_as_they_are_read(directory: str) -> None:
     """The human line prints the day first; the same text is accepted back."""
     today = get_settings().today()
@@ -250,6 +260,7 @@ def test_dates_are_printed_as_they_are_read(directory: str) -> None:
     assert done.json()["deadline"] == (today + timedelta(days=90)).isoformat()
 
 
+@pytest.mark.sqlite_only
 def test_a_cycle_summary_words_counts_lists_and_flags() -> None:
     from recovery.cli.admin import cycle_summary
 

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.prefect_server import PrefectServer, free_port
+from tests.support.prefect_server import PrefectServer, free_port, start_prefect_server
 from tests.support.recovery_stack import EXAMPLES, SEED, RecoveryStack, Result
-from tests.support.stack_fixtures import prefect_server, template_database  # noqa: F401
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
@@ -24,10 +23,18 @@ RATIONALE = "Evidence reviewed against the plan; controls in place"
 
 
 @pytest.fixture(scope="module")
-def unserved(prefect_server: PrefectServer, template_database: Path,  # noqa: F811
+def empty_server() -> Iterator[PrefectServer]:
+    """A Prefect server of this module's own: the run's shared one (tests/conftest.py) has
+    the product's deployments, registered by other modules' `recovery serve`."""
+    with start_prefect_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def unserved(empty_server: PrefectServer, template_database: Path,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecoveryStack]:
     """The real Prefect server with none of the product's deployments on it."""
-    stack = RecoveryStack(prefect_server, tmp_path_factory.mktemp("unserved"),
+    stack = RecoveryStack(empty_server, tmp_path_factory.mktemp("unserved"),
                           template=template_database).start(serve=False)
     try:
         yield stack

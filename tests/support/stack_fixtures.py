@@ -1,15 +1,21 @@
-"""Fixtures for tests that run the whole product (tests/e2e, tests/browser): one real
-Prefect server per session; per test module a fresh app database (copied from one made by
-`recovery init` + `recovery people import`), its own mail sink and its own `recovery serve`.
+"""Fixtures for tests that run the whole product (tests/e2e, tests/browser, tests/cycles,
+tests/faults): ONE real Prefect server for the whole test run (``prefect_server`` and
+``template_database`` are registered once, in tests/conftest.py, so every tier shares
+them); per test module a fresh app database (copied from one made by `recovery init` +
+`recovery people import`), its own mail sink and its own `recovery serve`.
 
-Import them into a conftest.py::
+Import the per-module ones into a tier's conftest.py::
 
-    from tests.support.stack_fixtures import (  # noqa: F401
-        prefect_server, pytest_runtest_makereport, stack, template_database)
+    from tests.support.stack_fixtures import pytest_runtest_makereport, stack  # noqa: F401
+
+Deployments are server-wide: each module's `recovery serve` (re)registers the same ones
+and is stopped at the module's end, so the next module's serve takes their runs.
 
 A test module may set a module-level ``STACK_ENV`` dict: extra environment for every
-process of its stack (e.g. ``RECOVERY_BUSINESS_DATE``). A failing test's report gets the
-stack's command log, serve log and mail subjects.
+process of its stack (e.g. ``RECOVERY_BUSINESS_DATE``). Its `recovery` commands run
+in-process (typer's runner, the same environment) unless it sets ``REAL_EXECUTABLE =
+True``: the journeys that are about what a user's shell sees keep the real executable.
+A failing test's report gets the stack's command log, serve log and mail subjects.
 """
 
 from __future__ import annotations
@@ -23,10 +29,14 @@ import pytest
 from tests.support.prefect_server import PrefectServer, start_prefect_server
 from tests.support.recovery_stack import RecoveryStack, make_template_database
 
+#: Events (heartbeats, escalations) reach the server's database within ~0.5 s, not 5 s.
+SHARED_SERVER_ENV = {"PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "0.5"}
+
 
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[PrefectServer]:
-    server = start_prefect_server()
+    """The test run's one shared Prefect server (SQLite in its own PREFECT_HOME)."""
+    server = start_prefect_server(extra_env=SHARED_SERVER_ENV)
     try:
         yield server
     finally:
@@ -47,7 +57,8 @@ def stack(
 ) -> Iterator[RecoveryStack]:
     extra = getattr(request.module, "STACK_ENV", None)
     recovery = RecoveryStack(prefect_server, tmp_path_factory.mktemp("recovery-home"),
-                             template=template_database, extra_env=extra)
+                             template=template_database, extra_env=extra,
+                             in_process=not getattr(request.module, "REAL_EXECUTABLE", False))
     recovery.start()
     try:
         yield recovery

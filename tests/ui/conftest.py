@@ -3,7 +3,8 @@ block and the Runs page, against real Prefect servers.
 
 Each module gets its own Prefect server (automations, blocks and deployments are
 server-wide, so modules must not see each other's), and, where it needs the product
-running, its own app database, mail sink and `recovery serve` (tests/support).
+running, its own app database (a copy of the run's ``template_database``,
+tests/conftest.py), mail sink and `recovery serve` (tests/support).
 """
 
 from __future__ import annotations
@@ -16,14 +17,9 @@ from typing import Any
 import pytest
 
 from tests.support.prefect_server import PrefectServer, start_prefect_server
-from tests.support.recovery_stack import REPO_ROOT, RecoveryStack, make_template_database
+from tests.support.recovery_stack import REPO_ROOT, RecoveryStack
 
 PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
-
-
-@pytest.fixture(scope="session")
-def template_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_template_database(tmp_path_factory.mktemp("ui-template"))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,49 @@
+"""Suite-wide fixtures and hooks.
+
+- ``prefect_server``: ONE real Prefect server for the whole test run, shared by every tier
+  that can share one (e2e, browser, cycles, faults, the infrastructure smoke test), and
+  ``template_database``, the app database they copy (tests/support/stack_fixtures.py).
+  Tiers that need a server of their own (one restarted or killed, API auth on, server-wide
+  automations and blocks, the production topology) start it themselves.
+- At the end of a run, the time spent in each tier (the top-level directory under tests/:
+  unit, integration, reports, security, cycles, e2e, faults, ui, browser, production, ...),
+  setup and teardown included, so a slow tier is seen at once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tests.support.stack_fixtures import prefect_server, template_database  # noqa: F401
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def _tier(nodeid: str) -> str:
+    """`tests/cycles/test_cycles.py::test_x` → `cycles`; a module at the top → `(top)`."""
+    parts = nodeid.split("::", 1)[0].split("/")
+    if parts and parts[0] == TESTS_DIR.name:
+        parts = parts[1:]
+    return parts[0] if len(parts) > 1 else "(top)"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    seconds: dict[str, float] = defaultdict(float)
+    tests: dict[str, set[str]] = defaultdict(set)
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if not isinstance(report, pytest.TestReport):
+                continue
+            tier = _tier(report.nodeid)
+            seconds[tier] += report.duration
+            tests[tier].add(report.nodeid)
+    if not seconds:
+        return
+    terminalreporter.write_sep("-", "time per tier (setup + call + teardown)")
+    for tier, spent in sorted(seconds.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{tier:<14} {len(tests[tier]):>5} tests {spent:>9.1f} s")
+    terminalreporter.write_line(f"{'total':<14} {sum(len(t) for t in tests.values()):>5} "
+                                f"tests {sum(seconds.values()):>9.1f} s")
