@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 
@@ -16,9 +17,17 @@ from models.lifecycle import (
     transition,
 )
 from models.people import Role
-from models.recovery_action import MIN_REOPEN_REASON, RecoveryAction
+from models.recovery_action import (
+    MIN_REOPEN_REASON,
+    FollowUp,
+    RecoveryAction,
+    follow_up,
+    may_close_sustained,
+    may_de_escalate,
+    sustained_by,
+)
 from models.refusal import Refusal, RefusalCode, Refused
-from models.review import progress_share
+from models.review import Assessment, Rating, progress_share
 from models.signoff import counts_toward_lockout, signoff_refusals
 
 from .factories import GOOD_CODE, LEAD, NOW, TODAY, make_person, signoff_request, submission
@@ -141,3 +150,49 @@ def test_sustained_closure_waits_eight_weeks_of_monitoring() -> None:
 def test_progress_share_from_baseline_toward_target(
         baseline: float, target: float, measured: float | None, share: float | None) -> None:
     assert progress_share(baseline, target, measured) == share
+
+
+def review(rating: Rating, *, measured: float | None = 90, met: bool = True
+           ) -> Assessment[Any]:
+    return Assessment(as_of=TODAY, measured_value=measured, trajectory_value=80,
+                      target_met=met, days_to_deadline=30, pillars=(), triggers_fired=(),
+                      rating=rating, reasons=())
+
+
+def test_in_routine_monitoring_weak_progress_or_a_missed_target_is_a_relapse() -> None:
+    for relapse in (review(Rating.OFF_TRACK), review(Rating.ON_TRACK, met=False)):
+        assert follow_up(relapse, in_monitoring=True, escalated=False, escalation=[],
+                         sustained=True, control_changed=None) == FollowUp.RELAPSE
+    assert follow_up(review(Rating.ON_TRACK), in_monitoring=True, escalated=False,
+                     escalation=[], sustained=True, control_changed=None) == FollowUp.SUSTAINED
+    assert follow_up(review(Rating.ON_TRACK), in_monitoring=True, escalated=False,
+                     escalation=[], sustained=False, control_changed=None) == FollowUp.NOTHING
+
+
+def test_a_reason_to_escalate_escalates_once() -> None:
+    assert follow_up(review(Rating.OFF_TRACK), in_monitoring=False, escalated=False,
+                     escalation=["off track"], sustained=False,
+                     control_changed=None) == FollowUp.ESCALATE
+    assert follow_up(review(Rating.OFF_TRACK), in_monitoring=False, escalated=True,
+                     escalation=["off track"], sustained=False,
+                     control_changed=False) == FollowUp.NOTHING
+
+
+def test_back_on_track_de_escalates_only_after_a_control_change() -> None:
+    on_track = review(Rating.ON_TRACK)
+    assert may_de_escalate(on_track, escalated=True)
+    assert not may_de_escalate(review(Rating.AT_RISK), escalated=True)
+    assert follow_up(on_track, in_monitoring=False, escalated=True, escalation=[],
+                     sustained=False, control_changed=False) == FollowUp.NOTHING
+    assert follow_up(on_track, in_monitoring=False, escalated=True, escalation=[],
+                     sustained=False, control_changed=True) == FollowUp.DE_ESCALATE
+
+
+def test_sustained_closure_needs_eight_weeks_and_every_review_since_clean() -> None:
+    since = TODAY - timedelta(weeks=8)
+    assert may_close_sustained(review(Rating.ON_TRACK), since, TODAY)
+    assert not may_close_sustained(review(Rating.ON_TRACK), since + timedelta(days=1), TODAY)
+    assert not may_close_sustained(review(Rating.OFF_TRACK), since, TODAY)
+    assert sustained_by([(True, []), (True, [])])
+    assert not sustained_by([(True, []), (True, ["poor_feedback"])])
+    assert not sustained_by([])
