@@ -165,7 +165,7 @@ def daily_check(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     of the generated provider: the review assessed from the evidence the cycle loads
     equals the one assessed from the action's whole evidence history (the repository's
     plain per-action query), and the columns the cycle inserts equal those
-    the ORM row of `services.review_values` holds (what `record_review` stores)."""
+    the ORM row of `services.review_values` holds."""
     from sqlmodel import Session, col, select
 
     from models.lifecycle import OPEN as OPEN_STATUSES

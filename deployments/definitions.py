@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from prefect.schedules import Cron, Interval
@@ -22,20 +22,6 @@ from flows.operations import (
 LIFECYCLE = "high-risk-action"
 NOTIFY = "recovery-notify"
 TZ = "Europe/London"
-
-
-#: How much later than a high-risk start a lifecycle start of lower risk is scheduled.
-#: Prefect's runner (`recovery serve`) takes due runs in scheduled-time order and stops at
-#: its limit; a worker does the same within a work queue, after queue priority. So when
-#: more runs are due than there are free slots, high-risk actions start first; when
-#: there are slots for all (the default, no limit), the offsets cost seconds.
-START_OFFSET = {"high": timedelta(0), "medium": timedelta(seconds=5),
-                "low": timedelta(seconds=10)}
-
-
-def lifecycle_start_time(risk_level: str, now: datetime | None = None) -> datetime:
-    """The `scheduled_time` for starting (or restarting) an action's lifecycle run."""
-    return (now or datetime.now(UTC)) + START_OFFSET.get(risk_level, START_OFFSET["low"])
 
 
 def notify_deployment() -> Any:

@@ -54,10 +54,10 @@ def _weekly_name() -> str:
 def weekly_governance(as_of: date | None = None) -> dict[str, object]:
     """The registered managers' weekly audit and the provider governance summary."""
     day = _day(as_of)
-    summary: dict[str, object] = stage.weekly_summary(day)
+    summary = stage.weekly_summary(day)
     flush_outbox()
     anchor_audit_chain()
-    return summary
+    return summary.model_dump(mode="json")
 
 
 def _monthly_name() -> str:
@@ -78,17 +78,15 @@ def monthly_assurance(as_of: date | None = None) -> dict[str, object]:
     day = _day(as_of)
     for _ in range(20):
         wait = stage.open_assurance(day, str(flow_run.get_id() or ""))
-        if wait["completed"]:
+        if wait.completed:
             anchor_audit_chain()
-            return {"month": wait["month"], "recorded": True, "actions": wait["refs"]}
-        refs = wait["refs"]
-        assert isinstance(refs, list)
-        form = assurance_form(list(refs))
+            return {"month": wait.month, "recorded": True, "actions": wait.refs}
+        form = assurance_form(wait.refs)
         answer = suspend_flow_run(
-            wait_for_input=form.with_initial_data(description=str(wait["description"])),
-            key=str(wait["pause_key"]), timeout=None,
+            wait_for_input=form.with_initial_data(description=wait.description),
+            key=wait.pause_key, timeout=None,
         )
-        stage.record_assurance(str(wait["month"]), answer.model_dump())
+        stage.record_assurance(wait.month, answer.model_dump())
     raise RuntimeError("monthly assurance made no progress")
 
 

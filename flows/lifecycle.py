@@ -28,13 +28,13 @@ MAX_TURNS = 50
 def high_risk_action(action_ref: str) -> str:
     """Run one high-risk recovery action from plan to routine monitoring."""
     logger = get_run_logger()
-    stage.rate_risk(action_ref)
+    stage.audit_risk_rating(action_ref)
     stage.confirm_accountability(action_ref)
-    stage.record_baseline(action_ref)
-    stage.set_review_cadence(action_ref)
+    stage.audit_baseline_and_controls(action_ref)
+    stage.audit_review_cadence(action_ref)
 
     for _ in range(MAX_TURNS):
-        status: Status = stage.current_status(action_ref)
+        status = stage.sync_run_tags(action_ref)
         if status == Status.DRAFT:
             stage.submit_plan(action_ref)
         elif status == Status.AWAITING_PLAN_SIGNOFF:
@@ -42,18 +42,18 @@ def high_risk_action(action_ref: str) -> str:
         elif status == Status.PLAN_REJECTED:
             wait = stage.revision_wait(action_ref)
             suspend_flow_run(
-                wait_for_input=RevisionNotice.with_initial_data(description=wait["description"]),
-                key=wait["pause_key"], timeout=None,
+                wait_for_input=RevisionNotice.with_initial_data(description=wait.description),
+                key=wait.pause_key, timeout=None,
             )
-            stage.note_revision_wake(action_ref, wait["pause_key"])
+            stage.note_revision_wake(action_ref, wait.pause_key)
         elif status in (Status.IN_RECOVERY, Status.REOPENED):
             wait = stage.closure_request_wait(action_ref)
             request = suspend_flow_run(
                 wait_for_input=ClosureRequestForm.with_initial_data(
-                    description=wait["description"]),
-                key=wait["pause_key"], timeout=None,
+                    description=wait.description),
+                key=wait.pause_key, timeout=None,
             )
-            stage.record_closure_request(action_ref, wait["pause_key"], request.requested_by,
+            stage.record_closure_request(action_ref, wait.pause_key, request.requested_by,
                                          request.summary)
         elif status == Status.CLOSURE_REQUESTED:
             verdict = stage.triangulation_gate(action_ref, return_state=True)
@@ -73,11 +73,11 @@ def signoff(action_ref: str, kind: SignoffKind) -> None:
     """Ask the named senior reviewer; suspend until they answer; apply it once."""
     wait = stage.request_signoff(action_ref, kind, str(flow_run.get_id() or ""))
     answer = suspend_flow_run(
-        wait_for_input=SignoffForm.with_initial_data(description=wait["description"]),
-        key=wait["pause_key"], timeout=None,
+        wait_for_input=SignoffForm.with_initial_data(description=wait.description),
+        key=wait.pause_key, timeout=None,
     )
     stage.apply_signoff(
-        action_ref, kind, wait["pause_key"],
+        action_ref, kind, wait.pause_key,
         Submission(reviewer_email=answer.reviewer_email, code=answer.code,
                    decision=answer.decision, rationale=answer.rationale),
     )

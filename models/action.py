@@ -9,11 +9,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.errors import RuleRefused
+from models.lifecycle import Facts, interim_control_first
 from models.people import Person, Role, check_email, normalise_email
+from models.refusal import Refused
 from models.risk import RiskFactors
 from models.text import FreeText, free_text, single_line
 
 MAX_TEXT = 2000
+#: A change of operational control says what changes, in at least this many characters.
+MIN_CONTROL_CHANGE = 20
 
 
 class RiskDomain(StrEnum):
@@ -205,11 +209,12 @@ def accountability_reasons(lead: Person, reviewer: Person) -> list[str]:
 
 
 def check_plan_ready_for_signoff(plan: ActionPlan, level_is_high: bool) -> None:
-    if level_is_high and not plan.interim_controls:
-        raise RuleRefused(
-            "interim controls",
-            ["a high-risk action needs at least one interim control before plan sign-off"],
-        )
+    """The plan sign-off guard of the lifecycle table, asked of a plan before it is stored
+    (a bulk import checks every row first)."""
+    refusals = interim_control_first(Facts(is_high_risk=level_is_high,
+                                           has_interim_controls=bool(plan.interim_controls)))
+    if refusals:
+        raise Refused("interim controls", refusals)
 
 
 class ExtensionRequest(BaseModel):
@@ -232,10 +237,11 @@ def check_extension(
         )
     if request.new_deadline <= today:
         reasons.append("deadline: the new deadline must be in the future")
-    if is_high and len(request.control_change.strip()) < 20:
+    if is_high and len(request.control_change.strip()) < MIN_CONTROL_CHANGE:
         reasons.append(
             "control-change: a high-risk action's deadline is extended only with a recorded "
-            "change of operational control (what changes, at least 20 characters)"
+            f"change of operational control (what changes, at least {MIN_CONTROL_CHANGE} "
+            "characters)"
         )
     if is_high and not request.decided_by.strip():
         reasons.append("decided-by: record who decided to change the control")

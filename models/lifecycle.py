@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
 from models.dates import shift
 from models.errors import IllegalTransition
+from models.refusal import Refusal, RefusalCode, Refused
 
 
 class Status(StrEnum):
@@ -44,24 +47,63 @@ class Event(StrEnum):
 #: Weeks in routine monitoring, target met and no trigger, before an action closes.
 SUSTAINED_WEEKS = 8
 
-#: (from, event) -> to. The only way an action's status changes.
-TRANSITIONS: dict[tuple[Status, Event], Status] = {
-    (Status.DRAFT, Event.SUBMIT_PLAN): Status.AWAITING_PLAN_SIGNOFF,
-    (Status.AWAITING_PLAN_SIGNOFF, Event.APPROVE_PLAN): Status.IN_RECOVERY,
-    (Status.AWAITING_PLAN_SIGNOFF, Event.REJECT_PLAN): Status.PLAN_REJECTED,
-    (Status.PLAN_REJECTED, Event.REVISE_PLAN): Status.AWAITING_PLAN_SIGNOFF,
-    (Status.IN_RECOVERY, Event.REQUEST_CLOSURE): Status.CLOSURE_REQUESTED,
-    (Status.REOPENED, Event.REQUEST_CLOSURE): Status.CLOSURE_REQUESTED,
-    (Status.CLOSURE_REQUESTED, Event.GATE_REFUSED): Status.IN_RECOVERY,
-    (Status.CLOSURE_REQUESTED, Event.GATE_PASSED): Status.AWAITING_CLOSURE_SIGNOFF,
-    (Status.AWAITING_CLOSURE_SIGNOFF, Event.APPROVE_CLOSURE): Status.ROUTINE_MONITORING,
-    (Status.AWAITING_CLOSURE_SIGNOFF, Event.REJECT_CLOSURE): Status.IN_RECOVERY,
+
+
+def sustained_long_enough(monitoring_since: date | None, as_of: date) -> bool:
+    """In routine monitoring for `SUSTAINED_WEEKS` by `as_of` (the rest of the sustained
+    closure rule, target met and no relapse, is the review's)."""
+    return monitoring_since is not None and (as_of - monitoring_since).days >= \
+        SUSTAINED_WEEKS * 7
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the guards of the lifecycle table read of an action (nothing else)."""
+
+    is_high_risk: bool = False
+    has_interim_controls: bool = False
+
+
+def interim_control_first(facts: Facts) -> list[Refusal]:
+    """A high-risk plan goes to sign-off only with an interim control in place."""
+    if facts.is_high_risk and not facts.has_interim_controls:
+        return [Refusal(code=RefusalCode.NO_INTERIM_CONTROL, message=(
+            "a high-risk action needs at least one interim control before plan sign-off"))]
+    return []
+
+
+#: A guard: every reason a transition may not happen for these facts (empty when it may),
+#: and the rule a refusal is reported under.
+Guard = tuple[str, Callable[[Facts], list[Refusal]]]
+
+#: The lifecycle table: (from, event, to, guard). The only way an action's status changes.
+TABLE: tuple[tuple[Status, Event, Status, Guard | None], ...] = (
+    (Status.DRAFT, Event.SUBMIT_PLAN, Status.AWAITING_PLAN_SIGNOFF,
+     ("interim controls", interim_control_first)),
+    (Status.AWAITING_PLAN_SIGNOFF, Event.APPROVE_PLAN, Status.IN_RECOVERY, None),
+    (Status.AWAITING_PLAN_SIGNOFF, Event.REJECT_PLAN, Status.PLAN_REJECTED, None),
+    (Status.PLAN_REJECTED, Event.REVISE_PLAN, Status.AWAITING_PLAN_SIGNOFF,
+     ("interim controls", interim_control_first)),
+    (Status.IN_RECOVERY, Event.REQUEST_CLOSURE, Status.CLOSURE_REQUESTED, None),
+    (Status.REOPENED, Event.REQUEST_CLOSURE, Status.CLOSURE_REQUESTED, None),
+    (Status.CLOSURE_REQUESTED, Event.GATE_REFUSED, Status.IN_RECOVERY, None),
+    (Status.CLOSURE_REQUESTED, Event.GATE_PASSED, Status.AWAITING_CLOSURE_SIGNOFF, None),
+    (Status.AWAITING_CLOSURE_SIGNOFF, Event.APPROVE_CLOSURE, Status.ROUTINE_MONITORING, None),
+    (Status.AWAITING_CLOSURE_SIGNOFF, Event.REJECT_CLOSURE, Status.IN_RECOVERY, None),
     # an approval refused because the gate now says otherwise than when it was asked
-    (Status.AWAITING_CLOSURE_SIGNOFF, Event.EVIDENCE_CHANGED): Status.IN_RECOVERY,
-    (Status.ROUTINE_MONITORING, Event.RELAPSE): Status.REOPENED,
-    (Status.ROUTINE_MONITORING, Event.CLOSE_SUSTAINED): Status.CLOSED,
-    (Status.CLOSED, Event.REOPEN): Status.REOPENED,
-}
+    (Status.AWAITING_CLOSURE_SIGNOFF, Event.EVIDENCE_CHANGED, Status.IN_RECOVERY, None),
+    (Status.ROUTINE_MONITORING, Event.RELAPSE, Status.REOPENED, None),
+    (Status.ROUTINE_MONITORING, Event.CLOSE_SUSTAINED, Status.CLOSED, None),
+    # a person reopens a closed action (`RecoveryAction.may_reopen` says who and why)
+    (Status.CLOSED, Event.REOPEN, Status.REOPENED, None),
+)
+
+#: (from, event) -> to, as the table declares it.
+TRANSITIONS: dict[tuple[Status, Event], Status] = {(src, event): dst
+                                                   for src, event, dst, _ in TABLE}
+#: (from, event) -> its guard, for the transitions that have one.
+GUARDS: dict[tuple[Status, Event], Guard] = {(src, event): guard
+                                             for src, event, _, guard in TABLE if guard}
 
 #: Statuses in which the action is being actively recovered (reviews run, evidence counts).
 ACTIVE: frozenset[Status] = frozenset(
@@ -80,10 +122,11 @@ def allowed_events(status: Status) -> list[Event]:
     return [event for (src, event) in TRANSITIONS if src == status]
 
 
-def transition(status: Status, event: Event) -> Status:
-    """The status after `event`, or IllegalTransition saying why not."""
+def transition(status: Status, event: Event, facts: Facts | None = None) -> Status:
+    """The status after `event`, or IllegalTransition saying why not; with `facts`, the
+    transition's guard is asked too (Refused with its reasons)."""
     try:
-        return TRANSITIONS[(status, event)]
+        after = TRANSITIONS[(status, event)]
     except KeyError:
         allowed = ", ".join(e.value for e in allowed_events(status)) or "nothing (final)"
         raise IllegalTransition(
@@ -91,6 +134,13 @@ def transition(status: Status, event: Event) -> Status:
             [f"cannot {event.value.replace('_', ' ')} while the action is {status.label}; "
              f"allowed: {allowed}"],
         ) from None
+    guard = GUARDS.get((status, event))
+    if guard is not None and facts is not None:
+        rule, check = guard
+        refusals = check(facts)
+        if refusals:
+            raise Refused(rule, refusals)
+    return after
 
 
 def _check_declaration() -> None:

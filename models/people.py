@@ -129,8 +129,3 @@ class Location(BaseModel):
     def _code(cls, value: str) -> str:
         return location_code(value)
 
-
-class Provider(BaseModel):
-    name: str
-    locations: list[Location] = []
-    people: list[Person] = []

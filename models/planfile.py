@@ -101,7 +101,8 @@ def load_yaml(data: bytes, *, what: str = "file") -> Any:
 def first_error(exc: ValidationError, prefix: str = "") -> InvalidInput:
     """The first pydantic error as one InvalidInput: `field.path: rule`."""
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or True)
+    # list indices stay in the path (`people.1.email`): they say which entry is wrong
+    loc = ".".join(str(p) for p in err["loc"])
     field = f"{prefix}{loc}" if loc else (prefix.rstrip(".") or "file")
     msg = err["msg"]
     if msg.startswith("Value error, "):

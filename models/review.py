@@ -104,16 +104,6 @@ def rating_rag(value: str) -> str:
         return "grey"
 
 
-class PillarPosition(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    pillar: Pillar
-    last_observed_on: date | None
-    latest: Evidence | None  # latest measured evidence within the freshness window
-    previous: Evidence | None  # the measured item before it, any age
-    fresh: bool
-
-
 class ReviewRecord(BaseModel):
     """What a stored review says (the gate and trend need only this)."""
 
@@ -123,20 +113,6 @@ class ReviewRecord(BaseModel):
     measured_value: float | None
     target_met: bool
     rating: Rating
-
-
-class ReviewAssessment(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    as_of: date
-    measured_value: float | None
-    trajectory_value: float
-    target_met: bool
-    days_to_deadline: int
-    pillars: tuple[PillarPosition, ...]
-    triggers_fired: tuple[TriggerKind, ...]
-    rating: Rating
-    reasons: tuple[str, ...]
 
 
 def trajectory_value(plan: ActionPlan, as_of: date) -> float:
@@ -152,6 +128,15 @@ def _trajectory(baseline: Baseline, target: Target, as_of: date) -> float:
         return target.value
     share = (as_of - start).days / (end - start).days
     return baseline.value + (target.value - baseline.value) * share
+
+
+def progress_share(baseline: float, target: float, measured: float | None) -> float | None:
+    """How far `measured` has come from the baseline toward the target, as a percentage
+    clamped to 0-100; None when nothing is measured yet or baseline and target coincide."""
+    span = target - baseline
+    if measured is None or span == 0:
+        return None
+    return max(0.0, min(100.0, (measured - baseline) / span * 100))
 
 
 class Observation(Protocol):
@@ -174,7 +159,8 @@ Obs = TypeVar("Obs", bound=Observation)
 
 
 class Position(NamedTuple, Generic[Obs]):
-    """A pillar's position (the fields of `PillarPosition`, as a plain record)."""
+    """A pillar's position: when it was last evidenced, its latest fresh measure and the
+    one before it, and whether it is fresh."""
 
     pillar: Pillar
     last_observed_on: date | None
@@ -184,7 +170,8 @@ class Position(NamedTuple, Generic[Obs]):
 
 
 class Assessment(NamedTuple, Generic[Obs]):
-    """One review's outcome (the fields of `ReviewAssessment`, as a plain record)."""
+    """One review's outcome. A plain record, so the daily cycle can assess thousands of
+    actions without building a validated model per action."""
 
     as_of: date
     measured_value: float | None
@@ -238,13 +225,8 @@ def positions(
 
 def pillar_positions(
     evidence: Iterable[Evidence], as_of: date, freshness_days: int = DEFAULT_FRESHNESS_DAYS
-) -> tuple[PillarPosition, ...]:
-    return tuple(_pillar_position(p) for p in positions(evidence, as_of, freshness_days))
-
-
-def _pillar_position(p: Position[Evidence]) -> PillarPosition:
-    return PillarPosition(pillar=p.pillar, last_observed_on=p.last_observed_on,
-                          latest=p.latest, previous=p.previous, fresh=p.fresh)
+) -> tuple[Position[Evidence], ...]:
+    return positions(evidence, as_of, freshness_days)
 
 
 def describe(e: Observation) -> str:
@@ -261,25 +243,14 @@ def assess_progress(
     previous_below_trajectory: bool = False,
     freshness_days: int = DEFAULT_FRESHNESS_DAYS,
     reviews_start: date | None = None,
-) -> ReviewAssessment:
+) -> Assessment[Evidence]:
     """One review: progress against target and trajectory, freshness, triggers, rating."""
-    a = assess(
+    return assess(
         plan.target, plan.baseline, watched_triggers({t.kind for t in plan.triggers},
                                                      plan.risk_domain), evidence, as_of=as_of,
         cadence=cadence, last_review_on=last_review.as_of if last_review else None,
         previous_below_trajectory=previous_below_trajectory, freshness_days=freshness_days,
         reviews_start=reviews_start,
-    )
-    return ReviewAssessment(
-        as_of=a.as_of,
-        measured_value=a.measured_value,
-        trajectory_value=a.trajectory_value,
-        target_met=a.target_met,
-        days_to_deadline=a.days_to_deadline,
-        pillars=tuple(_pillar_position(p) for p in a.pillars),
-        triggers_fired=a.triggers_fired,
-        rating=a.rating,
-        reasons=a.reasons,
     )
 
 
@@ -446,7 +417,7 @@ def watched_triggers(
 
 
 def escalation_reasons(
-    a: Assessment[Any] | ReviewAssessment,
+    a: Assessment[Any],
     watched: Collection[TriggerKind],
     target: Target,
     *,

@@ -15,7 +15,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from models.lifecycle import SUSTAINED_WEEKS
 from models.people import normalise_email
+from models.refusal import LOCKOUT_CODES, Refusal, RefusalCode, messages
 
 CODE_TTL = timedelta(hours=72)
 MAX_WRONG_CODES = 5
@@ -117,6 +119,11 @@ NEXT_STEP: dict[tuple[str, str], str] = {
         "the evidence answers the rationale above."),
 }
 
+def next_step(kind: str, decision: str, *, ref: str) -> str:
+    """What happens after a decision, in the words of the confirmation email."""
+    return NEXT_STEP[(kind, decision)].format(ref=ref, weeks=SUSTAINED_WEEKS)
+
+
 #: How a refusal words a code that is not the one sent.
 WRONG_CODE = "the sign-off code is wrong"
 
@@ -148,10 +155,63 @@ def code_disclosed(request: SignoffRequestState, submission: Submission, *,
     )
 
 
-def counts_toward_lockout(reasons: list[str]) -> bool:
+def counts_toward_lockout(refusals: list[Refusal]) -> bool:
     """A wrong code and a presenter in nobody's name both count toward the five tries that
     lock a request: either could be someone guessing."""
-    return WRONG_CODE in reasons or any(NOT_IN_DIRECTORY in r for r in reasons)
+    return any(r.code in LOCKOUT_CODES for r in refusals)
+
+
+def code_withdrawn(reviewer_email: str) -> Refusal:
+    """The refusal of a right code presented by someone other than the reviewer it was sent
+    to: the code is withdrawn and the reviewer is sent a new one."""
+    return Refusal(code=RefusalCode.CODE_WITHDRAWN,
+                   message=f"{CODE_WITHDRAWN}: it was presented by someone other than "
+                           f"{reviewer_email}, who is sent a new one")
+
+
+def signoff_refusals(
+    request: SignoffRequestState,
+    submission: Submission,
+    *,
+    accountable_lead: str,
+    now: datetime,
+    presenter_known: bool = True,
+) -> list[Refusal]:
+    """Every reason this sign-off may not be applied; empty when it may. A presenter other
+    than the named reviewer is refused as not them when the staff directory knows them
+    (`presenter_known`), and as not in the directory when it does not."""
+    out: list[Refusal] = []
+
+    def refuse(code: RefusalCode, message: str) -> None:
+        out.append(Refusal(code=code, message=message))
+
+    email = normalise_email(submission.reviewer_email)
+    if request.locked:
+        refuse(RefusalCode.REQUEST_LOCKED,
+               "this sign-off request is locked after too many wrong codes")
+    if request.used_at is not None:
+        refuse(RefusalCode.CODE_USED, "the sign-off code has already been used")
+    if email == normalise_email(accountable_lead):
+        refuse(RefusalCode.OWN_ACTION, "the accountable lead may not sign off their own action")
+    if not presenter_known and email != normalise_email(request.reviewer_email):
+        refuse(RefusalCode.NOT_IN_DIRECTORY, not_in_directory(email))
+    elif email != normalise_email(request.reviewer_email):
+        refuse(RefusalCode.NOT_THE_REVIEWER,
+               f"only the named senior reviewer ({request.reviewer_email}) may sign off; "
+               f"'{email}' is not them")
+    code = submission.code.strip()
+    if not (len(code) == 6 and code.isdigit()) or not hmac.compare_digest(
+        hash_code(code, request.code_salt), request.code_hash
+    ):
+        refuse(RefusalCode.WRONG_CODE, WRONG_CODE)
+    elif now >= request.expires_at:
+        refuse(RefusalCode.CODE_EXPIRED, "the sign-off code expired at "
+               f"{request.expires_at.strftime('%Y-%m-%d %H:%M %Z')}")
+    if submission.decision not in {d.value for d in Decision}:
+        refuse(RefusalCode.BAD_DECISION, "decision must be 'approve' or 'reject'")
+    if len(submission.rationale.strip()) < MIN_RATIONALE:
+        refuse(RefusalCode.TOO_SHORT, f"the rationale must be at least {MIN_RATIONALE} characters")
+    return out
 
 
 def refusal_reasons(
@@ -162,35 +222,6 @@ def refusal_reasons(
     now: datetime,
     presenter_known: bool = True,
 ) -> list[str]:
-    """Every reason this sign-off may not be applied; empty when it may. A presenter other
-    than the named reviewer is refused as not them when the staff directory knows them
-    (`presenter_known`), and as not in the directory when it does not."""
-    reasons: list[str] = []
-    email = normalise_email(submission.reviewer_email)
-    if request.locked:
-        reasons.append("this sign-off request is locked after too many wrong codes")
-    if request.used_at is not None:
-        reasons.append("the sign-off code has already been used")
-    if email == normalise_email(accountable_lead):
-        reasons.append("the accountable lead may not sign off their own action")
-    if not presenter_known and email != normalise_email(request.reviewer_email):
-        reasons.append(not_in_directory(email))
-    elif email != normalise_email(request.reviewer_email):
-        reasons.append(
-            f"only the named senior reviewer ({request.reviewer_email}) may sign off; "
-            f"'{email}' is not them"
-        )
-    code = submission.code.strip()
-    if not (len(code) == 6 and code.isdigit()) or not hmac.compare_digest(
-        hash_code(code, request.code_salt), request.code_hash
-    ):
-        reasons.append(WRONG_CODE)
-    elif now >= request.expires_at:
-        reasons.append(
-            f"the sign-off code expired at {request.expires_at.strftime('%Y-%m-%d %H:%M %Z')}"
-        )
-    if submission.decision not in {d.value for d in Decision}:
-        reasons.append("decision must be 'approve' or 'reject'")
-    if len(submission.rationale.strip()) < MIN_RATIONALE:
-        reasons.append(f"the rationale must be at least {MIN_RATIONALE} characters")
-    return reasons
+    """The words of `signoff_refusals`, as people read them."""
+    return messages(signoff_refusals(request, submission, accountable_lead=accountable_lead,
+                                     now=now, presenter_known=presenter_known))

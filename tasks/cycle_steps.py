@@ -6,15 +6,16 @@ from __future__ import annotations
 import threading
 from datetime import UTC, date, datetime
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
+from pydantic import BaseModel
 from sqlmodel import col, select
 
 from recovery.adapters import db
 from recovery.adapters.tables import ActionRow, EscalationRow
 from recovery.application import reviews as cycles
+from recovery.application.assurance import AssuranceWait
+from tasks.kinds import cycle_task
 
-CYCLE_TASK = {"retries": 2, "retry_delay_seconds": 5, "cache_policy": NO_CACHE}
 #: How long a run waits for its escalation events to leave the process before it records
 #: them as announced (past it, they stay unannounced and the next run sends them again).
 EVENTS_SENT_TIMEOUT = 60.0
@@ -31,7 +32,7 @@ def _events_sent(timeout: float) -> bool:
     return not waiter.is_alive()
 
 
-@task(name="daily-review-of-due-actions", **CYCLE_TASK)
+@cycle_task("daily-review-of-due-actions")
 def review_due_actions(as_of: date) -> cycles.DailyResult:
     """Record a review for every open action due under its cadence, then escalate,
     de-escalate, reopen or close as the reviews show."""
@@ -44,7 +45,7 @@ def review_due_actions(as_of: date) -> cycles.DailyResult:
     return result
 
 
-@task(name="emit-escalation-events", **CYCLE_TASK)
+@cycle_task("emit-escalation-events")
 def emit_escalation_events() -> list[str]:
     """`recovery.action.escalated` for every escalation not yet announced (exactly once
     per escalation, even if a run died between recording it and announcing it). An
@@ -55,7 +56,7 @@ def emit_escalation_events() -> list[str]:
     with db.unit_of_work() as session:
         rows = session.exec(
             select(EscalationRow, ActionRow.ref, ActionRow.risk_level, ActionRow.risk_domain)
-            .join(ActionRow, ActionRow.id == EscalationRow.action_id)
+            .join(ActionRow, col(ActionRow.id) == col(EscalationRow.action_id))
             .where(col(EscalationRow.event_emitted_at).is_(None))
             # two cycles at once on PostgreSQL: each escalation is announced by one of them
             .with_for_update(of=EscalationRow, skip_locked=True)
@@ -82,7 +83,7 @@ def emit_escalation_events() -> list[str]:
     return emitted
 
 
-@task(name="restart-lifecycle-of-reopened", **CYCLE_TASK)
+@cycle_task("restart-lifecycle-of-reopened")
 def restart_reopened(refs: list[str]) -> list[str]:
     """A reopened action's lifecycle resumes in a new run (the old one completed)."""
     from recovery.adapters import prefect_api
@@ -97,8 +98,20 @@ def restart_reopened(refs: list[str]) -> list[str]:
     return started
 
 
-@task(name="weekly-governance-summary", **CYCLE_TASK)
-def weekly_summary(as_of: date) -> dict[str, object]:
+class WeeklySummary(BaseModel):
+    """What the weekly governance run did (or found done for the date)."""
+
+    as_of: date
+    already_run: bool
+    actions: int
+    high_risk: int
+    weaknesses: int
+    emails_queued: int
+    escalated: int
+
+
+@cycle_task("weekly-governance-summary")
+def weekly_summary(as_of: date) -> WeeklySummary:
     """Build the tracker and the weekly audit, publish them as artifacts, queue emails.
     A second run for the same date publishes and sends nothing."""
     from prefect.artifacts import (
@@ -113,7 +126,7 @@ def weekly_summary(as_of: date) -> dict[str, object]:
     with db.unit_of_work() as session:
         done = weekly.already_run(session, "weekly", as_of)
         if done is not None:
-            return {"as_of": as_of.isoformat(), "already_run": True, **done.summary}
+            return WeeklySummary(as_of=as_of, already_run=True, **done.summary)
         snapshot = governance.build_snapshot(session, as_of=as_of)
     from recovery.reporting import packs as reports
     from recovery.settings import get_settings
@@ -140,16 +153,17 @@ def weekly_summary(as_of: date) -> dict[str, object]:
                                              f"{line.baseline:g}% toward {line.target_wording}")
     with db.unit_of_work() as session:
         queued = weekly.queue_weekly_emails(session, snapshot)
-        summary: dict[str, object] = {
-            "actions": len(snapshot.lines), "high_risk": len(snapshot.high),
-            "weaknesses": len(snapshot.weaknesses), "emails_queued": queued,
-            "escalated": sum(1 for a in snapshot.lines if a.escalated)}
-        weekly.mark_run(session, "weekly", as_of, summary)
-    return {"as_of": as_of.isoformat(), "already_run": False, **summary}
+        summary = WeeklySummary(
+            as_of=as_of, already_run=False, actions=len(snapshot.lines),
+            high_risk=len(snapshot.high), weaknesses=len(snapshot.weaknesses),
+            emails_queued=queued, escalated=sum(1 for a in snapshot.lines if a.escalated))
+        weekly.mark_run(session, "weekly", as_of,
+                        summary.model_dump(mode="json", exclude={"as_of", "already_run"}))
+    return summary
 
 
-@task(name="open-monthly-assurance", **CYCLE_TASK)
-def open_assurance(as_of: date, flow_run_id: str | None) -> dict[str, object]:
+@cycle_task("open-monthly-assurance")
+def open_assurance(as_of: date, flow_run_id: str | None) -> AssuranceWait:
     """Issue (once) the month's assurance request and code to the nominated individual."""
     from recovery.application import assurance
     from tasks.notify import flush_outbox
@@ -157,10 +171,10 @@ def open_assurance(as_of: date, flow_run_id: str | None) -> dict[str, object]:
     with db.unit_of_work() as session:
         wait = assurance.open_request(session, as_of=as_of, flow_run_id=flow_run_id)
     flush_outbox()
-    return wait.model_dump()
+    return wait
 
 
-@task(name="record-assurance-minutes", **CYCLE_TASK)
+@cycle_task("record-assurance-minutes")
 def record_assurance(month: str, answer: dict[str, object]) -> list[str]:
     """Validate identity and every entry; store the minutes as provider-level evidence."""
     from recovery.application import assurance

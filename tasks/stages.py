@@ -10,21 +10,30 @@ from __future__ import annotations
 
 from datetime import time
 from typing import Any
+from uuid import UUID
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
 
 from models.lifecycle import Status
+from models.review import progress_share
 from models.signoff import SignoffKind, Submission
 from recovery.adapters import audit_log, db, mail
 from recovery.adapters import repository as repo
 from recovery.application import signoffs
 from recovery.application.forms import action_brief
 from recovery.settings import get_settings
+from tasks.kinds import db_task
 from tasks.notify import flush_outbox
 
-DB_TASK = {"retries": 2, "retry_delay_seconds": 2, "cache_policy": NO_CACHE}
+
+class WaitForm(BaseModel):
+    """What a flow suspends on: the wait's key and the words above its form."""
+
+    pause_key: str
+    description: str
 
 
 def _artifact_key(prefix: str, ref: str) -> str:
@@ -56,10 +65,10 @@ def publish_wait(session: Any, action_ref: str) -> None:
                      else f"{action_ref} waits on nobody"))
 
 
-@task(name="current-status", **DB_TASK)
-def current_status(action_ref: str) -> Status:
-    """Where the action stands now; the run's tags follow it (status, risk, location), so
-    the Runs page filters answer recovery questions directly."""
+@db_task("sync-run-tags")
+def sync_run_tags(action_ref: str) -> Status:
+    """Rewrite this run's tags to follow the action (status, risk, location, awaiting), so
+    the Runs page filters answer recovery questions directly; returns the status read."""
     from prefect import get_client
     from prefect.runtime import flow_run
 
@@ -71,11 +80,11 @@ def current_status(action_ref: str) -> Status:
     run_id = flow_run.get_id()
     if run_id:
         with get_client(sync_client=True) as client:
-            current = client.read_flow_run(run_id).tags
+            current = client.read_flow_run(UUID(run_id)).tags
             desired = sorted({t for t in current if t.split(":", 1)[0] not in _MANAGED}
                              | set(wanted))
             if sorted(current) != desired:
-                client.update_flow_run(run_id, tags=desired)
+                client.update_flow_run(UUID(run_id), tags=desired)
     return Status(row.status)
 
 
@@ -83,9 +92,9 @@ _MANAGED = {"action", "location", "risk", "domain", "status", "awaiting"}
 
 
 
-@task(name="rate-risk", **DB_TASK)
-def rate_risk(action_ref: str) -> str:
-    """1. Rate the risk from the five factors (rated when the plan was opened)."""
+@db_task("audit-risk-rating")
+def audit_risk_rating(action_ref: str) -> str:
+    """1. Audit the risk rating (rated from the five factors when the plan was opened)."""
     with db.unit_of_work() as session:
         row = repo.get_action(session, action_ref)
         audit_log.append(
@@ -98,7 +107,7 @@ def rate_risk(action_ref: str) -> str:
         return row.risk_level
 
 
-@task(name="confirm-accountability", **DB_TASK)
+@db_task("confirm-accountability")
 def confirm_accountability(action_ref: str) -> str:
     """2. One accountable lead and a different, senior reviewer (checked again here)."""
     from models.action import check_accountability
@@ -119,9 +128,10 @@ def confirm_accountability(action_ref: str) -> str:
         return reviewer.email
 
 
-@task(name="record-baseline-and-controls", **DB_TASK)
-def record_baseline(action_ref: str) -> int:
-    """3. The baseline and the interim controls that protect people meanwhile."""
+@db_task("audit-baseline-and-controls")
+def audit_baseline_and_controls(action_ref: str) -> int:
+    """3. Audit the baseline and the interim controls that protect people meanwhile (both
+    stored with the plan); returns how many interim controls there are."""
     with db.unit_of_work() as session:
         row = repo.get_action(session, action_ref)
         plan = repo.plan_of(row)
@@ -135,9 +145,9 @@ def record_baseline(action_ref: str) -> int:
         return len(plan.interim_controls)
 
 
-@task(name="set-review-cadence", **DB_TASK)
-def set_review_cadence(action_ref: str) -> str:
-    """4. Review frequency that matches the risk."""
+@db_task("audit-review-cadence")
+def audit_review_cadence(action_ref: str) -> str:
+    """4. Audit the review frequency that matches the risk (derived from the rating)."""
     from recovery.application.services import cadence_of
 
     with db.unit_of_work() as session:
@@ -151,7 +161,7 @@ def set_review_cadence(action_ref: str) -> str:
         return cadence.value
 
 
-@task(name="submit-plan-for-signoff", **DB_TASK)
+@db_task("submit-plan-for-signoff")
 def submit_plan(action_ref: str) -> Status:
     """A draft plan goes to its senior reviewer (interim controls required if high)."""
     from recovery.application.services import submit_plan as submit
@@ -163,18 +173,18 @@ def submit_plan(action_ref: str) -> Status:
         return Status(row.status)
 
 
-@task(name="request-signoff", **DB_TASK)
-def request_signoff(action_ref: str, kind: SignoffKind, flow_run_id: str | None) -> dict[str, str]:
+@db_task("request-signoff")
+def request_signoff(action_ref: str, kind: SignoffKind, flow_run_id: str | None) -> WaitForm:
     """Issue (once) a one-time code to the named senior reviewer and build the form text."""
     with db.unit_of_work() as session:
         wait = signoffs.open_signoff(session, action_ref, kind, flow_run_id=flow_run_id)
         description = action_brief(session, action_ref, wait=wait)
         publish_wait(session, action_ref)
     flush_outbox()
-    return {"pause_key": wait.pause_key, "description": description}
+    return WaitForm(pause_key=wait.pause_key, description=description)
 
 
-@task(name="apply-signoff", **DB_TASK)
+@db_task("apply-signoff")
 def apply_signoff(
     action_ref: str, kind: SignoffKind, pause_key: str, submission: Submission
 ) -> signoffs.SignoffOutcome:
@@ -193,8 +203,8 @@ def apply_signoff(
     return outcome
 
 
-@task(name="closure-request-wait", **DB_TASK)
-def closure_request_wait(action_ref: str) -> dict[str, str]:
+@db_task("closure-request-wait")
+def closure_request_wait(action_ref: str) -> WaitForm:
     """The key and form text for waiting on the lead's closure request."""
     with db.unit_of_work() as session:
         wait = signoffs.closure_wait(session, action_ref)
@@ -204,7 +214,7 @@ def closure_request_wait(action_ref: str) -> dict[str, str]:
     create_progress_artifact(
         progress=progress, key=_artifact_key("progress", action_ref),
         description=f"{action_ref}: {wording}")
-    return {"pause_key": wait.pause_key, "description": description}
+    return WaitForm(pause_key=wait.pause_key, description=description)
 
 
 def _progress(session: Any, action_ref: str) -> tuple[float, str]:
@@ -213,15 +223,14 @@ def _progress(session: Any, action_ref: str) -> tuple[float, str]:
     reviews = repo.reviews_of(session, row.id or 0)
     measured = next((r.measured_value for r in reversed(reviews)
                      if r.measured_value is not None), None)
-    span = row.target_value - row.baseline_value
-    if measured is None or span == 0:
+    share = progress_share(row.baseline_value, row.target_value, measured)
+    if measured is None or share is None:
         return 0.0, f"no measured review yet; baseline {row.baseline_value:g}%"
-    share = max(0.0, min(100.0, (measured - row.baseline_value) / span * 100))
     return share, (f"{measured:g}% at the last review, from a baseline of "
                    f"{row.baseline_value:g}% toward {row.target_value:g}%")
 
 
-@task(name="record-closure-request", **DB_TASK)
+@db_task("record-closure-request")
 def record_closure_request(
     action_ref: str, pause_key: str, requested_by: str, summary: str
 ) -> signoffs.SignoffOutcome:
@@ -255,22 +264,22 @@ def triangulation_gate(action_ref: str) -> str:
     return "passed"
 
 
-@task(name="note-revision-wake", **DB_TASK)
+@db_task("note-revision-wake")
 def note_revision_wake(action_ref: str, pause_key: str) -> None:
     with db.unit_of_work() as session:
         signoffs.note_revision_wake(session, action_ref, pause_key=pause_key)
 
 
-@task(name="revision-wait", **DB_TASK)
-def revision_wait(action_ref: str) -> dict[str, str]:
+@db_task("revision-wait")
+def revision_wait(action_ref: str) -> WaitForm:
     with db.unit_of_work() as session:
         wait = signoffs.revision_wait(session, action_ref)
         description = action_brief(session, action_ref, wait=wait)
         publish_wait(session, action_ref)
-    return {"pause_key": wait.pause_key, "description": description}
+    return WaitForm(pause_key=wait.pause_key, description=description)
 
 
-@task(name="enter-routine-monitoring", **DB_TASK)
+@db_task("enter-routine-monitoring")
 def enter_routine_monitoring(action_ref: str) -> None:
     """9. Routine monitoring: controls stay active until the improvement is sustained."""
     with db.unit_of_work() as session:

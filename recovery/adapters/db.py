@@ -11,7 +11,7 @@ refused with DatabaseBusy, having written nothing. PostgreSQL serialises the few
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -137,18 +137,6 @@ def reading() -> Iterator[Session]:
     engine = get_engine().execution_options(**{_READING: True})
     with Session(engine, expire_on_commit=False) as session:
         yield session
-
-
-def with_retry(work: Callable[[], T], *, attempts: int = 5, pause: float = 0.5) -> T:
-    """Retry a whole unit of work when SQLite stays busy past its timeout."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return work()
-        except (OperationalError, DatabaseBusy) as exc:
-            if (isinstance(exc, OperationalError) and not _locked(exc)) or attempt == attempts:
-                raise
-            time.sleep(pause * attempt)
-    raise AssertionError("unreachable")
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -270,6 +270,7 @@ class WaitRow(SQLModel, table=True):
     pause_key: str = Field(max_length=100)
     outcome: str = Field(max_length=20)  # applied | refused | ignored
     detail: list[str] = _json([])
+    codes: list[str] = _json([])  # models.refusal.RefusalCode of each refusal (0005)
     processed_at: datetime = _ts()
 
 

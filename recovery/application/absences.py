@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from models.errors import RuleRefused
-from models.people import Person, Role
+from models.people import PROVIDER_LEVEL_ROLES, SENIOR_ROLES, Person
 from models.standin import (
     Absence,
     absence_recorder_refusals,
@@ -69,9 +69,7 @@ def standins_for(session: Session, row: ActionRow, reviewer_email: str,
     """Who could take over the sign-off waiting on `reviewer_email` today (not away)."""
     lead = person_of(session, repo.person_by_id(session, row.accountable_lead_id))
     people = [person_of(session, p) for p in session.exec(select(PersonRow).where(
-        col(PersonRow.role).in_([r.value for r in (Role.REGISTERED_MANAGER,
-                                                    Role.NOMINATED_INDIVIDUAL,
-                                                    Role.PROVIDER_LEAD)])))]
+        col(PersonRow.role).in_(sorted(r.value for r in SENIOR_ROLES))))]
     return eligible_standins(
         lead=lead, reviewer_email=reviewer_email,
         action_location=repo.location_by_id(session, row.location_id).name, people=people,
@@ -97,7 +95,7 @@ def tell_held(session: Session, row: ActionRow, request: Any, reviewer: PersonRo
     settings = get_settings()
     today = settings.today()
     seniors = list(session.exec(select(PersonRow).where(col(PersonRow.role).in_(
-        [Role.NOMINATED_INDIVIDUAL.value, Role.PROVIDER_LEAD.value]))))
+        sorted(r.value for r in PROVIDER_LEVEL_ROLES)))))
     key = f"signoff.held:{row.ref}:{request.kind}:{request.attempt}"
     audit_log.append(session, actor="system", event="signoff.held_reviewer_away",
                      action_ref=row.ref,

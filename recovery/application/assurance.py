@@ -9,10 +9,13 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import insert
+from sqlalchemy import select as columns
 from sqlmodel import Session, col, select
 
+from models.assurance import entry_refusals
 from models.lifecycle import OPEN
 from models.people import Role, normalise_email
+from models.refusal import messages
 from models.risk import RiskLevel
 from models.signoff import (
     CODE_TTL,
@@ -24,7 +27,7 @@ from models.signoff import (
     hash_code,
     new_code,
     new_salt,
-    refusal_reasons,
+    signoff_refusals,
 )
 from recovery.adapters import audit_log, mail
 from recovery.adapters import repository as repo
@@ -39,7 +42,6 @@ from recovery.adapters.tables import (
 )
 from recovery.settings import get_settings
 
-OUTCOMES = ("assurance", "challenge", "further_action")
 #: action references per IN list (far below SQLite's and PostgreSQL's bind-parameter limits)
 _REF_CHUNK = 2000
 
@@ -147,19 +149,17 @@ def apply(
                             code=str(answer.get("code", "")), decision="approve",
                             rationale="monthly provider assurance minutes")
     known = repo.find_person(session, submission.reviewer_email) is not None
-    reasons = refusal_reasons(state, submission, accountable_lead="", now=now,
-                              presenter_known=known)
+    refusals = signoff_refusals(state, submission, accountable_lead="", now=now,
+                                presenter_known=known)
     notes = {}
     for ref in request.action_refs:
         outcome = answer.get(f"{field_name(ref)}_outcome")
         note = str(answer.get(f"{field_name(ref)}_note", "")).strip()
-        if outcome not in OUTCOMES:
-            reasons.append(f"{ref}: choose assurance, challenge or further action")
-        if len(note) < 10:
-            reasons.append(f"{ref}: the note must be at least 10 characters")
+        refusals += entry_refusals(ref, outcome, note)
         notes[ref] = (outcome, note)
-    if reasons:
-        if counts_toward_lockout(reasons):  # a wrong code, or an address in nobody's name
+    reasons = messages(refusals)
+    if refusals:
+        if counts_toward_lockout(refusals):  # a wrong code, or an address in nobody's name
             request.wrong_attempts += 1
             request.locked = request.wrong_attempts >= MAX_WRONG_CODES
         request.refusals += 1
@@ -176,7 +176,8 @@ def apply(
     actions: dict[str, tuple[int, date]] = {}
     for i in range(0, len(refs), _REF_CHUNK):
         actions.update((ref, (action_id, baseline_on)) for ref, action_id, baseline_on in
-                       session.execute(select(ActionRow.ref, ActionRow.id, ActionRow.baseline_on)
+                       session.execute(columns(col(ActionRow.ref), col(ActionRow.id),
+                                               col(ActionRow.baseline_on))
                                        .where(col(ActionRow.ref).in_(refs[i:i + _REF_CHUNK]))))
     assert request.id is not None
     entries: list[dict[str, Any]] = []

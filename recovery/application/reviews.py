@@ -12,28 +12,32 @@ a cycle for the same date finds every review already held and changes nothing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 from sqlalchemy import func, insert, literal, text, union_all
+from sqlalchemy import select as columns
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from models.action import MAX_TEXT, Baseline, Target, TriggerKind
 from models.audit import ReviewsDigest
 from models.cadence import Cadence, review_due
-from models.dates import shift
 from models.evidence import TRIANGULATION_PILLARS, Evidence, EvidenceSource, Pillar
-from models.lifecycle import OPEN, SUSTAINED_WEEKS, Event, Status
+from models.lifecycle import OPEN, Event, Status
+from models.people import Role
+from models.recovery_action import (
+    FollowUp,
+    follow_up,
+    may_close_sustained,
+    may_de_escalate,
+    sustained_by,
+)
 from models.review import (
-    WEAK_RATINGS,
     Assessment,
-    Rating,
-    ReviewAssessment,
-    ReviewRecord,
     assess,
     escalation_reasons,
     watched_triggers,
@@ -88,7 +92,7 @@ class DailyResult(BaseModel):
 class _Item(NamedTuple):
     """An evidence item as a review reads it (a `models.review.Observation`)."""
 
-    id: int
+    id: int | None
     source: EvidenceSource
     pillar: Pillar
     value: float | None
@@ -140,15 +144,17 @@ def _review_items_of(
     order = (col(e.action_id), col(e.observed_on), col(e.id))
     if whole:
         for action_id, eid, source, pillar, value, sample, observed, by, ref in session.execute(
-                select(e.action_id, e.id, e.source, e.pillar, e.value, e.sample_size,
-                       e.observed_on, e.recorded_by, e.reference)
+                columns(col(e.action_id), col(e.id), col(e.source), col(e.pillar),
+                        col(e.value), col(e.sample_size), col(e.observed_on),
+                        col(e.recorded_by), col(e.reference))
                 .select_from(picks).join(e, picked).order_by(*order)):
             out[action_id].append(Evidence.model_construct(
                 id=eid, source=_SOURCES[source], pillar=_PILLARS[pillar], value=value,
                 sample_size=sample, observed_on=observed, recorded_by=by, reference=ref))
         return
     for action_id, eid, source, pillar, value, observed in session.connection().execute(
-            select(e.action_id, e.id, e.source, e.pillar, e.value, e.observed_on)
+            columns(col(e.action_id), col(e.id), col(e.source), col(e.pillar), col(e.value),
+                    col(e.observed_on))
             .select_from(picks).join(e, picked).order_by(*order)).all():
         out[action_id].append(_Item(eid, _SOURCES[source], _PILLARS[pillar], value, observed))
 
@@ -169,8 +175,9 @@ def _last_reviews(session: Session, ids: list[int], as_of: date) -> dict[int, An
                 .scalar_subquery())
     for chunk in _chunks(ids):
         rows = session.connection().execute(
-            select(ReviewRow.action_id, ReviewRow.as_of, ReviewRow.measured_value,
-                   ReviewRow.target_met, ReviewRow.rating, ReviewRow.triggers)
+            columns(col(ReviewRow.action_id), col(ReviewRow.as_of),
+                    col(ReviewRow.measured_value), col(ReviewRow.target_met),
+                    col(ReviewRow.rating), col(ReviewRow.triggers))
             .select_from(ActionRow)
             .join(ReviewRow, (col(ReviewRow.action_id) == col(ActionRow.id))
                   & (col(ReviewRow.as_of) == last_day))
@@ -210,10 +217,11 @@ def _open_rows(session: Session, ids: list[int], as_of: date) -> dict[int, _Open
     latest = (select(func.max(x.as_of)).where(x.action_id == a.id, x.as_of <= as_of)
               .scalar_subquery())
     return {row.id: _Open(*row) for row in session.connection().execute(
-        select(a.id, a.status, a.risk_level, a.risk_domain, a.recovery_started_on,
-               a.baseline_on,
-               a.monitoring_since, a.escalated, a.plan["target"], a.plan["baseline"],
-               a.plan["triggers"], r.as_of, r.triggers, r.rating, r.measured_value)
+        columns(col(a.id), col(a.status), col(a.risk_level), col(a.risk_domain),
+                col(a.recovery_started_on), col(a.baseline_on), col(a.monitoring_since),
+                col(a.escalated), col(a.plan)["target"], col(a.plan)["baseline"],
+                col(a.plan)["triggers"], col(r.as_of), col(r.triggers), col(r.rating),
+                col(r.measured_value))
         .select_from(a)
         .outerjoin(r, (col(r.action_id) == col(a.id)) & (col(r.as_of) == latest))
         .where(col(a.id).in_(ids))).all()}
@@ -237,7 +245,7 @@ class _Lookups:
                     select(PersonRow.id, PersonRow.email, PersonRow.role,
                            PersonRow.location_id).order_by(col(PersonRow.id))):
                 self._emails[pid] = email
-                if role == "registered_manager":
+                if role == Role.REGISTERED_MANAGER.value:
                     self._managers[location_id].append(email)
             self._names = dict(self.session.execute(
                 select(LocationRow.id, LocationRow.name)).all())
@@ -454,33 +462,29 @@ class _Cycle:
         (`models.review.escalation_reasons`), de-escalation when on track after a
         control change."""
         as_of = self.as_of
-        sustained_candidates = [
+        sustained = self.sustained([
             row.id for row, a, _ in assessed
-            if row.status == _MONITORING and not _relapsed(a)
-            and row.monitoring_since is not None
-            and (as_of - row.monitoring_since).days >= SUSTAINED_WEEKS * 7]
-        sustained = self.sustained(sustained_candidates)
-        de_escalation_candidates = [
+            if row.status == _MONITORING and may_close_sustained(a, row.monitoring_since, as_of)])
+        open_escalations = self.open_escalations([
             row.id for row, a, _ in assessed
-            if row.status != _MONITORING and not _weak(a)
-            and row.escalated and a.rating == Rating.ON_TRACK]
-        open_escalations = self.open_escalations(de_escalation_candidates)
+            if row.status != _MONITORING and may_de_escalate(a, escalated=row.escalated)])
         out: list[_Outcome] = []
         for row, a, escalation in assessed:
-            if row.status == _MONITORING:
-                if _relapsed(a):
-                    out.append(_Outcome("relapse", row.id, a, [
-                        "evidence fell back below target in routine monitoring",
-                        *a.reasons]))
-                elif row.id in sustained:
-                    out.append(_Outcome("sustained", row.id, a, []))
-                continue
-            if escalation and not row.escalated:
+            open_escalation = open_escalations.get(row.id)
+            next_step = follow_up(
+                a, in_monitoring=row.status == _MONITORING, escalated=row.escalated,
+                escalation=escalation, sustained=row.id in sustained,
+                control_changed=None if open_escalation is None
+                else open_escalation.control_change_id is not None)
+            if next_step == FollowUp.RELAPSE:
+                out.append(_Outcome("relapse", row.id, a, [
+                    "evidence fell back below target in routine monitoring", *a.reasons]))
+            elif next_step == FollowUp.SUSTAINED:
+                out.append(_Outcome("sustained", row.id, a, []))
+            elif next_step == FollowUp.ESCALATE:
                 out.append(_Outcome("escalate", row.id, a, escalation))
-            elif row.escalated and a.rating == Rating.ON_TRACK and _control_changed_in(
-                    open_escalations.get(row.id)):
-                out.append(_Outcome("de_escalate", row.id, a, [],
-                                    escalation=open_escalations.get(row.id)))
+            elif next_step == FollowUp.DE_ESCALATE:
+                out.append(_Outcome("de_escalate", row.id, a, [], escalation=open_escalation))
         return out
 
     def sustained(self, ids: list[int]) -> set[int]:
@@ -498,7 +502,7 @@ class _Cycle:
                            ReviewRow.as_of <= self.as_of)).all():
                 since[action_id].append((met, triggers))
         return {action_id for action_id in ids
-                if _sustained_by(since.get(action_id, []))}
+                if sustained_by(since.get(action_id, []))}
 
     def open_escalations(self, ids: list[int]) -> dict[int, EscalationRow]:
         """The open escalation of each action (the earliest, when there is more than one)."""
@@ -517,27 +521,6 @@ class _Cycle:
 
 
 _MONITORING = Status.ROUTINE_MONITORING.value  # a row's status column
-
-
-def _weak(a: Assessment[Any] | ReviewAssessment) -> bool:
-    return a.rating in WEAK_RATINGS
-
-
-def _relapsed(a: Assessment[Any] | ReviewAssessment) -> bool:
-    """In routine monitoring, evidence back below target or progress weak."""
-    below_target = a.measured_value is not None and not a.target_met
-    return below_target or _weak(a)
-
-
-def _sustained_by(since: Iterable[tuple[bool, list[str]]]) -> bool:
-    reviews = list(since)
-    return bool(reviews) and all(met and not triggers for met, triggers in reviews)
-
-
-def _control_changed_in(escalation: EscalationRow | None) -> bool:
-    if escalation is None:
-        return True
-    return escalation.control_change_id is not None
 
 
 def _escalation_notices(
@@ -577,60 +560,13 @@ def _de_escalated(row: ActionRow, escalation: EscalationRow | None, as_of: date
 # ------------------------------------------------------------------ one action at a time
 
 
-def _open_escalation(session: Session, row: ActionRow) -> EscalationRow | None:
-    return session.exec(
-        select(EscalationRow).where(EscalationRow.action_id == row.id,
-                                    col(EscalationRow.resolved_on).is_(None))
-    ).first()
-
-
-def escalate(session: Session, row: ActionRow, *, as_of: date, reasons: list[str]
-             ) -> EscalationRow:
-    """Off track or overdue: daily senior review, everyone responsible told why, and an
-    escalation kept open until a control change and evidence back on trajectory."""
-    assert row.id is not None
-    escalation = EscalationRow(action_id=row.id, opened_on=as_of, reasons=reasons)
-    session.add(escalation)
-    row.escalated = True
-    row.updated_at = utcnow()
-    session.add(row)
-    session.flush()
-    audit: list[audit_log.Entry] = []
-    emails: list[mail.Email] = []
-    _escalation_notices(row, escalation, as_of, _Lookups(session), audit, emails)
-    mail.enqueue_many(session, emails)
-    audit_log.append_many(session, audit)
-    return escalation
-
-
-def de_escalate(session: Session, row: ActionRow, *, as_of: date) -> None:
-    escalation = _open_escalation(session, row)
-    if escalation is not None:
-        escalation.resolved_on = as_of
-        session.add(escalation)
-    row.escalated = False
-    row.updated_at = utcnow()
-    session.add(row)
-    audit_log.append_many(session, [_de_escalated(row, escalation, as_of)])
-
-
 def record_control_change(
     session: Session, ref: str, *, what: str, by: str, today: date
 ) -> ControlChangeRow:
     """Escalation asks for a change of operational control, not more time."""
-    from models.errors import InvalidInput, RuleRefused
-    from models.people import Role
-
     row = repo.get_action(session, ref, for_update=True)
     person = repo.get_person(session, by, field="by")
-    if Role(person.role) not in {Role.REGISTERED_MANAGER, Role.NOMINATED_INDIVIDUAL,
-                                 Role.PROVIDER_LEAD}:
-        raise RuleRefused("control change", [
-            f"a change of operational control is decided by a registered manager, nominated "
-            f"individual or provider lead; {person.email} is a {Role(person.role).label}"])
-    if len(what.strip()) < 20:
-        raise InvalidInput("what", "say what changes in the operational control "
-                                   "(at least 20 characters)")
+    services.aggregate(session, row).change_control(repo.to_person(person), what=what)
     what = text_field("what", what, MAX_TEXT)
     assert row.id is not None
     change = ControlChangeRow(action_id=row.id, what=what.strip(), decided_by=person.email,
@@ -641,10 +577,3 @@ def record_control_change(
                      details={"what": what.strip(), "control_change_id": change.id,
                               "escalation_id": escalation.id if escalation else None})
     return change
-
-
-def recent_reviews(session: Session, action_id: int, days: int, as_of: date) -> list[ReviewRecord]:
-    rows = session.exec(select(ReviewRow).where(
-        ReviewRow.action_id == action_id, ReviewRow.as_of > shift(as_of, -days),
-        ReviewRow.as_of <= as_of).order_by(col(ReviewRow.as_of))).all()
-    return [repo.to_review(r) for r in rows]

@@ -19,27 +19,22 @@ from models import directory
 from models.action import (
     MAX_TEXT,
     ActionPlan,
-    ExtensionRequest,
     check_accountability,
-    check_extension,
-    check_plan_ready_for_signoff,
 )
-from models.audit import ReviewsDigest
 from models.cadence import Cadence, review_cadence
 from models.catalogue import Framework, builtin_framework
 from models.dates import check_extension_deadline, check_plan_dates
 from models.errors import InvalidInput, NotFound, NotInDirectory, RuleRefused
 from models.evidence import Evidence, new_evidence
 from models.gate import GateVerdict, gate_snapshot, triangulation_gate
-from models.lifecycle import Event, Status, transition
-from models.people import Role, normalise_email, slug
+from models.lifecycle import Event, Facts, Status, transition
+from models.people import normalise_email, slug
 from models.planfile import PeopleFile
+from models.recovery_action import RecoveryAction
 from models.review import (
     DEFAULT_FRESHNESS_DAYS,
     Assessment,
     Rating,
-    ReviewAssessment,
-    assess_progress,
     rating_label,
     rating_rag,
 )
@@ -500,7 +495,9 @@ def move(
     """The one way an action's status changes: a lifecycle transition plus an audit entry
     (appended now, or added to `audit` for the caller's `audit_log.append_many`)."""
     before = Status(row.status)
-    after = transition(before, event)
+    after = transition(before, event, Facts(
+        is_high_risk=row.risk_level == RiskLevel.HIGH.value,
+        has_interim_controls=bool((row.plan or {}).get("interim_controls"))))
     row.status = after.value
     row.updated_at = utcnow()
     session.add(row)
@@ -519,9 +516,16 @@ def move(
     return after
 
 
+def aggregate(session: Session, row: ActionRow) -> RecoveryAction:
+    """The domain's view of a stored action, to ask a decision of."""
+    lead = repo.person_by_id(session, row.accountable_lead_id)
+    return RecoveryAction(ref=row.ref, status=Status(row.status), accountable_lead=lead.email,
+                          is_high_risk=row.risk_level == RiskLevel.HIGH.value,
+                          deadline=row.deadline)
+
+
 def submit_plan(session: Session, ref: str, *, actor: str) -> ActionRow:
     row = repo.get_action(session, ref, for_update=True)
-    check_plan_ready_for_signoff(repo.plan_of(row), row.risk_level == RiskLevel.HIGH.value)
     move(session, row, Event.SUBMIT_PLAN, actor=actor)
     return row
 
@@ -530,18 +534,13 @@ def revise_plan(session: Session, ref: str, plan: ActionPlan, *, actor: str) -> 
     """A rejected plan comes back from the lead; the flow asks for sign-off again."""
     row = repo.get_action(session, ref, for_update=True)
     by = repo.get_person(session, actor, field="by")
-    lead = repo.person_by_id(session, row.accountable_lead_id)
-    if by.id != lead.id and by.role not in {Role.REGISTERED_MANAGER.value,
-                                            Role.NOMINATED_INDIVIDUAL.value,
-                                            Role.PROVIDER_LEAD.value}:
-        raise RuleRefused("plan revision", [f"{by.email} is not the accountable lead"])
+    aggregate(session, row).may_revise(repo.to_person(by))
     location = repo.location_by_id(session, row.location_id)
     if repo.get_location(session, plan.location).id != location.id:
         raise InvalidInput("location", "a revision cannot move the action to another location")
     _check_baseline_date(plan, None)
     new_lead, new_reviewer = _resolve_people(session, plan)
     _check_statements(session, plan)
-    check_plan_ready_for_signoff(plan, rate_risk(plan.risk).level == RiskLevel.HIGH)
     rating = rate_risk(plan.risk)
     _apply_plan(row, plan, rating)
     assert new_lead.id is not None and new_reviewer.id is not None and row.id is not None
@@ -768,21 +767,11 @@ def extend_deadline(
     person = repo.get_person(session, by, field="by")
     if len(control_change.strip()) > MAX_TEXT:  # the column holds 2000 characters
         raise InvalidInput("control_change", f"must be at most {MAX_TEXT} characters")
-    if not person.role or Role(person.role) not in {
-        Role.REGISTERED_MANAGER, Role.NOMINATED_INDIVIDUAL, Role.PROVIDER_LEAD
-    }:
-        raise RuleRefused(
-            "deadline extension",
-            [f"only a registered manager, nominated individual or provider lead may extend a "
-             f"deadline; {person.email} is a {Role(person.role).label}"],
-        )
+    action = aggregate(session, row)
+    action.may_extend(repo.to_person(person))
     check_extension_deadline(new_deadline, today=today)
-    check_extension(
-        current_deadline=row.deadline,
-        request=ExtensionRequest(new_deadline=new_deadline, control_change=control_change,
-                                 decided_by=person.email),
-        is_high=row.risk_level == RiskLevel.HIGH.value, today=today,
-    )
+    action.extend(repo.to_person(person), new_deadline=new_deadline,
+                  control_change=control_change, today=today)
     assert row.id is not None
     old = row.deadline
     change = ControlChangeRow(action_id=row.id, what=control_change.strip(),
@@ -827,51 +816,11 @@ def attach_control_change(
 # ---------------------------------------------------------------- reviews
 
 
-def record_review(
-    session: Session, row: ActionRow, *, as_of: date, reviewed_by: str = "daily-review",
-    freshness_days: int = DEFAULT_FRESHNESS_DAYS,
-) -> tuple[ReviewRow, ReviewAssessment | None]:
-    """Record one review of one action for a date; a second call for the date is a no-op."""
-    assert row.id is not None
-    existing = session.exec(
-        select(ReviewRow).where(ReviewRow.action_id == row.id, ReviewRow.as_of == as_of)
-    ).first()
-    if existing is not None:
-        return existing, None
-    history = repo.reviews_of(session, row.id)
-    earlier = [r for r in history if r.as_of < as_of]
-    last = repo.to_review(earlier[-1]) if earlier else None
-    cadence = cadence_of(row, as_of, last_rating=earlier[-1].rating if earlier else None)
-    assessment = assess_progress(
-        repo.plan_of(row), repo.evidence_of(session, row.id), as_of=as_of, cadence=cadence,
-        last_review=last,
-        previous_below_trajectory=bool(earlier) and "below_trajectory" in earlier[-1].triggers,
-        freshness_days=freshness_days,
-    )
-    values = review_values(row.id, assessment, cadence, reviewed_by)
-    digest = ReviewsDigest()
-    digest.add([values])
-    review = ReviewRow(**values)
-    session.add(review)
-    session.flush()
-    audit_log.append(
-        session, actor=reviewed_by, event="review.recorded", action_ref=row.ref,
-        details={"as_of": as_of.isoformat(), "rating": assessment.rating.value,
-                 "measured_value": assessment.measured_value,
-                 "target_met": assessment.target_met,
-                 "triggers": [t.value for t in assessment.triggers_fired],
-                 "review_sha256": digest.hexdigest()},
-        dedupe_key=f"review:{row.ref}:{as_of.isoformat()}",
-    )
-    return review, assessment
-
-
 def review_values(
-    action_id: int, assessment: ReviewAssessment | Assessment[Any], cadence: Cadence,
+    action_id: int, assessment: Assessment[Any], cadence: Cadence,
     reviewed_by: str,
 ) -> dict[str, Any]:
-    """The columns of a stored review: one mapping for `record_review` and for the daily
-    cycle's bulk INSERT (which passes the plain `Assessment` of the same fields)."""
+    """The columns of a stored review, as the daily cycle's bulk INSERT writes them."""
     # the columns' order is models.audit.REVIEW_COLUMNS (the audit digest's), and numbers
     # go in as the float columns give them back, so a review's digest can be recomputed
     measured = assessment.measured_value
@@ -918,10 +867,6 @@ def summaries(session: Session, rows: list[ActionRow], *, as_of: date) -> list[A
 
 # ---------------------------------------------------------------- reopening
 
-#: Who may reopen a closed action: the senior roles that sign recovery off.
-REOPENERS = frozenset({Role.REGISTERED_MANAGER, Role.NOMINATED_INDIVIDUAL, Role.PROVIDER_LEAD})
-#: A reopening says why, in words a commissioner could read (as a control change does).
-MIN_REOPEN_REASON = 20
 _REOPENED = repo.REOPENED_EVENT
 
 
@@ -932,19 +877,10 @@ def reopen_action(session: Session, ref: str, *, by: str, reason: str, today: da
     closure path is fresh (the gate counts evidence observed from `today` on)."""
     row = repo.get_action(session, ref, for_update=True)
     person = repo.get_person(session, by, field="by")
-    why = reason.strip()
-    if Role(person.role) not in REOPENERS:
-        raise RuleRefused("reopen", [
-            f"a closed action is reopened by a registered manager, nominated individual or "
-            f"provider lead; {person.email} is a {Role(person.role).label}"])
-    if len(why) < MIN_REOPEN_REASON:
-        raise InvalidInput("reason", f"say why it is reopened (at least {MIN_REOPEN_REASON} "
-                                     "characters)")
-    why = text_field("reason", why, MAX_TEXT)
-    if row.status != Status.CLOSED.value:
-        raise RuleRefused("reopen", [
-            f"{row.ref} is {Status(row.status).value.replace('_', ' ')}, not closed: only a "
-            "closed action is reopened"])
+    action = aggregate(session, row)
+    action.may_reopen(repo.to_person(person), reason=reason)
+    why = text_field("reason", reason.strip(), MAX_TEXT)
+    action.reopen()
     previous_run = row.flow_run_id
     move(session, row, Event.REOPEN, actor=person.email,
          details={"reason": why, "reopened_on": today.isoformat(),

@@ -15,26 +15,27 @@ from sqlmodel import Session, col, select
 from models.action import accountability_reasons
 from models.errors import RuleRefused
 from models.gate import EVIDENCE_CHANGED, verdict_changed
-from models.lifecycle import SUSTAINED_WEEKS, WAITS, Event, Status
+from models.lifecycle import WAITS, Event, Status
 from models.people import Role, normalise_email
+from models.recovery_action import RecoveryAction
+from models.refusal import Refusal, RefusalCode, codes, messages
 from models.signoff import (
     CODE_TTL,
-    CODE_WITHDRAWN,
     MAX_WRONG_CODES,
-    MIN_RATIONALE,
-    NEXT_STEP,
     Decision,
     SignoffKind,
     SignoffRequestState,
     Submission,
     closure_requester,
     code_disclosed,
+    code_withdrawn,
     counts_toward_lockout,
     hash_code,
     new_code,
     new_salt,
+    next_step,
     not_in_directory,
-    refusal_reasons,
+    signoff_refusals,
 )
 from recovery.adapters import audit_log, mail
 from recovery.adapters import repository as repo
@@ -66,10 +67,10 @@ def wait_key(session: Session, action_id: int, base: str) -> str:
 
 def record_wait(
     session: Session, action_id: int, *, base: str, pause_key: str, outcome: str,
-    detail: list[str],
+    detail: list[str], codes: list[RefusalCode] | None = None,
 ) -> WaitRow:
     row = WaitRow(action_id=action_id, base=base, pause_key=pause_key, outcome=outcome,
-                  detail=detail)
+                  detail=detail, codes=[c.value for c in codes or []])
     session.add(row)
     session.flush()
     return row
@@ -86,8 +87,8 @@ def last_refusal(session: Session, action_id: int, base: str) -> list[str]:
 
 # ---------------------------------------------------------------- sign-off requests
 
-#: How `models.signoff.refusal_reasons` words a right code given too late.
-EXPIRED_REFUSAL = "the sign-off code expired at"
+#: Refusals after which an expired request is replaced by a new one.
+_REISSUE_AFTER = frozenset({RefusalCode.CODE_EXPIRED.value, RefusalCode.CODE_WITHDRAWN.value})
 
 
 class WaitInfo(BaseModel):
@@ -148,11 +149,11 @@ def open_signoff(
     # An expired code is replaced only once an answer has been refused for it: reissuing
     # sooner moves the run to a new key and silently drops the answer that woke it.
     expired = request is not None and as_utc(request.expires_at) <= now and any(
-        reason.startswith((EXPIRED_REFUSAL, CODE_WITHDRAWN))
+        code in _REISSUE_AFTER
         for wait in session.exec(select(WaitRow).where(
             WaitRow.action_id == row.id, WaitRow.outcome == "refused",
             WaitRow.base == signoff_base(kind, request.attempt)))
-        for reason in wait.detail
+        for code in wait.codes
     )
     # a request whose code was used without a decision (an approval refused because the
     # evidence changed) is finished too: the next one carries a new code
@@ -256,6 +257,13 @@ class SignoffOutcome(BaseModel):
     decision: str | None
     status: str
     reasons: list[str]
+    codes: list[RefusalCode] = []
+    """The code of each refusal in `reasons` (callers branch on these, never the words)."""
+
+    @classmethod
+    def refused(cls, status: str, refusals: list[Refusal]) -> SignoffOutcome:
+        return cls(applied=False, decision=None, status=status, reasons=messages(refusals),
+                   codes=codes(refusals))
 
 
 _DECISION_EVENTS = {
@@ -281,36 +289,38 @@ def apply_signoff(
     seen = already_processed(session, row.id, pause_key)
     if seen is not None:
         return SignoffOutcome(applied=seen.outcome == "applied", decision=None,
-                              status=row.status, reasons=list(seen.detail))
+                              status=row.status, reasons=list(seen.detail),
+                              codes=[RefusalCode(c) for c in seen.codes])
     request = current_request(session, row.id, kind)
     expected_status = (Status.AWAITING_PLAN_SIGNOFF if kind == SignoffKind.PLAN
                        else Status.AWAITING_CLOSURE_SIGNOFF)
     base = pause_key.rsplit("-", 1)[0]
     if request is None or row.status != expected_status.value or base != signoff_base(
             kind, request.attempt):
-        reasons = [f"{ref} is no longer awaiting {kind.value} sign-off (status {row.status})"]
+        stale = [Refusal(code=RefusalCode.WRONG_STATUS, message=(
+            f"{ref} is no longer awaiting {kind.value} sign-off (status {row.status})"))]
         record_wait(session, row.id, base=base, pause_key=pause_key, outcome="ignored",
-                    detail=reasons)
-        return SignoffOutcome(applied=False, decision=None, status=row.status, reasons=reasons)
+                    detail=messages(stale), codes=codes(stale))
+        return SignoffOutcome.refused(row.status, stale)
     lead = repo.person_by_id(session, row.accountable_lead_id)
     known = repo.find_person(session, submission.reviewer_email) is not None
-    reasons = refusal_reasons(_state(request), submission, accountable_lead=lead.email, now=now,
-                              presenter_known=known)
-    reasons += _signer_refusals(session, row, lead, request, submission)
+    refusals = signoff_refusals(_state(request), submission, accountable_lead=lead.email,
+                                now=now, presenter_known=known)
+    refusals += _signer_refusals(session, row, lead, request, submission)
     closure = (latest_closure_request(session, row.id) if kind == SignoffKind.CLOSURE
                else None)
-    if not reasons and closure is not None and submission.decision == Decision.APPROVE.value:
+    if not refusals and closure is not None and submission.decision == Decision.APPROVE.value:
         changed = _evidence_changed(session, row, closure, request, pause_key=pause_key,
                                     base=base, submission=submission, now=now, as_of=as_of)
         if changed is not None:
             return changed
-    if reasons:
+    if refusals:
         if code_disclosed(_state(request), submission, presenter_known=known):
             request.expires_at = min(as_utc(request.expires_at), now)
-            reasons.append(f"{CODE_WITHDRAWN}: it was presented by someone other than "
-                           f"{request.reviewer_email}, who is sent a new one")
+            refusals.append(code_withdrawn(request.reviewer_email))
             _alert_disclosed(session, row, request, submission.reviewer_email)
-        if counts_toward_lockout(reasons):
+        reasons = messages(refusals)
+        if counts_toward_lockout(refusals):
             request.wrong_attempts += 1
             if request.wrong_attempts >= MAX_WRONG_CODES and not request.locked:
                 request.locked = True
@@ -319,7 +329,7 @@ def apply_signoff(
         request.last_refusal = "; ".join(reasons)[:2000]
         session.add(request)
         record_wait(session, row.id, base=base, pause_key=pause_key, outcome="refused",
-                    detail=reasons)
+                    detail=reasons, codes=codes(refusals))
         audit_log.append(
             session, actor=normalise_email(submission.reviewer_email) or "unknown",
             event="signoff.refused", action_ref=row.ref,
@@ -328,10 +338,10 @@ def apply_signoff(
             dedupe_key=f"signoff.refused:{row.ref}:{pause_key}",
         )
         tell_refused(session, row, f"{kind.value} sign-off", to=request.reviewer_email,
-                     reasons=reasons, pause_key=pause_key, now=now,
+                     refusals=refusals, pause_key=pause_key, now=now,
                      attempts_left=MAX_WRONG_CODES - request.wrong_attempts,
                      locked=request.locked)
-        return SignoffOutcome(applied=False, decision=None, status=row.status, reasons=reasons)
+        return SignoffOutcome.refused(row.status, refusals)
 
     decision = Decision(submission.decision)
     status_before = row.status
@@ -378,7 +388,9 @@ def _evidence_changed(
     if not verdict_changed(bool(closure.gate_passed), verdict):
         return None
     assert row.id is not None
-    reasons = [EVIDENCE_CHANGED, *verdict.reasons]
+    refusals = [Refusal(code=RefusalCode.EVIDENCE_CHANGED, message=EVIDENCE_CHANGED),
+                *(Refusal(code=RefusalCode.GATE_REFUSED, message=r) for r in verdict.reasons)]
+    reasons = messages(refusals)
     bound_to = closure.snapshot_ref
     closure.gate_passed, closure.gate_reasons = verdict.passed, list(verdict.reasons)
     closure.snapshot_ref, closure.evaluated_at = snapshot, now
@@ -388,7 +400,7 @@ def _evidence_changed(
     request.last_refusal = "; ".join(reasons)[:2000]
     session.add(request)
     record_wait(session, row.id, base=base, pause_key=pause_key, outcome="refused",
-                detail=reasons)
+                detail=reasons, codes=codes(refusals))
     actor = normalise_email(submission.reviewer_email)
     audit_log.append(
         session, actor=actor, event="signoff.refused", action_ref=row.ref,
@@ -401,10 +413,10 @@ def _evidence_changed(
                  "reasons": list(verdict.reasons), "snapshot": snapshot,
                  "was": bound_to},
         dedupe_key=f"gate.changed:{row.ref}:{closure.attempt}")
-    tell_refused(session, row, "closure sign-off", to=request.reviewer_email, reasons=reasons,
-                 pause_key=pause_key, now=now)
+    tell_refused(session, row, "closure sign-off", to=request.reviewer_email,
+                 refusals=refusals, pause_key=pause_key, now=now)
     _tell_gate_refused(session, row, closure, list(verdict.reasons), verdict.as_of)
-    return SignoffOutcome(applied=False, decision=None, status=after.value, reasons=reasons)
+    return SignoffOutcome.refused(after.value, refusals)
 
 
 def _tell_gate_refused(session: Session, row: ActionRow, request: ClosureRequestRow,
@@ -420,7 +432,7 @@ def _tell_gate_refused(session: Session, row: ActionRow, request: ClosureRequest
 
 
 def _signer_refusals(session: Session, row: ActionRow, lead: PersonRow,
-                     request: SignoffRequestRow, submission: Submission) -> list[str]:
+                     request: SignoffRequestRow, submission: Submission) -> list[Refusal]:
     """The request's reviewer (named or stand-in) still meets the separation-of-duties
     rules as they stand in the directory now: a role changed since, or an assignment made
     any other way, cannot let the lead or a junior sign."""
@@ -428,11 +440,14 @@ def _signer_refusals(session: Session, row: ActionRow, lead: PersonRow,
         return []  # refused already as not the reviewer
     signer = repo.find_person(session, request.reviewer_email)
     if signer is None:
-        return [not_in_directory(request.reviewer_email)]
-    return accountability_reasons(repo.to_person(lead), repo.to_person(signer))
+        return [Refusal(code=RefusalCode.NOT_IN_DIRECTORY,
+                        message=not_in_directory(request.reviewer_email))]
+    return [Refusal(code=RefusalCode.SEPARATION_OF_DUTIES, message=reason)
+            for reason in accountability_reasons(repo.to_person(lead), repo.to_person(signer))]
 
 
-def tell_refused(session: Session, row: ActionRow, what: str, *, to: str, reasons: list[str],
+def tell_refused(session: Session, row: ActionRow, what: str, *, to: str,
+                 refusals: list[Refusal],
                  pause_key: str, now: datetime, attempts_left: int | None = None,
                  locked: bool = False) -> None:
     """The named person learns within the minute that a submission was not accepted: which
@@ -443,10 +458,9 @@ def tell_refused(session: Session, row: ActionRow, what: str, *, to: str, reason
         session, dedupe_key=f"signoff.refused:{row.ref}:{pause_key}", to=[to],
         template="signoff_refused", action_ref=row.ref,
         context={"ref": row.ref, "title": row.title, "what": what,
-                 "name": person.name if person else to, "reasons": reasons,
+                 "name": person.name if person else to, "reasons": messages(refusals),
                  "at": now.astimezone(get_settings().tz),
-                 "attempts_left": attempts_left if any(
-                     counts_toward_lockout([r]) for r in reasons) else None,
+                 "attempts_left": attempts_left if counts_toward_lockout(refusals) else None,
                  "locked": locked, "max_wrong": MAX_WRONG_CODES,
                  "run_url": get_settings().run_url(row.flow_run_id)},
     )
@@ -472,8 +486,7 @@ def _confirm_decision(session: Session, row: ActionRow, request: SignoffRequestR
                  "kind": request.kind, "decision": decision.value,
                  "reviewer_name": reviewer.name, "reviewer_email": reviewer.email,
                  "rationale": rationale, "at": now.astimezone(get_settings().tz),
-                 "next_step": NEXT_STEP[(request.kind, decision.value)].format(
-                     ref=row.ref, weeks=SUSTAINED_WEEKS),
+                 "next_step": next_step(request.kind, decision.value, ref=row.ref),
                  "status_label": after.label,
                  "run_url": get_settings().run_url(row.flow_run_id)},
     )
@@ -540,9 +553,7 @@ def reissue(session: Session, ref: str, *, by: str, now: datetime | None = None)
     row = repo.get_action(session, ref, for_update=True)
     assert row.id is not None
     person = repo.get_person(session, by, field="by")
-    if Role(person.role) not in {Role.REGISTERED_MANAGER, Role.NOMINATED_INDIVIDUAL,
-                                 Role.PROVIDER_LEAD}:
-        raise RuleRefused("sign-off reissue", [f"{person.email} is not a senior role"])
+    RecoveryAction.may_reissue(repo.to_person(person))
     waiting = {Status.AWAITING_PLAN_SIGNOFF.value: SignoffKind.PLAN,
                Status.AWAITING_CLOSURE_SIGNOFF.value: SignoffKind.CLOSURE}
     kind = waiting.get(row.status)
@@ -603,27 +614,24 @@ def record_closure_request(
     seen = already_processed(session, row.id, pause_key)
     if seen is not None:
         return SignoffOutcome(applied=seen.outcome == "applied", decision=None,
-                              status=row.status, reasons=list(seen.detail))
+                              status=row.status, reasons=list(seen.detail),
+                              codes=[RefusalCode(c) for c in seen.codes])
     base = pause_key.rsplit("-", 1)[0]
     lead = repo.person_by_id(session, row.accountable_lead_id)
-    reasons = []
-    if normalise_email(requested_by) != lead.email:
-        reasons.append(f"only the accountable lead ({lead.email}) may request closure")
-    if len(summary.strip()) < MIN_RATIONALE:
-        reasons.append(f"the summary must be at least {MIN_RATIONALE} characters")
-    if row.status not in {Status.IN_RECOVERY.value, Status.REOPENED.value}:
-        reasons.append(f"{row.ref} is {row.status}, not in recovery")
-    if reasons:
+    refusals = services.aggregate(session, row).closure_request_refusals(
+        requested_by=requested_by, summary=summary)
+    if refusals:
+        reasons = messages(refusals)
         record_wait(session, row.id, base=base, pause_key=pause_key, outcome="refused",
-                    detail=reasons)
+                    detail=reasons, codes=codes(refusals))
         audit_log.append(
             session, actor=normalise_email(requested_by) or "unknown",
             event="closure.request_refused", action_ref=row.ref, details={"reasons": reasons},
             dedupe_key=f"closure.refused:{row.ref}:{pause_key}",
         )
-        tell_refused(session, row, "closure request", to=lead.email, reasons=reasons,
+        tell_refused(session, row, "closure request", to=lead.email, refusals=refusals,
                      pause_key=pause_key, now=utcnow())
-        return SignoffOutcome(applied=False, decision=None, status=row.status, reasons=reasons)
+        return SignoffOutcome.refused(row.status, refusals)
     attempt = int(base.rsplit("-", 1)[1])
     session.add(ClosureRequestRow(action_id=row.id, attempt=attempt, requested_by=lead.email,
                                   summary=summary.strip()))

@@ -19,6 +19,7 @@ from models.cadence import next_review_due
 from models.dates import shift
 from models.lifecycle import DECISIONS_AWAITED, OPEN, Status, decision_due
 from models.people import PROVIDER_LEVEL_ROLES
+from models.review import progress_share
 from models.risk import RiskLevel
 from recovery.adapters.tables import (
     ActionRow,
@@ -268,9 +269,8 @@ def build_snapshot(
         overdue = bool(overdue_items)
         active = status in OPEN
         measured = latest.measured_value if latest else None
-        span = row.target_value - row.baseline_value
-        progress = 0 if measured is None or span == 0 else int(
-            max(0.0, min(100.0, (measured - row.baseline_value) / span * 100)))
+        share = progress_share(row.baseline_value, row.target_value, measured)
+        progress = 0 if share is None else int(share)
         stale = [p["pillar"].replace("_", " ") for p in (latest.pillars if latest else [])
                  if not p.get("fresh")]
         weaknesses = []

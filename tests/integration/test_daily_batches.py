@@ -210,6 +210,7 @@ def test_monthly_minutes_are_recorded_in_bulk_once_for_every_high_risk_action(
     on an intact chain; the same answer again records nothing more."""
     import re
 
+    from models.assurance import OUTCOMES
     from recovery.adapters.tables import AssuranceEntryRow, EvidenceRow
     from recovery.application import assurance
 
@@ -224,7 +225,7 @@ def test_monthly_minutes_are_recorded_in_bulk_once_for_every_high_risk_action(
     assert found and len(wait.refs) > 20
     answer: dict[str, Any] = {"reviewer_email": wait.reviewer_email, "code": found.group(1)}
     for i, ref in enumerate(wait.refs):
-        answer[f"{assurance.field_name(ref)}_outcome"] = assurance.OUTCOMES[i % 3]
+        answer[f"{assurance.field_name(ref)}_outcome"] = OUTCOMES[i % 3]
         answer[f"{assurance.field_name(ref)}_note"] = f"{ref} read at the governance meeting"
     for _ in range(2):  # the task re-run after a crash: nothing twice
         with session_for(database_url) as session:
@@ -244,14 +245,14 @@ def test_monthly_minutes_are_recorded_in_bulk_once_for_every_high_risk_action(
             AuditRow.event == "assurance.recorded",
             col(AuditRow.dedupe_key).startswith(f"assurance.recorded:{wait.month}:"))).all()
         chain = audit_log.verify(session)
-    expected = {ref: assurance.OUTCOMES[i % 3] for i, ref in enumerate(wait.refs)}
+    expected = {ref: OUTCOMES[i % 3] for i, ref in enumerate(wait.refs)}
     assert {ids[e.action_id]: e.outcome for e in entries} == expected
     assert len(entries) == len(wait.refs)
     assert sorted(ids[m.action_id] for m in minutes) == sorted(wait.refs)
     assert all(m.recorded_by == wait.reviewer_email and m.pillar == "supporting"
                and m.observed_on >= date(2027, 2, 1) for m in minutes)
     assert sorted(r.action_ref for r in recorded) == sorted(wait.refs)
-    assert {r.details["outcome"] for r in recorded} == set(assurance.OUTCOMES)
+    assert {r.details["outcome"] for r in recorded} == set(OUTCOMES)
     assert chain.ok
 
 

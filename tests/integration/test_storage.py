@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import text
@@ -11,6 +11,7 @@ from sqlmodel import col, select
 
 from models.action import ActionPlan
 from models.errors import InvalidInput, NotFound, RuleRefused
+from models.lifecycle import Status
 from models.planfile import PeopleFile
 from recovery.adapters import audit_log, db
 from recovery.adapters import repository as repo
@@ -23,8 +24,10 @@ from recovery.adapters.tables import (
     ReviewRow,
     RevisionRow,
     TriggerRow,
+    WaitRow,
 )
-from recovery.application import services
+from recovery.application import reviews, services
+from recovery.application.reviews import DailyResult
 from tests.integration.helpers import (
     dump_tables,
     make_plan,
@@ -51,6 +54,20 @@ def _add(ref: str, source: str, value: float | None, observed: date, by: str,
             sample_size=sample if value is not None else None, observed_on=observed,
             reference=f"{source} file, entry of {observed.isoformat()}", by=by, today=TODAY,
         )
+
+
+def _in_recovery(ref: str, *, since: date) -> None:
+    """Given an action whose plan was signed off on `since` (the sign-off itself is the
+    lifecycle tests' subject): the daily review looks at it from then on."""
+    with db.unit_of_work() as session:
+        row = repo.get_action(session, ref)
+        row.status, row.recovery_started_on = Status.IN_RECOVERY.value, since
+        session.add(row)
+
+
+def _daily_review(day: date) -> DailyResult:
+    with db.unit_of_work() as session:
+        return reviews.run_daily(session, as_of=day)
 
 
 def _gate(ref: str, as_of: date) -> tuple[bool, list[str]]:
@@ -182,11 +199,11 @@ def test_gate_reasons_come_from_stored_data_until_it_passes(seeded: str) -> None
 
     _add(ref, "audits", 100, date(2026, 2, 5), "rm@rose.example")
     _add(ref, "feedback", 96, date(2026, 2, 5), "rm@rose.example")
+    _in_recovery(ref, since=date(2026, 2, 6))
     for day in (date(2026, 2, 6), date(2026, 2, 7)):
-        with db.unit_of_work() as session:
-            _, assessment = services.record_review(
-                session, repo.get_action(session, ref), as_of=day)
-            assert assessment is not None and assessment.target_met
+        assert _daily_review(day).reviewed == 1
+    with session_for(seeded) as session:
+        assert [r.target_met for r in session.exec(select(ReviewRow))] == [True, True]
     passed, reasons = _gate(ref, as_of)
     assert reasons == ["trigger still open: staff unsure who to call (raised 2026-02-04 by "
                        "rm@rose.example)"]
@@ -245,35 +262,31 @@ def test_extension_refused_without_control_change_and_accepted_with_one(seeded: 
 # ---------------------------------------------------------------- reviews
 
 
-def test_record_review_is_idempotent_for_a_date(seeded: str) -> None:
+def test_the_daily_review_records_an_action_once_per_date(seeded: str) -> None:
     ref = open_plan(make_plan())
+    _in_recovery(ref, since=date(2026, 2, 2))
     _add(ref, "audits", 80, date(2026, 2, 1), "rm@rose.example")
     day = date(2026, 2, 3)
-    with db.unit_of_work() as session:
-        first, assessment = services.record_review(session, repo.get_action(session, ref),
-                                                   as_of=day)
-        assert assessment is not None
+    assert _daily_review(day).reviewed == 1
     counts = row_counts(seeded)
-    with db.unit_of_work() as session:
-        again, repeat = services.record_review(session, repo.get_action(session, ref),
-                                               as_of=day)
-    assert repeat is None and again.id == first.id
+    again = _daily_review(day)
+    assert (again.reviewed, again.already_reviewed) == (0, 1)
     assert row_counts(seeded) == counts
-    with db.unit_of_work() as session:
-        services.record_review(session, repo.get_action(session, ref), as_of=date(2026, 2, 4))
+    _daily_review(date(2026, 2, 4))
     with session_for(seeded) as session:
         assert [r.as_of for r in session.exec(select(ReviewRow).order_by(col(ReviewRow.as_of)))
                 ] == [day, date(2026, 2, 4)]
-        assert [e.details["as_of"] for e in audit_log.entries(session, ref)
-                if e.event == "review.recorded"] == ["2026-02-03", "2026-02-04"]
+        assert [a.details["as_of"] for a in session.exec(
+            select(AuditRow).where(AuditRow.event == "cycle.daily_review")
+            .order_by(col(AuditRow.seq)))] == ["2026-02-03", "2026-02-04"]
         assert audit_log.verify(session).ok
-        # each entry covers its review's stored values: one edited is reported by name
+        # each entry covers its reviews' stored values: one edited is reported by its day
         session.execute(text("UPDATE review SET reasons = '[\"edited\"]' WHERE as_of = :d"),
                         {"d": day})
         session.commit()
         broken = audit_log.verify(session)
     assert not broken.ok
-    assert broken.reason is not None and f"the review of {ref} on 2026-02-03" in broken.reason
+    assert broken.reason is not None and "the daily review of 2026-02-03" in broken.reason
 
 
 # ---------------------------------------------------------------- transactions
@@ -387,3 +400,39 @@ def test_migration_0002_indexes_evidence_by_pillar_and_keeps_it(seeded: str) -> 
     assert row_counts(seeded) == before
     assert _gate("ROSE-SG-001", TODAY)[1], "the gate reads the evidence as before"
 
+
+
+def test_migration_0005_gives_refusals_written_before_it_their_codes(seeded: str) -> None:
+    """Waits refused before 0005 kept only words; 0005 gives the two that decide a new
+    sign-off code (expired, withdrawn) their codes, so a request waiting across the upgrade
+    is reissued as before."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    open_plan(make_plan())
+    with session_for(seeded) as session:
+        action_id = repo.get_action(session, "ROSE-SG-001").id
+    wait = sa.table("lifecycle_wait", sa.column("action_id", sa.Integer()),
+                    sa.column("base", sa.String()), sa.column("pause_key", sa.String()),
+                    sa.column("outcome", sa.String()), sa.column("detail", sa.JSON()),
+                    sa.column("processed_at", sa.DateTime(timezone=True)))
+    details = {
+        "plan-signoff-1-1": ["the sign-off code expired at 2026-02-01 09:00 UTC"],
+        "plan-signoff-1-2": ["the sign-off code was withdrawn: it was presented by someone "
+                             "other than ni@provider.example, who is sent a new one"],
+        "plan-signoff-1-3": ["the sign-off code is wrong"],
+    }
+    cfg = db.alembic_config(seeded)
+    try:
+        command.downgrade(cfg, "0004")
+        with db.engine_for(seeded).begin() as conn:
+            for key, detail in details.items():
+                conn.execute(wait.insert().values(
+                    action_id=action_id, base="plan-signoff-1", pause_key=key,
+                    outcome="refused", detail=detail, processed_at=datetime.now(UTC)))
+    finally:
+        command.upgrade(cfg, "head")  # the PostgreSQL database is shared by the session
+    with session_for(seeded) as session:
+        codes = {w.pause_key: w.codes for w in session.exec(select(WaitRow))}
+    assert codes == {"plan-signoff-1-1": ["code_expired"], "plan-signoff-1-2": ["code_withdrawn"],
+                     "plan-signoff-1-3": []}

@@ -100,7 +100,7 @@ def test_database_initialised_then_served_then_automations_applied(
     shutil.copyfile(template_database, site.db_path)  # = recovery init + people import
     result = doctor(site.env)
     assert result.failing() == {"deployments", "automations"}, result.output
-    assert " at 0004, 0 actions" in result.detail("database")
+    assert " at 0005, 0 actions" in result.detail("database")
     assert result.detail("outbox") == "0 queued, none stuck or undeliverable"
 
     site.start_serve()
@@ -187,7 +187,7 @@ def test_prefect_server_gone(site: RecoveryStack) -> None:
         f"and `recovery serve`); tried port {port} (from PREFECT_API_URL); looked for a "
         "running demo in "), result.detail("prefect server")
     assert result.detail("prefect server").endswith("demo.json: none there")
-    assert result.detail("database").endswith(" at 0004, 0 actions")
+    assert result.detail("database").endswith(" at 0005, 0 actions")
 
 
 def test_email_to_an_undeliverable_address_is_reported_not_ok(site: RecoveryStack) -> None:

@@ -17,6 +17,7 @@ from models.signoff import (
     new_code,
     new_salt,
     refusal_reasons,
+    signoff_refusals,
 )
 
 from .factories import GOOD_CODE, LEAD, NOW, signoff_request, submission
@@ -176,7 +177,7 @@ def test_a_typed_address_in_nobodys_name_is_a_typo_not_a_disclosure() -> None:
 ])
 def test_what_counts_toward_the_lockout(presenter_known: bool, code: str,
                                         counts: bool) -> None:
-    refusal = refusal_reasons(signoff_request(),
-                              submission(reviewer_email="nl@provider.example", code=code),
-                              accountable_lead=LEAD, now=NOW, presenter_known=presenter_known)
+    refusal = signoff_refusals(signoff_request(),
+                               submission(reviewer_email="nl@provider.example", code=code),
+                               accountable_lead=LEAD, now=NOW, presenter_known=presenter_known)
     assert counts_toward_lockout(refusal) is counts
