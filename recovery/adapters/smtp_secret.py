@@ -32,7 +32,10 @@ def load_smtp_secret(name: str) -> str:
     from prefect.blocks.system import Secret
 
     try:
-        return str(Secret.load(name).get())
+        block = Secret.load(name)
     except ValueError as exc:
         raise RuntimeError(f"Secret block '{name}' not found on the Prefect server "
                            f"(`recovery smtp set-secret {name}`)") from exc
+    # called from synchronous code only, where Prefect's dispatch returns the block itself
+    assert isinstance(block, Secret), "load_smtp_secret is called outside an event loop"
+    return str(block.get())
