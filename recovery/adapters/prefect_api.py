@@ -97,6 +97,7 @@ def run_name(ref: str, title: str) -> str:
 def start_lifecycle(ref: str) -> str:
     """Start (once) the lifecycle run of an action and remember its id."""
     check_server()
+    from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
@@ -123,6 +124,7 @@ def start_lifecycle(ref: str) -> str:
         )
     except ObjectNotFound:
         raise deployment_missing(LIFECYCLE_DEPLOYMENT) from None
+    assert isinstance(flow_run, FlowRun)  # a sync caller gets the run, not a coroutine
     with db.unit_of_work() as session:
         row = repo.get_action(session, ref, for_update=True)
         row.flow_run_id = str(flow_run.id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import typer
@@ -38,12 +39,13 @@ class OneLineErrors(TyperGroup):
     keep the CLI's contract: exit 2 with one line naming the field, or `{"error", "field"}`
     on stderr with --json, instead of a boxed usage message."""
 
-    def main(self, args: Any = None, prog_name: str | None = None,
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
-             **extra: Any) -> Any:
+             windows_expand_args: bool = True, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         if not standalone_mode:
-            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+            return super().main(argv, prog_name, complete_var, standalone_mode,
+                                windows_expand_args, **extra)
         undecodable = _not_utf8(argv)
         if undecodable is not None:
             _usage_error(usage.UsageError(undecodable[1]), as_json="--json" in argv,
@@ -58,9 +60,11 @@ class OneLineErrors(TyperGroup):
             except typer.Exit as stop:
                 sys.exit(stop.exit_code)
         try:
-            result = super().main(argv, prog_name, complete_var, False, **extra)
+            result = super().main(argv, prog_name, complete_var, False,
+                                  windows_expand_args, **extra)
         except usage.NoArgsIsHelpError:
-            return super().main(argv, prog_name, complete_var, True, **extra)
+            return super().main(argv, prog_name, complete_var, True,
+                                windows_expand_args, **extra)
         except usage.UsageError as exc:
             _usage_error(exc, as_json="--json" in argv)
         except usage.ClickException as exc:

@@ -54,10 +54,11 @@ def check_database() -> str:
 
 def check_prefect() -> str:
     from recovery.adapters import prefect_api
+    from recovery.adapters.orchestration import PrefectUnavailable
 
     try:
         prefect_api.check_server()
-    except prefect_api.PrefectUnavailable as exc:
+    except PrefectUnavailable as exc:
         raise RuntimeError(f"{exc}; {where_prefect_was_looked_for()}") from None
     return f"{prefect_api.api_url()} healthy"
 

@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -39,6 +39,10 @@ export_app = typer.Typer(no_args_is_help=True, help="The risk-rated tracker out 
 
 # Loaded when a report, import or export command first uses them, not on every `recovery`
 # start-up.
+if TYPE_CHECKING:  # the modules themselves load lazily, at a command's first use
+    from recovery.reporting.packs import ReportResult
+    from recovery.reporting.spreadsheets import ExportResult
+
 reports = lazy_module("recovery.reporting.packs")
 spreadsheets = lazy_module("recovery.reporting.spreadsheets")
 evidence_import = lazy_module("recovery.application.evidence_import")
@@ -89,12 +93,13 @@ def _check_out(path: Path) -> None:
 
 def _report(kind: str, location: str | None, as_of: str | None, fmt: str | None, out_path: Path,
             as_json: bool, charts: str = "auto") -> None:
-    def work() -> reports.ReportResult:
+    def work() -> ReportResult:
         _check_out(out_path)
         day = as_of_day(as_of)
         chosen = _format(fmt, out_path, _REPORT_SUFFIXES)
-        return reports.write_report(kind, chosen, out_path, as_of=day, location=location,
-                                    charts=charts)
+        result: ReportResult = reports.write_report(kind, chosen, out_path, as_of=day,
+                                                    location=location, charts=charts)
+        return result
 
     result = run(work, as_json)
     emit(result.model_dump(mode="json"), as_json, lambda: out.print(
@@ -224,7 +229,7 @@ def export_tracker(
     """Export the risk-rated tracker for Excel (header row frozen, RAG colours, real dates)
     or as CSV; the same layout imports back."""
 
-    def work() -> spreadsheets.ExportResult:
+    def work() -> ExportResult:
         _check_out(out_path)
         chosen = _format(fmt, out_path, _EXPORT_SUFFIXES)
         day = as_of_day(as_of)
@@ -235,8 +240,9 @@ def export_tracker(
             out_path.write_bytes(data)
         except OSError as exc:
             raise InvalidInput("out", f"cannot write {out_path}: {exc.strerror}") from None
-        return spreadsheets.ExportResult(format=chosen, out=str(out_path), actions=count,
-                                         bytes=len(data))
+        result: ExportResult = spreadsheets.ExportResult(
+            format=chosen, out=str(out_path), actions=count, bytes=len(data))
+        return result
 
     result = run(work, as_json)
     emit(result.model_dump(mode="json"), as_json, lambda: out.print(
