@@ -45,7 +45,10 @@ def _checked(value: str, limit: int, *, one_line: bool) -> str:
     value = value.strip()
     if not value:
         raise ValueError("must not be empty")
-    for char in value:
+    # A printable string (str.isprintable) holds no line break, tab or control character, so
+    # only other strings are walked: this check runs on every plan field of every action a
+    # daily cycle touches (benchmarks/notes/daily.md, round 8).
+    for char in ("" if value.isprintable() else value):
         if char in _BREAKS or char in "\r\n":
             if one_line:
                 raise ValueError("must be one line: no line breaks")
