@@ -18,12 +18,21 @@ from models.lifecycle import Event, Facts, Status, sustained_long_enough, transi
 from models.people import SENIOR_ROLES, Person, normalise_email
 from models.refusal import Refusal, RefusalCode, Refused
 from models.review import WEAK_RATINGS, Assessment, Rating
-from models.signoff import MIN_RATIONALE
+from models.signoff import MIN_RATIONALE, Decision, SignoffKind
 
 #: A reopening says why, in words a commissioner could read (as a control change does).
 MIN_REOPEN_REASON = 20
 #: The senior roles in words, as refusals name them.
 SENIOR_WORDS = "registered manager, nominated individual or provider lead"
+
+
+#: What a reviewer's decision on each kind of sign-off fires in the lifecycle table.
+_DECISION_EVENTS: dict[tuple[SignoffKind, Decision], Event] = {
+    (SignoffKind.PLAN, Decision.APPROVE): Event.APPROVE_PLAN,
+    (SignoffKind.PLAN, Decision.REJECT): Event.REJECT_PLAN,
+    (SignoffKind.CLOSURE, Decision.APPROVE): Event.APPROVE_CLOSURE,
+    (SignoffKind.CLOSURE, Decision.REJECT): Event.REJECT_CLOSURE,
+}
 
 
 def is_senior(person: Person) -> bool:
@@ -84,6 +93,20 @@ class RecoveryAction:
         if refusals:
             raise Refused("closure request", refusals)
         return self._fire(Event.REQUEST_CLOSURE)
+
+    @staticmethod
+    def gate_decides(passed: bool) -> Event:
+        """The triangulation gate's verdict on a closure request, as the event it fires:
+        on to closure sign-off, or back to recovery."""
+        return Event.GATE_PASSED if passed else Event.GATE_REFUSED
+
+    # -- sign-off decisions ----------------------------------------------------------------
+
+    @staticmethod
+    def decide_signoff(kind: SignoffKind, decision: Decision) -> Event:
+        """The event a senior reviewer's accepted decision fires (who may decide, and with
+        which code, is `models.signoff.signoff_refusals`)."""
+        return _DECISION_EVENTS[(kind, decision)]
 
     # -- deadlines and controls ------------------------------------------------------------
 

@@ -266,14 +266,6 @@ class SignoffOutcome(BaseModel):
                    codes=codes(refusals))
 
 
-_DECISION_EVENTS = {
-    (SignoffKind.PLAN, Decision.APPROVE): Event.APPROVE_PLAN,
-    (SignoffKind.PLAN, Decision.REJECT): Event.REJECT_PLAN,
-    (SignoffKind.CLOSURE, Decision.APPROVE): Event.APPROVE_CLOSURE,
-    (SignoffKind.CLOSURE, Decision.REJECT): Event.REJECT_CLOSURE,
-}
-
-
 def apply_signoff(
     session: Session, ref: str, kind: SignoffKind, *, pause_key: str, submission: Submission,
     now: datetime | None = None,
@@ -356,7 +348,8 @@ def apply_signoff(
     record_wait(session, row.id, base=base, pause_key=pause_key, outcome="applied",
                 detail=[decision.value])
     after = services.move(
-        session, row, _DECISION_EVENTS[(kind, decision)], actor=request.reviewer_email,
+        session, row, RecoveryAction.decide_signoff(kind, decision),
+        actor=request.reviewer_email,
         details={"decision": decision.value, "kind": kind.value, "attempt": request.attempt,
                  "rationale": submission.rationale.strip(), "status_before": status_before,
                  **({"snapshot": snapshot} if snapshot else {})},
@@ -664,7 +657,7 @@ def evaluate_closure_gate(session: Session, ref: str, *, as_of: Any = None) -> S
     request.snapshot_ref = snapshot
     request.evaluated_at = utcnow()
     session.add(request)
-    event = Event.GATE_PASSED if verdict.passed else Event.GATE_REFUSED
+    event = RecoveryAction.gate_decides(verdict.passed)
     after = services.move(session, row, event, actor="triangulation-gate",
                           details={"attempt": request.attempt, "passed": verdict.passed,
                                    "reasons": list(verdict.reasons), "snapshot": snapshot},

@@ -28,7 +28,7 @@ from models.recovery_action import (
 )
 from models.refusal import Refusal, RefusalCode, Refused
 from models.review import Assessment, Rating, progress_share
-from models.signoff import counts_toward_lockout, signoff_refusals
+from models.signoff import Decision, SignoffKind, counts_toward_lockout, signoff_refusals
 
 from .factories import GOOD_CODE, LEAD, NOW, TODAY, make_person, signoff_request, submission
 
@@ -196,3 +196,22 @@ def test_sustained_closure_needs_eight_weeks_and_every_review_since_clean() -> N
     assert sustained_by([(True, []), (True, [])])
     assert not sustained_by([(True, []), (True, ["poor_feedback"])])
     assert not sustained_by([])
+
+
+@pytest.mark.parametrize(("kind", "decision", "after"), [
+    (SignoffKind.PLAN, Decision.APPROVE, Status.IN_RECOVERY),
+    (SignoffKind.PLAN, Decision.REJECT, Status.PLAN_REJECTED),
+    (SignoffKind.CLOSURE, Decision.APPROVE, Status.ROUTINE_MONITORING),
+    (SignoffKind.CLOSURE, Decision.REJECT, Status.IN_RECOVERY)])
+def test_each_sign_off_decision_fires_its_event_in_the_table(
+        kind: SignoffKind, decision: Decision, after: Status) -> None:
+    waiting = (Status.AWAITING_PLAN_SIGNOFF if kind == SignoffKind.PLAN
+               else Status.AWAITING_CLOSURE_SIGNOFF)
+    assert transition(waiting, RecoveryAction.decide_signoff(kind, decision)) == after
+
+
+def test_the_gate_sends_a_closure_request_on_or_back() -> None:
+    assert transition(Status.CLOSURE_REQUESTED, RecoveryAction.gate_decides(True)) == \
+        Status.AWAITING_CLOSURE_SIGNOFF
+    assert transition(Status.CLOSURE_REQUESTED, RecoveryAction.gate_decides(False)) == \
+        Status.IN_RECOVERY
