@@ -527,15 +527,16 @@ def _escalation_notices(
     row: ActionRow, escalation: EscalationRow, as_of: date, lookups: _Lookups,
     audit: list[audit_log.Entry], emails: list[mail.Email],
 ) -> None:
-    """Everyone responsible told why (email), and the escalation audited."""
-    plan = repo.plan_of(row)
+    """Everyone responsible told why (email), and the escalation audited. The plan's
+    escalation actions are read from the stored plan, validated when it was written
+    (`repo.plan_of` would validate the whole plan again for each of a day's escalations)."""
     reasons = list(escalation.reasons)
     emails.append(mail.Email(
         dedupe_key=f"escalation:{row.ref}:{escalation.id}", to=lookups.recipients(row),
         template="escalation", action_ref=row.ref,
         context={"ref": row.ref, "title": row.title,
                  "location": lookups.location_name(row.location_id), "reasons": reasons,
-                 "as_of": as_of, "escalation_actions": list(plan.escalation_actions),
+                 "as_of": as_of, "escalation_actions": list(row.plan.get("escalation_actions") or ()),
                  "run_url": get_settings().run_url(row.flow_run_id)},
     ))
     audit.append(audit_log.Entry(
