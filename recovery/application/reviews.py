@@ -536,7 +536,8 @@ def _escalation_notices(
         template="escalation", action_ref=row.ref,
         context={"ref": row.ref, "title": row.title,
                  "location": lookups.location_name(row.location_id), "reasons": reasons,
-                 "as_of": as_of, "escalation_actions": list(row.plan.get("escalation_actions") or ()),
+                 "as_of": as_of,
+                 "escalation_actions": list(row.plan.get("escalation_actions") or ()),
                  "run_url": get_settings().run_url(row.flow_run_id)},
     ))
     audit.append(audit_log.Entry(
