@@ -195,7 +195,7 @@ def test_email_to_an_undeliverable_address_is_reported_not_ok(site: RecoveryStac
     (never retried), and the outbox line says so with the count and the reason."""
     bad = "rm2@rose.example\nbcc:evil@evil.example"
     run_python(
-        "from recovery import db, mail\n"
+        "from recovery.adapters import db, mail\n"
         "with db.unit_of_work() as s:\n"
         f"    mail.enqueue(s, dedupe_key='doctor-test', to=[{bad!r}, 'rm@rose.example'],\n"
         "                 template='gate_refused', context={'ref': 'ROSE-SG-001', 'title': 'T',"
@@ -210,7 +210,7 @@ def test_email_to_an_undeliverable_address_is_reported_not_ok(site: RecoveryStac
             "'rm2@rose.example\\nbcc:evil@evil.example' is not one email address"), \
             result.detail("outbox")
     finally:
-        run_python("from sqlalchemy import text\nfrom recovery import db\n"
+        run_python("from sqlalchemy import text\nfrom recovery.adapters import db\n"
                    "with db.unit_of_work() as s:\n"
                    "    s.execute(text(\"DELETE FROM outbox\"\n"
                    "                   \" WHERE dedupe_key LIKE 'doctor-test%'\"))",

@@ -85,7 +85,7 @@ def app(prefect_server: PrefectServer, template_database: Path, tmp_path: Path,
 
 def queue_email(env: dict[str, str], key: str) -> None:
     run_python(
-        "from recovery import db, mail\n"
+        "from recovery.adapters import db, mail\n"
         "with db.unit_of_work() as s:\n"
         f"    mail.enqueue(s, dedupe_key={key!r}, to=['rm@quay.example'],\n"
         "                 template='escalation_notice', action_ref='QUAY-MED-001',\n"
