@@ -194,7 +194,16 @@ class RecoveryStack:
     def _invoke(self, argv: list[str]) -> tuple[int, str, str]:
         """The CLI in this process with exactly :attr:`env` as the environment (RECOVERY_
         settings re-read, Prefect settings rebuilt from it); an uncaught exception is
-        printed to stderr as the interpreter would, exit 1."""
+        printed to stderr as the interpreter would, exit 1. It runs in a thread of its own,
+        with no event loop, as in `recovery`'s main thread: Playwright's sync API keeps a
+        loop running in the test's thread, and Prefect's sync-or-async functions would
+        hand back coroutines there."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recovery-cli") as pool:
+            return pool.submit(self._invoke_here, argv).result()
+
+    def _invoke_here(self, argv: list[str]) -> tuple[int, str, str]:
         from prefect.context import SettingsContext
         from prefect.settings import Settings
         from typer.testing import CliRunner

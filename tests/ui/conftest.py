@@ -4,7 +4,8 @@ block and the Runs page, against real Prefect servers.
 Each module gets its own Prefect server (automations, blocks and deployments are
 server-wide, so modules must not see each other's), and, where it needs the product
 running, its own app database (a copy of the run's ``template_database``,
-tests/conftest.py), mail sink and `recovery serve` (tests/support).
+tests/conftest.py), mail sink and `recovery serve` (tests/support); its `recovery`
+commands run in-process (the UI, not the shell, is the subject here).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RecoveryStack]:
     recovery = RecoveryStack(prefect_server, tmp_path_factory.mktemp("ui-home"),
-                             template=template_database)
+                             template=template_database, in_process=True)
     recovery.start()
     try:
         yield recovery
