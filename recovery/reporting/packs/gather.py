@@ -1,42 +1,27 @@
-"""The three report packs (provider governance, commissioner, inspector) built from the
-stored records into typed contexts, rendered with the one Jinja environment to HTML
-(self-contained, print-ready A4), Markdown or PDF (WeasyPrint).
-
-The packs start from `recovery.reporting.snapshot.build_snapshot` (the same view the weekly cycle
-uses) and add, set-based for every action at once, what each audience asks for: evidence
-per pillar with freshness, escalations and control changes, sign-off decisions, the
-provider assurance minutes, the improvement plan and, for inspectors, the decision log
-from the hash-chained audit trail with the chain verified.
+"""Loading for the packs, set-based for every action at once: evidence per pillar with
+freshness, escalations, control changes, decisions, claims and measure series, turned into
+the view models of `views`.
 """
 
 from __future__ import annotations
 
-import base64
-import re
 from collections import defaultdict
-from collections.abc import Iterable
 from datetime import date, datetime
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
 from sqlalchemy import and_, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from models.action import RiskDomain
 from models.audit import AuditEntry
-from models.cadence import HIGH_RISK_DAILY_DAYS
 from models.dates import shift
 from models.evidence import TRIANGULATION_PILLARS, Evidence, Pillar
-from models.lifecycle import Status
-from models.people import PROVIDER_LEVEL_ROLES, Role
+from models.people import Role
 from models.review import Rating, rating_label
 from models.risk import (
     FACTOR_LABELS,
     FACTOR_SCALES,
-    HIGH_THRESHOLD,
-    MEDIUM_THRESHOLD,
     RiskLevel,
 )
 from recovery.adapters import audit_log, mail
@@ -58,6 +43,28 @@ from recovery.adapters.tables import (
     table_of,
 )
 from recovery.reporting import charts
+from recovery.reporting.packs.views import (
+    ATTENTION_OVER,
+    CHART_ALL_LIMIT,
+    CHART_CHOICES,
+    TITLES,
+    ActionDetail,
+    AssuranceView,
+    AuditView,
+    ChainView,
+    ClaimView,
+    ControlChangeView,
+    Counts,
+    DecisionView,
+    EscalationView,
+    EvidenceView,
+    FactorView,
+    PackKind,
+    PackMeta,
+    PersonView,
+    PillarView,
+    StatementView,
+)
 from recovery.reporting.snapshot import (
     ID_CHUNK,
     LOCAL_ONLY,
@@ -67,341 +74,6 @@ from recovery.reporting.snapshot import (
     build_snapshot,
 )
 from recovery.settings import get_settings
-
-PackKind = Literal["governance", "commissioner", "inspector"]
-PackFormat = Literal["html", "pdf", "md"]
-PACKS: tuple[PackKind, ...] = ("governance", "commissioner", "inspector")
-FORMATS: tuple[PackFormat, ...] = ("html", "pdf", "md")
-TITLES = {
-    "governance": "Provider governance pack",
-    "commissioner": "Commissioner pack",
-    "inspector": "Inspector pack",
-}
-#: Up to this many actions every action gets a chart; beyond it only high-risk ones do.
-CHART_ALL_LIMIT = 12
-#: Beyond this many high-risk actions a pack charts those that need the meeting's
-#: attention (not on track, escalated, review overdue, a decision waiting): a provider
-#: group's pack with thousands of charts is read by nobody, and costs minutes to draw.
-ATTENTION_OVER = 100
-#: Which actions get a measure chart: "auto" (the rules above), "all", "high",
-#: "attention" (high-risk ones needing attention) or "none".
-CHART_CHOICES = ("auto", "all", "high", "attention", "none")
-
-#: What commissioners ask for, by the source of the evidence, and the risk domains in
-#: which the heading is shown even when nothing has been recorded ("*": every domain).
-EVIDENCE_KINDS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
-    ("Audit summaries", ("audits",), ("*",)),
-    ("Staffing evidence", ("rota_evidence",), ("staffing",)),
-    ("Safeguarding updates", ("safeguarding_logs",), ("safeguarding",)),
-    ("Medicines reports", ("medicines_records",), ("medicines",)),
-    ("Governance minutes", ("governance_minutes",), ("*",)),
-    ("Care records, feedback, staff practice and incident trends",
-     ("care_records", "feedback", "staff_practice", "incident_trends"), ()),
-)
-SHORT_FACTOR_LABELS = {
-    "potential_harm": "Harm", "people_affected": "People",
-    "likelihood_of_recurrence": "Likelihood", "regulatory_impact": "Regulatory",
-    "control_strength": "Controls",
-}
-WEAKNESS_GROUPS = (
-    ("not_started", "Identified but not started: no lifecycle run"),
-    ("local", "Serious risks managed only at local team level"),
-    ("overdue", "Overdue reviews and decisions"),
-    ("stale", "Actions with stale evidence"),
-    ("other", "Other weaknesses"),
-)
-
-
-# ---------------------------------------------------------------- typed contexts
-
-
-class PersonView(BaseModel):
-    name: str
-    email: str
-    role: str
-
-    @property
-    def described(self) -> str:
-        return f"{self.name} ({self.role})"
-
-
-class FactorView(BaseModel):
-    key: str
-    label: str
-    score: int
-    meaning: str
-
-
-class StatementView(BaseModel):
-    id: str
-    title: str
-    key_question: str
-
-
-class EvidenceView(BaseModel):
-    id: int
-    source: str
-    source_label: str
-    pillar: str
-    value: float | None
-    sample_size: int | None
-    observed_on: date
-    recorded_by: str
-    reference: str
-    fresh: bool
-    age_days: int
-
-
-class PillarView(BaseModel):
-    pillar: str
-    label: str
-    latest_value: float | None
-    last_observed_on: date | None
-    fresh: bool
-    items: int
-
-
-class EscalationView(BaseModel):
-    opened_on: date
-    reasons: list[str]
-    resolved_on: date | None
-    control_change: str | None
-
-
-class ControlChangeView(BaseModel):
-    decided_on: date
-    what: str
-    decided_by: str
-    reason: str
-    old_deadline: date | None
-    new_deadline: date | None
-
-
-class DecisionView(BaseModel):
-    kind: str
-    decision: str
-    reviewer: str
-    rationale: str
-    decided_at: datetime
-    snapshot_ref: str | None = None
-    """A closure decision: the gate snapshot it was made on."""
-
-
-class AssuranceView(BaseModel):
-    recorded_on: date
-    outcome: str
-    note: str
-    recorded_by: str
-
-
-class AuditView(BaseModel):
-    seq: int
-    at: datetime
-    actor: str
-    event: str
-    details: list[tuple[str, str]]
-    hash: str
-    verified: bool
-
-
-class ClaimView(BaseModel):
-    """One thing the tracker says about an action, and the records behind it."""
-
-    claim: str
-    stated: str
-    evidence: list[EvidenceView]
-    log_seqs: list[int]
-
-
-class ActionDetail(BaseModel):
-    line: ActionLine
-    rag: str
-    lead: PersonView
-    reviewer: PersonView
-    baseline_issue: str
-    baseline_on: date
-    target_measure: str
-    trajectory: float | None
-    last_review_on: date | None
-    interim_controls: list[str]
-    statements: list[StatementView]
-    factors: list[FactorView]
-    pillars: list[PillarView]
-    evidence: list[EvidenceView]
-    escalations: list[EscalationView]
-    control_changes: list[ControlChangeView]
-    decisions: list[DecisionView]
-    assurance: list[AssuranceView]
-    chart_svg: str | None = None
-    claims: list[ClaimView] = Field(default_factory=list)
-    log: list[AuditView] = Field(default_factory=list)
-
-    @property
-    def ref(self) -> str:
-        return self.line.ref
-
-    @property
-    def is_high(self) -> bool:
-        return self.line.risk_level == RiskLevel.HIGH.value
-
-    def evidence_of(self, sources: Iterable[str]) -> list[EvidenceView]:
-        wanted = set(sources)
-        return [e for e in self.evidence if e.source in wanted]
-
-
-class PackMeta(BaseModel):
-    kind: PackKind
-    title: str
-    provider: str
-    as_of: date
-    generated_at: datetime
-    location: str | None
-    freshness_days: int
-    timezone: str
-    charts_note: str | None = None
-
-
-class Counts(BaseModel):
-    actions: int
-    high: int
-    escalated: int
-    overdue_reviews: int
-    red: int
-    amber: int
-    green: int
-    not_reviewed: int
-    decisions_needed: int
-
-
-class WeaknessItem(BaseModel):
-    ref: str
-    title: str
-    location: str
-    text: str
-
-
-class WeaknessGroup(BaseModel):
-    key: str
-    title: str
-    items: list[WeaknessItem]
-
-
-class DecisionNeeded(BaseModel):
-    ref: str
-    title: str
-    location: str
-    what: str
-    who: str
-
-
-class GovernancePack(BaseModel):
-    meta: PackMeta
-    counts: Counts
-    matrix_svg: str | None
-    actions: list[ActionDetail]
-    weaknesses: list[WeaknessGroup]
-    decisions_needed: list[DecisionNeeded]
-
-    @property
-    def high(self) -> list[ActionDetail]:
-        return [a for a in self.actions if a.is_high]
-
-    @property
-    def others(self) -> list[ActionDetail]:
-        return [a for a in self.actions if not a.is_high]
-
-
-class EvidenceGroup(BaseModel):
-    title: str
-    items: list[tuple[str, EvidenceView]]  # (action ref, evidence)
-    always: bool  # shown (as "none recorded") even when empty
-
-
-class DomainSection(BaseModel):
-    domain: str
-    label: str
-    actions: list[ActionDetail]
-    evidence_groups: list[EvidenceGroup]
-
-
-class ImprovementRow(BaseModel):
-    ref: str
-    title: str
-    responsible: PersonView
-    reviewer: PersonView
-    start: date
-    deadline: date
-    measure: str
-    target_wording: str
-    baseline: float
-    measured: float | None
-    status: str
-    rating: str
-    rag: str
-    review_frequency: str
-
-
-class ImprovementIssue(BaseModel):
-    issue: str
-    location: str
-    domain: str
-    statements: list[StatementView]
-    rows: list[ImprovementRow]
-
-
-class CommissionerPack(BaseModel):
-    meta: PackMeta
-    counts: Counts
-    matrix_svg: str | None
-    actions: list[ActionDetail]
-    domains: list[DomainSection]
-    improvement_plan: list[ImprovementIssue]
-
-    @property
-    def improvement_rows(self) -> int:
-        return sum(len(issue.rows) for issue in self.improvement_plan)
-
-
-class ChainView(BaseModel):
-    ok: bool
-    entries: int
-    first_bad_seq: int | None
-    reason: str | None
-    verified_at: datetime
-
-    @property
-    def statement(self) -> str:
-        when = mail.uk_datetime(self.verified_at, "long")
-        if self.ok:
-            return (f"Audit trail verified on {when}: the hash chain of all {self.entries:,} "
-                    f"entries is intact (every entry's SHA-256 hash was recomputed and "
-                    f"checked against the entry before it).")
-        return (f"Audit trail verification FAILED on {when}: {self.reason}. Entries from "
-                f"{self.first_bad_seq} onwards cannot be relied on until this is explained.")
-
-
-class FactorScale(BaseModel):
-    key: str
-    label: str
-    short: str
-    scale: list[tuple[int, str]]
-
-
-class InspectorPack(BaseModel):
-    meta: PackMeta
-    counts: Counts
-    chain: ChainView
-    factor_scales: list[FactorScale]
-    high_threshold: int
-    medium_threshold: int
-    high_daily_days: int
-    actions: list[ActionDetail]
-
-
-Pack = GovernancePack | CommissionerPack | InspectorPack
-
-
-# ---------------------------------------------------------------- loading, set-based
 
 
 def _person(row: PersonRow) -> PersonView:
@@ -585,7 +257,11 @@ def _details(
     """Every snapshot line with what the packs show about it, read in a few queries.
     `items`: list every evidence item (`ActionDetail.evidence`; the commissioner and
     inspector packs show them); without it only the per-pillar summary is read, which is
-    all the governance pack shows."""
+    all the governance pack shows.
+
+    Long on purpose: one pass that issues each set-based query once for all actions and
+    then assembles each `ActionDetail` from the results; split up, the query results would
+    have to be threaded through several helpers as a dozen parameters."""
     as_of = snapshot.as_of
     lines = snapshot.lines
     refs = [line.ref for line in lines]
@@ -864,229 +540,3 @@ def _who_decides(a: ActionDetail, what: str) -> str:
         return a.lead.described
     return ("a registered manager, nominated individual or provider lead "
             f"(senior reviewer: {a.reviewer.name})")
-
-
-def governance_pack(session: Session, *, as_of: date, location: str | None = None,
-                    charts_for: str = "auto",
-                    snapshot: GovernanceSnapshot | None = None) -> GovernancePack:
-    """With `snapshot`, the whole provider's snapshot as of the same date that the caller
-    has already built (the weekly cycle), instead of building it again."""
-    if snapshot is None:
-        snapshot, name = _snapshot(session, as_of, location)
-    else:
-        if location is not None or snapshot.as_of != as_of:
-            raise ValueError("a governance pack reuses only the whole provider's snapshot "
-                             "of its own date")
-        name = None
-    settings = get_settings()
-    actions = _details(session, snapshot, freshness_days=settings.evidence_freshness_days,
-                       chart=charts_for, items=False)
-    grouped: dict[str, list[WeaknessItem]] = defaultdict(list)
-    for line in snapshot.lines:
-        for text in line.weaknesses:
-            grouped[_weakness_key(text)].append(WeaknessItem(
-                ref=line.ref, title=line.title, location=line.location, text=text))
-    weaknesses = [WeaknessGroup(key=key, title=title, items=grouped[key])
-                  for key, title in WEAKNESS_GROUPS if key != "other" or grouped[key]]
-    # actions identified but never started head the list: nothing else happens until then
-    needed = [DecisionNeeded(ref=a.ref, title=a.line.title, location=a.line.location, what=w,
-                             who=_who_decides(a, w))
-              for a in sorted(actions, key=lambda a: a.line.status != Status.DRAFT.value)
-              for w in a.line.decisions_needed]
-    return GovernancePack(
-        meta=_meta("governance", snapshot, name, charts_for), counts=_counts(snapshot.lines),
-        matrix_svg=_matrix(session, snapshot.lines, name) if charts_for != "none" else None,
-        actions=actions, weaknesses=weaknesses, decisions_needed=needed)
-
-
-def commissioner_pack(session: Session, *, as_of: date, location: str | None = None,
-                      charts_for: str = "auto") -> CommissionerPack:
-    snapshot, name = _snapshot(session, as_of, location)
-    settings = get_settings()
-    actions = _details(session, snapshot, freshness_days=settings.evidence_freshness_days,
-                       chart=charts_for)
-    domains = []
-    for domain in RiskDomain:
-        in_domain = [a for a in actions if a.line.risk_domain == domain.value]
-        if not in_domain:
-            continue
-        in_domain.sort(key=lambda a: (RiskLevel(a.line.risk_level).rank, -a.line.risk_score,
-                                      a.ref))
-        groups = [EvidenceGroup(title=title, items=sorted(
-            ((a.ref, e) for a in in_domain for e in a.evidence_of(sources)),
-            key=lambda pair: (pair[1].observed_on, pair[0]), reverse=True),
-            always="*" in shown or domain.value in shown)
-            for title, sources, shown in EVIDENCE_KINDS]
-        domains.append(DomainSection(
-            domain=domain.value, label=domain.label.capitalize(), actions=in_domain,
-            evidence_groups=groups))
-    issues: dict[tuple[str, str], ImprovementIssue] = {}
-    for a in sorted(actions, key=lambda a: (a.line.location, a.line.risk_domain, a.ref)):
-        key = (a.line.location, a.baseline_issue)
-        if key not in issues:
-            issues[key] = ImprovementIssue(issue=a.baseline_issue, location=a.line.location,
-                                           domain=a.line.risk_domain.replace("_", " "),
-                                           statements=a.statements, rows=[])
-        issues[key].rows.append(ImprovementRow(
-            ref=a.ref, title=a.line.title, responsible=a.lead, reviewer=a.reviewer,
-            start=a.baseline_on, deadline=a.line.deadline, measure=a.target_measure,
-            target_wording=a.line.target_wording, baseline=a.line.baseline,
-            measured=a.line.measured, status=a.line.status.replace("_", " "),
-            rating=a.line.rating, rag=a.rag,
-            review_frequency=a.line.cadence))
-    return CommissionerPack(
-        meta=_meta("commissioner", snapshot, name, charts_for),
-        counts=_counts(snapshot.lines),
-        matrix_svg=_matrix(session, snapshot.lines, name) if charts_for != "none" else None,
-        actions=actions, domains=domains, improvement_plan=list(issues.values()))
-
-
-def verify_chain(session: Session) -> ChainView:
-    result = audit_log.verify(session)
-    return ChainView(ok=result.ok, entries=result.entries, first_bad_seq=result.first_bad_seq,
-                     reason=result.reason, verified_at=get_settings().now())
-
-
-def inspector_pack(session: Session, *, as_of: date, location: str | None = None,
-                   charts_for: str = "auto") -> InspectorPack:
-    snapshot, name = _snapshot(session, as_of, location)
-    settings = get_settings()
-    chain = verify_chain(session)
-    actions = _details(session, snapshot, freshness_days=settings.evidence_freshness_days,
-                       chart=charts_for, audit=chain)
-    return InspectorPack(
-        meta=_meta("inspector", snapshot, name, charts_for), counts=_counts(snapshot.lines),
-        chain=chain,
-        factor_scales=[FactorScale(key=k, label=FACTOR_LABELS[k], short=SHORT_FACTOR_LABELS[k],
-                                   scale=sorted(v.items()))
-                       for k, v in FACTOR_SCALES.items()],
-        high_threshold=HIGH_THRESHOLD, medium_threshold=MEDIUM_THRESHOLD,
-        high_daily_days=HIGH_RISK_DAILY_DAYS, actions=actions)
-
-
-BUILDERS = {"governance": governance_pack, "commissioner": commissioner_pack,
-            "inspector": inspector_pack}
-
-
-def build_pack(session: Session, kind: str, *, as_of: date, location: str | None = None,
-               charts_for: str = "auto", snapshot: GovernanceSnapshot | None = None) -> Pack:
-    from models.errors import InvalidInput
-
-    if kind not in BUILDERS:
-        raise InvalidInput("pack", f"'{kind}' is not a pack ({', '.join(PACKS)})")
-    if snapshot is not None:
-        if kind != "governance":
-            raise ValueError("only the governance pack reuses a snapshot")
-        return governance_pack(session, as_of=as_of, location=location,
-                               charts_for=charts_for, snapshot=snapshot)
-    builder: Any = BUILDERS[kind]
-    pack: Pack = builder(session, as_of=as_of, location=location, charts_for=charts_for)
-    return pack
-
-
-# ---------------------------------------------------------------- rendering
-
-
-def render_html(pack: Pack) -> str:
-    return mail.environment().get_template(f"reports/{pack.meta.kind}.html").render(
-        p=pack, provider_roles=[r.label for r in PROVIDER_LEVEL_ROLES])
-
-
-def render_markdown(pack: Pack) -> str:
-    return mail.environment().get_template(f"reports/{pack.meta.kind}.md").render(
-        p=pack, provider_roles=[r.label for r in PROVIDER_LEVEL_ROLES])
-
-
-_INLINE_SVG = re.compile(r"<svg\b.*?</svg>", re.S)
-
-
-def _svg_as_image(match: re.Match[str]) -> str:
-    svg = match.group(0)
-    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
-    return f'<img class="chart" alt="chart" src="data:image/svg+xml;base64,{data}">'
-
-
-def print_document(html: str) -> Any:
-    """The print-ready HTML laid out by WeasyPrint (pages, with the ids on each). Its own
-    SVG renderer draws each chart (as an image in a data: URI, which is quicker than laying
-    inline SVG out as HTML); the HTML is self-contained, so nothing is fetched."""
-    from weasyprint import HTML
-
-    printable = _INLINE_SVG.sub(_svg_as_image, html)
-    return HTML(string=printable, base_url=str(mail.TEMPLATES)).render()
-
-
-def render_pdf(html: str) -> bytes:
-    return bytes(print_document(html).write_pdf())
-
-
-def render(pack: Pack, fmt: str) -> bytes:
-    from models.errors import InvalidInput
-
-    if fmt == "html":
-        return render_html(pack).encode("utf-8")
-    if fmt == "md":
-        return render_markdown(pack).encode("utf-8")
-    if fmt == "pdf":
-        return render_pdf(render_html(pack))
-    raise InvalidInput("format", f"'{fmt}' is not a report format ({', '.join(FORMATS)})")
-
-
-class ReportResult(BaseModel):
-    pack: str
-    format: str
-    out: str
-    as_of: date
-    location: str | None
-    actions: int
-    high: int
-    bytes: int
-
-
-def write_report(kind: str, fmt: str, out: Path, *, as_of: date,
-                 location: str | None = None, charts: str = "auto",
-                 snapshot: GovernanceSnapshot | None = None) -> ReportResult:
-    """Build, render and write one pack (the CLI's `recovery report ...`; the weekly cycle
-    passes the governance snapshot it has built)."""
-    from models.errors import InvalidInput
-    from recovery.adapters import db
-
-    if kind not in BUILDERS:
-        raise InvalidInput("pack", f"'{kind}' is not a pack ({', '.join(PACKS)})")
-    if fmt not in FORMATS:
-        raise InvalidInput("format", f"'{fmt}' is not a report format ({', '.join(FORMATS)})")
-    if charts not in CHART_CHOICES:
-        raise InvalidInput("charts", f"'{charts}' is not one of {', '.join(CHART_CHOICES)}")
-    if out.exists() and out.is_dir():
-        raise InvalidInput("out", f"{out} is a directory; give a file name")
-    if not out.parent.exists():
-        raise InvalidInput("out", f"the folder {out.parent} does not exist")
-    with db.reading() as session:  # a pack only reads: other writers need not wait for it
-        pack = build_pack(session, kind, as_of=as_of, location=location,
-                          charts_for="none" if fmt == "md" else charts, snapshot=snapshot)
-    try:
-        if fmt == "html":  # streamed to the file: a provider's pack is tens of MB
-            size = _write_html(pack, out)
-        else:
-            data = render(pack, fmt)
-            out.write_bytes(data)
-            size = len(data)
-    except OSError as exc:
-        raise InvalidInput("out", f"cannot write {out}: {exc.strerror}") from None
-    return ReportResult(pack=kind, format=fmt, out=str(out), as_of=as_of,
-                        location=pack.meta.location, actions=pack.counts.actions,
-                        high=pack.counts.high, bytes=size)
-
-
-def _write_html(pack: Pack, out: Path) -> int:
-    """The HTML written as the template produces it, without holding the whole page (and
-    its UTF-8 copy) in memory; the same bytes as `render_html(pack).encode()`."""
-    stream = mail.environment().get_template(f"reports/{pack.meta.kind}.html").generate(
-        p=pack, provider_roles=[r.label for r in PROVIDER_LEVEL_ROLES])
-    size = 0
-    with out.open("wb") as fh:
-        for piece in stream:
-            data = piece.encode("utf-8")
-            fh.write(data)
-            size += len(data)
-    return size
