@@ -174,7 +174,7 @@ def daily_check(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     from recovery.adapters import repository as repo
     from recovery.adapters.tables import ActionRow, ReviewRow
     from recovery.application import reviews as cycles
-    from recovery.application import services
+    from recovery.application import summaries
 
     engine = db.engine_for(url)
     differ, rows_differ = [], []
@@ -188,7 +188,7 @@ def daily_check(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
         for row in actions:
             assert row.id is not None
             previous = last.get(row.id)
-            cadence = services.cadence_of(row, as_of,
+            cadence = summaries.cadence_of(row, as_of,
                                           last_rating=previous.rating if previous else None)
             kwargs: dict[str, Any] = {
                 "as_of": as_of, "cadence": cadence,
@@ -201,7 +201,7 @@ def daily_check(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
             assessment = assess_progress(plan, loaded.get(row.id, []), **kwargs)
             if assess_progress(plan, full, **kwargs) != assessment:
                 differ.append(row.ref)
-            bulk = services.review_values(row.id, assessment, cadence, "check")
+            bulk = summaries.review_values(row.id, assessment, cadence, "check")
             orm = ReviewRow(**bulk).model_dump(exclude={"id", "created_at"})
             if orm != bulk:
                 rows_differ.append(row.ref)
@@ -437,19 +437,19 @@ def gate(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     from sqlmodel import Session
 
     from recovery.adapters import db
-    from recovery.application import services
+    from recovery.application import evidence_gate
 
     engine = db.engine_for(url)
     refs = _sample_refs(url)
     with Session(engine) as session:  # warm: connection pool, compiled-query cache
-        services.gate_verdict(session, refs[0], as_of=as_of)
+        evidence_gate.gate_verdict(session, refs[0], as_of=as_of)
         session.rollback()
     walls, cpus, passed = [], [], 0
     for ref in refs:
         with Session(engine) as session:
             clock = Clock(backend_pid(session.connection()))
             clock.start()
-            verdict = services.gate_verdict(session, ref, as_of=as_of)
+            verdict = evidence_gate.gate_verdict(session, ref, as_of=as_of)
             session.rollback()
             times = clock.read()
         walls.append(times["wall_s"])

@@ -226,15 +226,15 @@ def prepare_database() -> None:
     from models.planfile import parse_people
     from recovery.adapters import db
     from recovery.adapters.tables import PersonRow
-    from recovery.application import services
+    from recovery.application import registry
 
     db.upgrade()
     people = parse_people(PEOPLE_FILE.read_bytes())
     with db.unit_of_work() as session:
-        services.initialise(session)
+        registry.initialise(session)
         known = {row.email for row in session.exec(select(PersonRow))}
         if any(person.email not in known for person in people.people):
-            services.import_people(session, people, actor="demo")
+            registry.import_people(session, people, actor="demo")
 
 
 @dataclass
@@ -256,7 +256,7 @@ def open_examples() -> list[Opened]:
     from recovery.adapters import db
     from recovery.adapters import repository as repo
     from recovery.adapters.tables import ActionRow
-    from recovery.application import services
+    from recovery.application import action_plans
 
     results = []
     for path in PLAN_FILES:
@@ -269,7 +269,7 @@ def open_examples() -> list[Opened]:
                              if " ".join(row.title.split()).casefold() == title), None)
             new = existing is None
             if existing is None:
-                existing = services.open_action(session, plan, actor="demo")
+                existing = action_plans.open_action(session, plan, actor="demo")
             results.append(Opened(path, existing.ref, new=new,
                                   has_run=bool(existing.flow_run_id)))
     return results
@@ -363,7 +363,7 @@ def survey(layout: Layout, refs: list[str]) -> list[ActionView]:
 
     from recovery.adapters import db, prefect_api
     from recovery.adapters import repository as repo
-    from recovery.application import services
+    from recovery.application import summaries
     from recovery.settings import get_settings
 
     settings = get_settings()
@@ -387,7 +387,7 @@ def survey(layout: Layout, refs: list[str]) -> list[ActionView]:
     views = []
     with db.unit_of_work() as session:
         for ref in refs:
-            s = services.summary(session, repo.get_action(session, ref), as_of=settings.today())
+            s = summaries.summary(session, repo.get_action(session, ref), as_of=settings.today())
             run_state, waiting_on = runs.get(ref, ("-", None))
             views.append(ActionView(
                 ref=s.ref, title=s.title, location=s.location, status=s.status,

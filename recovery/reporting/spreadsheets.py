@@ -2,10 +2,10 @@
 
 Import: one row per action. The file is read within bounds (recovery/adapters/tablefile.py); every
 row goes through the same validation as a plan file (`models.planfile.plan_from_mapping`,
-then `services.PlanChecks`, open_action's checks, and the sign-off readiness check) with
+then `action_plans.PlanChecks`, open_action's checks, and the sign-off readiness check) with
 reads only; a file with any bad row imports nothing and reports every bad row (row number,
 column, what is wrong). Only then does one short write transaction open every action in
-bulk (`services.open_actions`), so other writers wait seconds, not minutes.
+bulk (`action_plans.open_actions`), so other writers wait seconds, not minutes.
 
 Export: the risk-rated tracker as a manager expects it in Excel (header row frozen, RAG
 fill colours, dates as dates, sensible column widths, filters), or as CSV. The export
@@ -50,7 +50,7 @@ from recovery.adapters.tablefile import (
 )
 from recovery.adapters.tablefile import blank as _blank
 from recovery.adapters.tables import ActionRow, LocationRow, PersonRow
-from recovery.application import services
+from recovery.application import action_plans, summaries
 from recovery.reporting import charts
 from recovery.reporting.snapshot import Then, as_it_stood, build_snapshot
 from recovery.settings import get_settings
@@ -405,9 +405,9 @@ def import_tracker(data: bytes, *, name: str, dry_run: bool = False,
         except InvalidInput as exc:
             errors += [RowError(row=number, column=shown(k), error=e) for k, e in _problems(exc)]
 
-    checked: list[tuple[int, services.CheckedPlan]] = []
+    checked: list[tuple[int, action_plans.CheckedPlan]] = []
     with db.reading() as session:
-        checks = services.PlanChecks(session)
+        checks = action_plans.PlanChecks(session)
         open_titles = _open_titles(session)
         for number, plan in plans:
             try:
@@ -422,7 +422,7 @@ def import_tracker(data: bytes, *, name: str, dry_run: bool = False,
         if errors:
             raise TrackerRejected(errors, rows=len(table.rows))
         if dry_run:
-            refs = [ref for _, ref in services.next_refs(session, [c for _, c in checked])]
+            refs = [ref for _, ref in action_plans.next_refs(session, [c for _, c in checked])]
     digest = hashlib.sha256(data).hexdigest()
     if not dry_run:
         refs = _write(checked, actor=actor, file=Path(name).name, digest=digest,
@@ -431,14 +431,14 @@ def import_tracker(data: bytes, *, name: str, dry_run: bool = False,
                         ignored_columns=ignored, sha256=digest)
 
 
-def _write(checked: list[tuple[int, services.CheckedPlan]], *, actor: str, file: str,
+def _write(checked: list[tuple[int, action_plans.CheckedPlan]], *, actor: str, file: str,
            digest: str, rows: int, title: str) -> list[str]:
     """The one write transaction: everything was checked before it began; it only looks
     again for the same action opened meanwhile (another import of the same file)."""
     plans = [c for _, c in checked]
-    new = services.new_actions(plans, actor=actor)
+    new = action_plans.new_actions(plans, actor=actor)
     with db.unit_of_work() as session:
-        services.lock_locations(session, [c.location.id for c in plans
+        action_plans.lock_locations(session, [c.location.id for c in plans
                                           if c.location.id is not None])
         open_titles = _open_titles(session)
         clashes: list[RowError] = []
@@ -449,7 +449,7 @@ def _write(checked: list[tuple[int, services.CheckedPlan]], *, actor: str, file:
                 clashes.append(RowError(row=number, column=title, error=exc.rule))
         if clashes:
             raise TrackerRejected(clashes, rows=rows)
-        refs = services.open_actions(session, new)
+        refs = action_plans.open_actions(session, new)
         audit_log.append(session, actor=actor, event="tracker.imported", action_ref=None,
                          details={"file": file, "sha256": digest, "rows": rows,
                                   "actions": refs})
@@ -468,7 +468,7 @@ def _open_titles(session: Session) -> _Titles:
                        ActionRow.status).where(ActionRow.status != Status.CLOSED.value))}
 
 
-def _refuse_duplicate(one: services.CheckedPlan, titles: _Titles, number: int | None) -> None:
+def _refuse_duplicate(one: action_plans.CheckedPlan, titles: _Titles, number: int | None) -> None:
     """An action already open at the location under the same title (or an earlier row of
     the file) is refused; the row's title is then taken, for the rows after it."""
     assert one.location.id is not None
@@ -506,7 +506,7 @@ def _steps_text(plan: dict[str, Any]) -> str:
 def _status_text(row: ActionRow, status: str) -> str:
     """A draft never started says so, since when and why, beside the started ones."""
     if status == Status.DRAFT.value and (row.flow_run_id is None or status != row.status):
-        return f"not started: draft since {services.opened_on(row):%d/%m/%Y}, no lifecycle run"
+        return f"not started: draft since {summaries.opened_on(row):%d/%m/%Y}, no lifecycle run"
     return status.replace("_", " ")
 
 
@@ -545,7 +545,7 @@ def tracker_records(session: Session, *, as_of: date,
             "trend": line.trend if line else "",
             "lead": lead.email, "lead_name": lead.name,
             "reviewer": reviewer.email, "reviewer_name": reviewer.name,
-            "cadence": line.cadence if line else services.cadence_of(row, as_of).value,
+            "cadence": line.cadence if line else summaries.cadence_of(row, as_of).value,
             "next_review": line.next_review_due if line else None,
             "escalated": "yes" if (line.escalated if line else row.escalated) else "no",
             "baseline_issue": plan["baseline"]["issue"],
