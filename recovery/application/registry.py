@@ -72,7 +72,21 @@ def _location_code(name: str, taken: set[str]) -> str:
     return code
 
 
-def import_people(session: Session, people: PeopleFile, *, actor: str = "system") -> dict[str, int]:
+class _Places:
+    """The stored locations, found by name or code, and the codes taken."""
+
+    def __init__(self, session: Session) -> None:
+        self.locations = {row.name.lower(): row for row in session.exec(select(LocationRow))}
+        self.by_code = {row.code.lower(): row for row in self.locations.values()}
+        self.codes = {row.code for row in self.locations.values()}
+
+    def known(self, name: str) -> LocationRow | None:
+        # a location is named by its name or its code, trimmed, in any case (as in plans)
+        key = name.strip().lower()
+        return self.locations.get(key) or self.by_code.get(key)
+
+
+def _provider(session: Session, people: PeopleFile) -> ProviderRow:
     providers = {row.name: row for row in session.exec(select(ProviderRow))}
     stored = directory.provider_of(people, providers)
     directory.check_locations(people, ((row.name, row.code)
@@ -82,16 +96,11 @@ def import_people(session: Session, people: PeopleFile, *, actor: str = "system"
         provider = ProviderRow(name=people.provider)
         session.add(provider)
         session.flush()
-    assert provider.id is not None
-    locations = {row.name.lower(): row for row in session.exec(select(LocationRow))}
-    by_code = {row.code.lower(): row for row in locations.values()}
-    codes = {row.code for row in locations.values()}
+    return provider
 
-    def known(name: str) -> LocationRow | None:
-        # a location is named by its name or its code, trimmed, in any case (as in plans)
-        key = name.strip().lower()
-        return locations.get(key) or by_code.get(key)
 
+def _add_locations(session: Session, people: PeopleFile, provider_id: int,
+                   places: _Places) -> int:
     wanted: list[tuple[str, str | None]] = []
     for index, loc in enumerate(people.locations):
         if not str(loc.get("name", "")).strip():
@@ -100,19 +109,23 @@ def import_people(session: Session, people: PeopleFile, *, actor: str = "system"
     wanted += [(p.location, None) for p in people.people if p.location]
     added_locations = 0
     for name, code in wanted:
-        if known(name) is not None:
+        if places.known(name) is not None:
             continue
-        if code and code.strip().upper() in codes:
+        if code and code.strip().upper() in places.codes:
             raise InvalidInput(f"locations.{name.strip()}.code",
                                f"code {code.strip().upper()} is already used by another location")
-        code = (code.strip() if code else _location_code(name, codes)).upper()
-        place = LocationRow(provider_id=provider.id, name=name.strip(), code=code)
+        code = (code.strip() if code else _location_code(name, places.codes)).upper()
+        place = LocationRow(provider_id=provider_id, name=name.strip(), code=code)
         session.add(place)
         session.flush()
-        locations[place.name.lower()] = place
-        by_code[code.lower()] = place
-        codes.add(code)
+        places.locations[place.name.lower()] = place
+        places.by_code[code.lower()] = place
+        places.codes.add(code)
         added_locations += 1
+    return added_locations
+
+
+def _upsert_people(session: Session, people: PeopleFile, places: _Places) -> tuple[int, int]:
     added = updated = 0
     for person in people.people:
         if person.location is None and not person.is_provider_level:
@@ -120,7 +133,7 @@ def import_people(session: Session, people: PeopleFile, *, actor: str = "system"
                 f"people.{person.email}.location",
                 f"a {person.role.label} must belong to a location",
             )
-        home = known(person.location) if person.location else None
+        home = places.known(person.location) if person.location else None
         location_id = home.id if home is not None else None
         row = session.exec(select(PersonRow).where(PersonRow.email == person.email)).first()
         if row is None:
@@ -131,6 +144,15 @@ def import_people(session: Session, people: PeopleFile, *, actor: str = "system"
             row.name, row.role, row.location_id = person.name, person.role.value, location_id
             session.add(row)
             updated += 1
+    return added, updated
+
+
+def import_people(session: Session, people: PeopleFile, *, actor: str = "system") -> dict[str, int]:
+    provider = _provider(session, people)
+    assert provider.id is not None
+    places = _Places(session)
+    added_locations = _add_locations(session, people, provider.id, places)
+    added, updated = _upsert_people(session, people, places)
     session.flush()
     audit_log.append(
         session, actor=actor, event="people.imported", action_ref=None,

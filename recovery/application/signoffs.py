@@ -98,34 +98,56 @@ def apply_signoff(
         if changed is not None:
             return changed
     if refusals:
-        if code_disclosed(request_state(request), submission, presenter_known=known):
-            request.expires_at = min(as_utc(request.expires_at), now)
-            refusals.append(code_withdrawn(request.reviewer_email))
-            alert_disclosed(session, row, request, submission.reviewer_email)
-        reasons = messages(refusals)
-        if counts_toward_lockout(refusals):
-            request.wrong_attempts += 1
-            if request.wrong_attempts >= MAX_WRONG_CODES and not request.locked:
-                request.locked = True
-                alert_lockout(session, row, request)
-        request.refusals += 1
-        request.last_refusal = "; ".join(reasons)[:2000]
-        session.add(request)
-        record_wait(session, row.id, base=base, pause_key=pause_key, outcome="refused",
-                    detail=reasons, codes=codes(refusals))
-        audit_log.append(
-            session, actor=normalise_email(submission.reviewer_email) or "unknown",
-            event="signoff.refused", action_ref=row.ref,
-            details={"kind": kind.value, "attempt": request.attempt, "reasons": reasons,
-                     "status": row.status},
-            dedupe_key=f"signoff.refused:{row.ref}:{pause_key}",
-        )
-        tell_refused(session, row, f"{kind.value} sign-off", to=request.reviewer_email,
-                     refusals=refusals, pause_key=pause_key, now=now,
-                     attempts_left=MAX_WRONG_CODES - request.wrong_attempts,
-                     locked=request.locked)
-        return SignoffOutcome.refused(row.status, refusals)
+        return _refused(session, row, request, kind, submission, refusals, known=known,
+                        base=base, pause_key=pause_key, now=now)
+    return _decided(session, row, request, kind, submission, closure, base=base,
+                    pause_key=pause_key, now=now)
 
+
+def _refused(
+    session: Session, row: ActionRow, request: SignoffRequestRow, kind: SignoffKind,
+    submission: Submission, refusals: list[Refusal], *, known: bool, base: str, pause_key: str,
+    now: datetime,
+) -> SignoffOutcome:
+    """Record a refused sign-off: a disclosed code is withdrawn, wrong codes count toward the
+    lockout, and the signer is told why."""
+    assert row.id is not None
+    if code_disclosed(request_state(request), submission, presenter_known=known):
+        request.expires_at = min(as_utc(request.expires_at), now)
+        refusals.append(code_withdrawn(request.reviewer_email))
+        alert_disclosed(session, row, request, submission.reviewer_email)
+    reasons = messages(refusals)
+    if counts_toward_lockout(refusals):
+        request.wrong_attempts += 1
+        if request.wrong_attempts >= MAX_WRONG_CODES and not request.locked:
+            request.locked = True
+            alert_lockout(session, row, request)
+    request.refusals += 1
+    request.last_refusal = "; ".join(reasons)[:2000]
+    session.add(request)
+    record_wait(session, row.id, base=base, pause_key=pause_key, outcome="refused",
+                detail=reasons, codes=codes(refusals))
+    audit_log.append(
+        session, actor=normalise_email(submission.reviewer_email) or "unknown",
+        event="signoff.refused", action_ref=row.ref,
+        details={"kind": kind.value, "attempt": request.attempt, "reasons": reasons,
+                 "status": row.status},
+        dedupe_key=f"signoff.refused:{row.ref}:{pause_key}",
+    )
+    tell_refused(session, row, f"{kind.value} sign-off", to=request.reviewer_email,
+                 refusals=refusals, pause_key=pause_key, now=now,
+                 attempts_left=MAX_WRONG_CODES - request.wrong_attempts,
+                 locked=request.locked)
+    return SignoffOutcome.refused(row.status, refusals)
+
+
+def _decided(
+    session: Session, row: ActionRow, request: SignoffRequestRow, kind: SignoffKind,
+    submission: Submission, closure: ClosureRequestRow | None, *, base: str, pause_key: str,
+    now: datetime,
+) -> SignoffOutcome:
+    """Apply an accepted decision: the decision row, the transition and the confirmation."""
+    assert row.id is not None
     decision = Decision(submission.decision)
     status_before = row.status
     request.used_at = now

@@ -1,7 +1,8 @@
 """Driving one action through the real application layer, as the lifecycle's tasks do:
 recovery.application's signoff_codes.open_signoff, signoffs.apply_signoff,
 closure_requests (record_closure_request, evaluate_closure_gate), transitions.submit_plan,
-action_plans.revise_plan, evidence_gate.add_evidence and reviews.run_daily. Status is never written directly.
+action_plans.revise_plan, evidence_gate.add_evidence and reviews.run_daily.
+Status is never written directly.
 
 Simulated days: `day` starts at the world's today (the action's baseline is ten days
 earlier) and only moves forward; sign-off times are 10:00 London on that day.
