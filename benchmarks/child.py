@@ -165,7 +165,7 @@ def daily_check(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     of the generated provider: the review assessed from the evidence the cycle loads
     equals the one assessed from the action's whole evidence history (the repository's
     plain per-action query), and the columns the cycle inserts equal those
-    the ORM row of `services.review_values` holds."""
+    the ORM row of `summaries.review_values` holds."""
     from sqlmodel import Session, col, select
 
     from models.lifecycle import OPEN as OPEN_STATUSES
@@ -174,7 +174,7 @@ def daily_check(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     from recovery.adapters import repository as repo
     from recovery.adapters.tables import ActionRow, ReviewRow
     from recovery.application import reviews as cycles
-    from recovery.application import services
+    from recovery.application import summaries
 
     engine = db.engine_for(url)
     differ, rows_differ = [], []
@@ -188,7 +188,7 @@ def daily_check(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
         for row in actions:
             assert row.id is not None
             previous = last.get(row.id)
-            cadence = services.cadence_of(row, as_of,
+            cadence = summaries.cadence_of(row, as_of,
                                           last_rating=previous.rating if previous else None)
             kwargs: dict[str, Any] = {
                 "as_of": as_of, "cadence": cadence,
@@ -201,7 +201,7 @@ def daily_check(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
             assessment = assess_progress(plan, loaded.get(row.id, []), **kwargs)
             if assess_progress(plan, full, **kwargs) != assessment:
                 differ.append(row.ref)
-            bulk = services.review_values(row.id, assessment, cadence, "check")
+            bulk = summaries.review_values(row.id, assessment, cadence, "check")
             orm = ReviewRow(**bulk).model_dump(exclude={"id", "created_at"})
             if orm != bulk:
                 rows_differ.append(row.ref)
@@ -335,6 +335,7 @@ def monthly(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
     from sqlmodel import Session, select
 
     from flows.forms import assurance_form
+    from models.assurance import OUTCOMES
     from recovery.adapters import db, mail
     from recovery.adapters.tables import OutboxRow
     from recovery.application import assurance
@@ -351,7 +352,7 @@ def monthly(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
             OutboxRow.dedupe_key == f"assurance:{wait.month}")).one()
         found = re.search(r"code:\s*(\d{6})", mail.outgoing(email)[1])  # as it is sent
         assert found, "the assurance email carries no code"
-        outcomes = assurance.OUTCOMES
+        outcomes = OUTCOMES
         answer: dict[str, Any] = {"reviewer_email": wait.reviewer_email, "code": found.group(1)}
         for i, ref in enumerate(wait.refs):
             name = assurance.field_name(ref)
@@ -432,24 +433,24 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def gate(url: str, as_of: date, opts: dict[str, str]) -> dict[str, Any]:
-    """services.gate_verdict for 200 sampled open actions, each in its own session as the
+    """evidence_gate.gate_verdict for 200 sampled open actions, each in its own session as the
     CLI and a closure request do; floor: the same rows read with plain SQL."""
     from sqlmodel import Session
 
     from recovery.adapters import db
-    from recovery.application import services
+    from recovery.application import evidence_gate
 
     engine = db.engine_for(url)
     refs = _sample_refs(url)
     with Session(engine) as session:  # warm: connection pool, compiled-query cache
-        services.gate_verdict(session, refs[0], as_of=as_of)
+        evidence_gate.gate_verdict(session, refs[0], as_of=as_of)
         session.rollback()
     walls, cpus, passed = [], [], 0
     for ref in refs:
         with Session(engine) as session:
             clock = Clock(backend_pid(session.connection()))
             clock.start()
-            verdict = services.gate_verdict(session, ref, as_of=as_of)
+            verdict = evidence_gate.gate_verdict(session, ref, as_of=as_of)
             session.rollback()
             times = clock.read()
         walls.append(times["wall_s"])

@@ -89,12 +89,12 @@ def fresh_database(kind: str, work: Path) -> Iterator[str]:
 def seed(today: date) -> list[str]:
     from models.planfile import plan_from_mapping
     from recovery.adapters import db
-    from recovery.application import services
+    from recovery.application import action_plans
     from tests.integration.helpers import relative_plan, seed_directory
 
     seed_directory()
     with db.unit_of_work() as session:
-        return [services.open_action(session, plan_from_mapping(relative_plan(
+        return [action_plans.open_action(session, plan_from_mapping(relative_plan(
             today, title=f"Same-day review of safeguarding concerns ({n + 1})")),
             actor="bench").ref for n in range(ACTIONS)]
 

@@ -747,13 +747,13 @@ class Generator:
 def generate(url: str, size: Size, *, seed: int = 6) -> dict[str, Any]:
     """Migrate a fresh database and fill it. Returns row counts and timings."""
     from recovery.adapters import audit_log, db
-    from recovery.application import services
+    from recovery.application import registry
 
     t0 = time.perf_counter()
     db.upgrade(url)
     engine = db.engine_for(url)
     with Session(engine) as session:
-        services.initialise(session)
+        registry.initialise(session)
         session.commit()
     migrated = time.perf_counter() - t0
 

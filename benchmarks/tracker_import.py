@@ -82,7 +82,7 @@ def main() -> None:
                       RECOVERY_DB_BUSY_TIMEOUT="600")
     from models.planfile import PeopleFile
     from recovery.adapters import db
-    from recovery.application import services
+    from recovery.application import registry
     from tests.reports import scenario
 
     db.upgrade(url)
@@ -98,7 +98,7 @@ def main() -> None:
             n += 1
             started = time.perf_counter()
             with db.unit_of_work() as session:
-                services.import_people(session, PeopleFile.model_validate({
+                registry.import_people(session, PeopleFile.model_validate({
                     "provider": "Northfield Care Partnership", "people": [{
                         "name": f"Writer {n}", "email": f"writer{n}@l01.example",
                         "role": "care_worker", "location": "Ashby Lodge"}]}))

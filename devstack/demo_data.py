@@ -22,15 +22,15 @@ def prepare_database() -> None:
     from models.planfile import parse_people
     from recovery.adapters import db
     from recovery.adapters.tables import PersonRow
-    from recovery.application import services
+    from recovery.application import registry
 
     db.upgrade()
     people = parse_people(PEOPLE_FILE.read_bytes())
     with db.unit_of_work() as session:
-        services.initialise(session)
+        registry.initialise(session)
         known = {row.email for row in session.exec(select(PersonRow))}
         if any(person.email not in known for person in people.people):
-            services.import_people(session, people, actor="demo")
+            registry.import_people(session, people, actor="demo")
 
 
 @dataclass
@@ -52,7 +52,7 @@ def open_examples() -> list[Opened]:
     from recovery.adapters import db
     from recovery.adapters import repository as repo
     from recovery.adapters.tables import ActionRow
-    from recovery.application import services
+    from recovery.application import action_plans
 
     results = []
     for path in PLAN_FILES:
@@ -65,7 +65,7 @@ def open_examples() -> list[Opened]:
                              if " ".join(row.title.split()).casefold() == title), None)
             new = existing is None
             if existing is None:
-                existing = services.open_action(session, plan, actor="demo")
+                existing = action_plans.open_action(session, plan, actor="demo")
             results.append(Opened(path, existing.ref, new=new,
                                   has_run=bool(existing.flow_run_id)))
     return results

@@ -94,7 +94,7 @@ def survey(layout: Layout, refs: list[str]) -> list[ActionView]:
 
     from recovery.adapters import db, prefect_api
     from recovery.adapters import repository as repo
-    from recovery.application import services
+    from recovery.application import summaries
     from recovery.settings import get_settings
 
     settings = get_settings()
@@ -118,7 +118,7 @@ def survey(layout: Layout, refs: list[str]) -> list[ActionView]:
     views = []
     with db.unit_of_work() as session:
         for ref in refs:
-            s = services.summary(session, repo.get_action(session, ref), as_of=settings.today())
+            s = summaries.summary(session, repo.get_action(session, ref), as_of=settings.today())
             run_state, waiting_on = runs.get(ref, ("-", None))
             views.append(ActionView(
                 ref=s.ref, title=s.title, location=s.location, status=s.status,

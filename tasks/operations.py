@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from models.planfile import plan_from_mapping
 from recovery.adapters import db
-from recovery.application import services
+from recovery.application import action_plans, evidence_gate, summaries
 from recovery.settings import get_settings
 
 
@@ -20,13 +20,13 @@ def open_action_task(plan: dict[str, Any], opened_by: str) -> dict[str, Any]:
 
     parsed = plan_from_mapping(plan)
     with db.unit_of_work() as session:
-        row = services.open_action(session, parsed, actor=opened_by)
+        row = action_plans.open_action(session, parsed, actor=opened_by)
         ref = row.ref
     prefect_api.start_lifecycle(ref)
     with db.unit_of_work() as session:
         from recovery.adapters import repository as repo
 
-        summary = services.summary(session, repo.get_action(session, ref),
+        summary = summaries.summary(session, repo.get_action(session, ref),
                                    as_of=get_settings().today())
     return summary.model_dump(mode="json")
 
@@ -36,7 +36,7 @@ def record_evidence_task(**kwargs: Any) -> dict[str, Any]:
     """Record one evidence item through the domain's validation."""
     today = kwargs.pop("today")
     with db.unit_of_work() as session:
-        row = services.add_evidence(
+        row = evidence_gate.add_evidence(
             session, kwargs["action_ref"], source=kwargs["source"], value=kwargs["value"],
             sample_size=kwargs["sample_size"], observed_on=kwargs["observed_on"],
             reference=kwargs["reference"], by=kwargs["recorded_by"], today=today,

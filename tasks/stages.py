@@ -1,7 +1,7 @@
 """Stages of a high-risk action's lifecycle as Prefect tasks.
 
 Each task is thin: one unit of work, one call into
-recovery.application.services / recovery.application.signoffs,
+recovery.application (transitions, signoff_codes, signoffs, closure_requests, ...),
 a small return value. Each is idempotent against the database, because the flow restarts
 from the top after every resume: a re-run finds the work done and changes nothing.
 """
@@ -22,7 +22,7 @@ from models.review import progress_share
 from models.signoff import SignoffKind, Submission
 from recovery.adapters import audit_log, db, mail
 from recovery.adapters import repository as repo
-from recovery.application import signoffs
+from recovery.application import closure_requests, signoff_codes, signoff_waits, signoffs
 from recovery.application.forms import action_brief
 from recovery.settings import get_settings
 from tasks.kinds import db_task
@@ -148,7 +148,7 @@ def audit_baseline_and_controls(action_ref: str) -> int:
 @db_task("audit-review-cadence")
 def audit_review_cadence(action_ref: str) -> str:
     """4. Audit the review frequency that matches the risk (derived from the rating)."""
-    from recovery.application.services import cadence_of
+    from recovery.application.summaries import cadence_of
 
     with db.unit_of_work() as session:
         row = repo.get_action(session, action_ref)
@@ -164,7 +164,7 @@ def audit_review_cadence(action_ref: str) -> str:
 @db_task("submit-plan-for-signoff")
 def submit_plan(action_ref: str) -> Status:
     """A draft plan goes to its senior reviewer (interim controls required if high)."""
-    from recovery.application.services import submit_plan as submit
+    from recovery.application.transitions import submit_plan as submit
 
     with db.unit_of_work() as session:
         row = repo.get_action(session, action_ref)
@@ -177,7 +177,7 @@ def submit_plan(action_ref: str) -> Status:
 def request_signoff(action_ref: str, kind: SignoffKind, flow_run_id: str | None) -> WaitForm:
     """Issue (once) a one-time code to the named senior reviewer and build the form text."""
     with db.unit_of_work() as session:
-        wait = signoffs.open_signoff(session, action_ref, kind, flow_run_id=flow_run_id)
+        wait = signoff_codes.open_signoff(session, action_ref, kind, flow_run_id=flow_run_id)
         description = action_brief(session, action_ref, wait=wait)
         publish_wait(session, action_ref)
     flush_outbox()
@@ -187,7 +187,7 @@ def request_signoff(action_ref: str, kind: SignoffKind, flow_run_id: str | None)
 @db_task("apply-signoff")
 def apply_signoff(
     action_ref: str, kind: SignoffKind, pause_key: str, submission: Submission
-) -> signoffs.SignoffOutcome:
+) -> signoff_waits.SignoffOutcome:
     """Validate the reviewer's decision in the domain and apply it exactly once."""
     with db.unit_of_work() as session:
         outcome = signoffs.apply_signoff(session, action_ref, kind, pause_key=pause_key,
@@ -207,7 +207,7 @@ def apply_signoff(
 def closure_request_wait(action_ref: str) -> WaitForm:
     """The key and form text for waiting on the lead's closure request."""
     with db.unit_of_work() as session:
-        wait = signoffs.closure_wait(session, action_ref)
+        wait = closure_requests.closure_wait(session, action_ref)
         description = action_brief(session, action_ref, wait=wait)
         progress, wording = _progress(session, action_ref)
         publish_wait(session, action_ref)
@@ -233,10 +233,10 @@ def _progress(session: Any, action_ref: str) -> tuple[float, str]:
 @db_task("record-closure-request")
 def record_closure_request(
     action_ref: str, pause_key: str, requested_by: str, summary: str
-) -> signoffs.SignoffOutcome:
+) -> signoff_waits.SignoffOutcome:
     """6. The accountable lead asks for closure (recorded once)."""
     with db.unit_of_work() as session:
-        outcome = signoffs.record_closure_request(session, action_ref, pause_key=pause_key,
+        outcome = closure_requests.record_closure_request(session, action_ref, pause_key=pause_key,
                                                   requested_by=requested_by, summary=summary)
     flush_outbox()  # a refusal is told to the lead at once
     return outcome
@@ -250,7 +250,7 @@ class ClosureRefused(Exception):
 def triangulation_gate(action_ref: str) -> str:
     """7. Closure only when care records, audits, feedback and staff practice agree."""
     with db.unit_of_work() as session:
-        outcome = signoffs.evaluate_closure_gate(session, action_ref)
+        outcome = closure_requests.evaluate_closure_gate(session, action_ref)
         row = repo.get_action(session, action_ref)
         attempt = repo.latest_closure_request(session, row.id or 0)
     number = attempt.attempt if attempt else 0
@@ -267,13 +267,13 @@ def triangulation_gate(action_ref: str) -> str:
 @db_task("note-revision-wake")
 def note_revision_wake(action_ref: str, pause_key: str) -> None:
     with db.unit_of_work() as session:
-        signoffs.note_revision_wake(session, action_ref, pause_key=pause_key)
+        signoff_waits.note_revision_wake(session, action_ref, pause_key=pause_key)
 
 
 @db_task("revision-wait")
 def revision_wait(action_ref: str) -> WaitForm:
     with db.unit_of_work() as session:
-        wait = signoffs.revision_wait(session, action_ref)
+        wait = signoff_waits.revision_wait(session, action_ref)
         description = action_brief(session, action_ref, wait=wait)
         publish_wait(session, action_ref)
     return WaitForm(pause_key=wait.pause_key, description=description)

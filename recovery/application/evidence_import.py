@@ -4,7 +4,7 @@ A provider keeps its evidence where its systems put it (a care-plan audit tool's
 the eMAR system's missed-signature report, a rota sample, a survey summary). One row of
 such a file is one evidence item (docs/evidence-format.md). The file is read within
 bounds (recovery/adapters/tablefile.py); every row is checked with reads only, through the same
-rules as one item typed in (`services.check_evidence`: the action open, the recorder in
+rules as one item typed in (`evidence_gate.check_evidence`: the action open, the recorder in
 the staff directory, `models.evidence.new_evidence`), and held to a reference's shape
 (`models.evidence.check_imported_reference`: summaries, not records). A file with any bad
 row writes nothing and lists every bad row. Only then does one short write transaction
@@ -56,7 +56,7 @@ from recovery.adapters.tablefile import (
     read_table,
 )
 from recovery.adapters.tables import ActionRow, EvidenceRow, PersonRow
-from recovery.application import services
+from recovery.application import evidence_gate, transitions
 from recovery.settings import get_settings
 
 #: An evidence file is read within these bounds: a year of a large home's eMAR exceptions
@@ -142,7 +142,7 @@ class _Cells:
 @dataclass(frozen=True)
 class _Item:
     number: int
-    checked: services.CheckedEvidence
+    checked: evidence_gate.CheckedEvidence
 
     @property
     def key(self) -> tuple[int, tuple[str, date, str]]:
@@ -304,7 +304,7 @@ def _check_row(row: _Cells, actions: dict[str, ActionRow | str],
     assert isinstance(action, ActionRow) and isinstance(person, PersonRow)
     assert action.id is not None
     try:
-        item = services.check_evidence(
+        item = evidence_gate.check_evidence(
             action, person, source=row.source, value=row.value, sample_size=row.sample,
             observed_on=row.observed_on, reference=row.reference, today=today)
         check_imported_reference(item.reference)
@@ -312,7 +312,7 @@ def _check_row(row: _Cells, actions: dict[str, ActionRow | str],
         return None, [("action", reason) for reason in exc.reasons]
     except InvalidInput as exc:
         return None, [(exc.field, exc.rule)]
-    return _Item(row.number, services.CheckedEvidence(action.id, action.ref, item)), []
+    return _Item(row.number, evidence_gate.CheckedEvidence(action.id, action.ref, item)), []
 
 
 _Held = dict[tuple[int, tuple[str, date, str]], set[tuple[float | None, int | None]]]
@@ -446,12 +446,12 @@ def _write(new: list[_Item], old: list[_Item], *, actor: str, file: str, digest:
         fresh, also_held, clashes = _sort(new, _held(session, new), "Value")
         if clashes:
             raise RowsRejected(clashes, rows=rows)
-        services.add_evidence_many(session, [i.checked for i in fresh],
+        evidence_gate.add_evidence_many(session, [i.checked for i in fresh],
                                    audit_extra={"import_sha256": digest})
         audit_log.append(session, actor=actor, event="evidence.imported", action_ref=None,
                          details={"file": file, "sha256": digest, "rows": rows,
                                   "new": len(fresh), "already_held": len(old) + len(also_held),
-                                  "on": services.business_day()})
+                                  "on": transitions.business_day()})
     return fresh, old + also_held
 
 

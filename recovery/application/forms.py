@@ -11,7 +11,7 @@ from models.review import pillar_positions
 from models.signoff import closure_requester
 from recovery.adapters import mail
 from recovery.adapters import repository as repo
-from recovery.application import services
+from recovery.application import evidence_gate, summaries
 from recovery.settings import get_settings
 
 
@@ -19,7 +19,7 @@ def action_brief(session: Session, ref: str, *, wait: Any) -> str:
     settings = get_settings()
     row = repo.get_action(session, ref)
     assert row.id is not None
-    summary = services.summary(session, row, as_of=settings.today())
+    summary = summaries.summary(session, row, as_of=settings.today())
     evidence = repo.evidence_of(session, row.id)
     positions = {p.pillar: p for p in pillar_positions(evidence, settings.today(),
                                                          settings.evidence_freshness_days)}
@@ -36,7 +36,7 @@ def action_brief(session: Session, ref: str, *, wait: Any) -> str:
         })
     gate = requester = snapshot = None
     if wait.kind == "closure":
-        gate = services.gate_verdict(session, ref, as_of=settings.today(),
+        gate = evidence_gate.gate_verdict(session, ref, as_of=settings.today(),
                                      freshness_days=settings.evidence_freshness_days)
         request = repo.latest_closure_request(session, row.id)
         requester = closure_requester(request.requested_by) if request else None

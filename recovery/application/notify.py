@@ -146,12 +146,12 @@ def _signoff_waiting(subject: str, run_id: UUID, wait_seconds: float | None) -> 
                 return outcome
             ref = found.ref
         from models.signoff import SignoffKind
-        from recovery.application import absences, signoffs
+        from recovery.application import absences, signoff_codes
 
         row = repo.get_action(session, ref)
         outcome.ref = row.ref
         reviewer = repo.person_by_id(session, row.senior_reviewer_id)
-        request = signoffs.current_request(session, row.id or 0, SignoffKind(kind))
+        request = signoff_codes.current_request(session, row.id or 0, SignoffKind(kind))
         if request is not None and request.used_at is None:  # a stand-in may hold it
             reviewer = repo.find_person(session, request.reviewer_email) or reviewer
         location = repo.location_by_id(session, row.location_id)

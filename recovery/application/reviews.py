@@ -2,7 +2,7 @@
 
 Set-based and in chunks: the open actions' ids are read in the cycle's order, then, for
 each chunk of up to 2,000 of them, one statement reads the actions' columns, plan targets
-and latest reviews (`_open_rows`) and one the evidence a review looks at
+and latest reviews (`open_rows`) and one the evidence a review looks at
 (`_review_items`); the pure domain assesses each
 (`models.review.assess`, plain records); reviews, escalations, emails and audit entries
 are written in bulk. Memory stays that of one chunk whatever the provider's size. Re-running
@@ -15,20 +15,19 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, NamedTuple
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, insert, literal, text, union_all
+from sqlalchemy import func, insert, text
 from sqlalchemy import select as columns
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from models.action import MAX_TEXT, Baseline, Target, TriggerKind
+from models.action import Baseline, Target, TriggerKind
 from models.audit import ReviewsDigest
 from models.cadence import Cadence, review_due
-from models.evidence import TRIANGULATION_PILLARS, Evidence, EvidenceSource, Pillar
+from models.evidence import Evidence
 from models.lifecycle import OPEN, Event, Status
-from models.people import Role
 from models.recovery_action import (
     FollowUp,
     follow_up,
@@ -42,25 +41,21 @@ from models.review import (
     escalation_reasons,
     watched_triggers,
 )
-from models.text import text_field
 from recovery.adapters import audit_log, db, mail
-from recovery.adapters import repository as repo
 from recovery.adapters.tables import (
     ActionRow,
-    ControlChangeRow,
     EscalationRow,
-    EvidenceRow,
-    LocationRow,
-    PersonRow,
     ReviewRow,
     utcnow,
 )
-from recovery.application import services
+from recovery.application import summaries, transitions
+from recovery.application.follow_ups import CYCLE_ACTOR, de_escalated, escalation_notices
+from recovery.application.review_rows import Lookups, OpenAction, open_rows, review_items_of
 from recovery.settings import get_settings
 
-_SOURCES = {s.value: s for s in EvidenceSource}
-_PILLARS = {p.value: p for p in Pillar}
 _TRIGGERS = {t.value: t for t in TriggerKind}
+
+
 #: Ids per IN list and open actions per chunk: far below SQLite's and PostgreSQL's
 #: bind-parameter limits, and few enough that a chunk's rows take little memory.
 ID_CHUNK = 2000
@@ -69,8 +64,8 @@ ID_CHUNK = 2000
 def _chunks(ids: list[int]) -> list[list[int]]:
     return [ids[i:i + ID_CHUNK] for i in range(0, len(ids), ID_CHUNK)]
 
+
 _CYCLE_LOCK = 7_204_162  # advisory lock id (with the date) serialising daily cycles
-_ACTOR = "daily-review"  # who escalates, reopens and closes (whoever runs the cycle)
 
 
 class DailyResult(BaseModel):
@@ -86,19 +81,6 @@ class DailyResult(BaseModel):
     closed_sustained: list[str]
 
 
-# ------------------------------------------------------------------ reads
-
-
-class _Item(NamedTuple):
-    """An evidence item as a review reads it (a `models.review.Observation`)."""
-
-    id: int | None
-    source: EvidenceSource
-    pillar: Pillar
-    value: float | None
-    observed_on: date
-
-
 def _review_items(
     session: Session, ids: list[int], as_of: date, *, whole: bool = False
 ) -> dict[int, list[Any]]:
@@ -112,51 +94,8 @@ def _review_items(
     `Evidence` with every column instead of the few a review reads."""
     out: dict[int, list[Any]] = defaultdict(list)
     for chunk in _chunks(ids):
-        _review_items_of(session, chunk, as_of, out, whole)
+        review_items_of(session, chunk, as_of, out, whole)
     return out
-
-
-def _review_items_of(
-    session: Session, ids: list[int], as_of: date, out: dict[int, list[Any]], whole: bool
-) -> None:
-    pillars = union_all(*[select(literal(p.value).label("pillar"))
-                          for p in TRIANGULATION_PILLARS]).subquery("p")
-    x = aliased(EvidenceRow)
-
-    def pick(measured: bool, offset: int) -> Any:
-        query = select(x.id).where(x.action_id == ActionRow.id, x.pillar == pillars.c.pillar,
-                                   x.observed_on <= as_of)
-        if measured:
-            query = query.where(col(x.value).is_not(None))
-        return (query.order_by(col(x.observed_on).desc(), col(x.id).desc())
-                .limit(1).offset(offset).scalar_subquery())
-
-    picks = (
-        select(pick(False, 0).label("latest"), pick(True, 0).label("measured"),
-               pick(True, 1).label("before"))
-        .select_from(ActionRow).join(pillars, literal(True))
-        .where(col(ActionRow.id).in_(ids))
-        .cte("picks")
-    )
-    e = EvidenceRow
-    # one (action, pillar) row of picks names each of its items once: no duplicates
-    picked = col(e.id).in_([picks.c.latest, picks.c.measured, picks.c.before])
-    order = (col(e.action_id), col(e.observed_on), col(e.id))
-    if whole:
-        for action_id, eid, source, pillar, value, sample, observed, by, ref in session.execute(
-                columns(col(e.action_id), col(e.id), col(e.source), col(e.pillar),
-                        col(e.value), col(e.sample_size), col(e.observed_on),
-                        col(e.recorded_by), col(e.reference))
-                .select_from(picks).join(e, picked).order_by(*order)):
-            out[action_id].append(Evidence.model_construct(
-                id=eid, source=_SOURCES[source], pillar=_PILLARS[pillar], value=value,
-                sample_size=sample, observed_on=observed, recorded_by=by, reference=ref))
-        return
-    for action_id, eid, source, pillar, value, observed in session.connection().execute(
-            columns(col(e.action_id), col(e.id), col(e.source), col(e.pillar), col(e.value),
-                    col(e.observed_on))
-            .select_from(picks).join(e, picked).order_by(*order)).all():
-        out[action_id].append(_Item(eid, _SOURCES[source], _PILLARS[pillar], value, observed))
 
 
 def _review_evidence(session: Session, ids: list[int], as_of: date) -> dict[int, list[Evidence]]:
@@ -185,83 +124,6 @@ def _last_reviews(session: Session, ids: list[int], as_of: date) -> dict[int, An
         ).all()
         out.update((r.action_id, r) for r in rows)
     return out
-
-
-class _Open(NamedTuple):
-    """An open action as the cycle reads it: the columns its review and what follows read,
-    and its latest review on or before the date (`last_on` None: never reviewed)."""
-
-    id: int
-    status: str
-    risk_level: str
-    risk_domain: str
-    recovery_started_on: date | None
-    baseline_on: date
-    monitoring_since: date | None
-    escalated: bool
-    target: dict[str, Any]
-    baseline: dict[str, Any]
-    triggers: list[dict[str, Any]]
-    last_on: date | None
-    last_triggers: list[str] | None
-    last_rating: str | None
-    last_measured: float | None
-
-
-def _open_rows(session: Session, ids: list[int], as_of: date) -> dict[int, _Open]:
-    """One chunk's open actions with their latest review on or before the date, in one
-    statement: per action one max() on the (action_id, as_of) unique index, a single seek.
-    A review held on the date itself means the action is already reviewed for it; any
-    other is the previous review that cadence and triggers count from."""
-    a, r, x = ActionRow, ReviewRow, aliased(ReviewRow)
-    latest = (select(func.max(x.as_of)).where(x.action_id == a.id, x.as_of <= as_of)
-              .scalar_subquery())
-    return {row.id: _Open(*row) for row in session.connection().execute(
-        columns(col(a.id), col(a.status), col(a.risk_level), col(a.risk_domain),
-                col(a.recovery_started_on), col(a.baseline_on), col(a.monitoring_since),
-                col(a.escalated), col(a.plan)["target"], col(a.plan)["baseline"],
-                col(a.plan)["triggers"], col(r.as_of), col(r.triggers), col(r.rating),
-                col(r.measured_value))
-        .select_from(a)
-        .outerjoin(r, (col(r.action_id) == col(a.id)) & (col(r.as_of) == latest))
-        .where(col(a.id).in_(ids))).all()}
-
-
-class _Lookups:
-    """What escalation reads about many actions, loaded once per cycle on first use
-    instead of a few queries per escalated action: each person's email, each location's
-    name and registered managers."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self._emails: dict[int, str] | None = None
-        self._names: dict[int, str] = {}
-        self._managers: dict[int | None, list[str]] = defaultdict(list)
-
-    def _load(self) -> dict[int, str]:
-        if self._emails is None:
-            self._emails = {}
-            for pid, email, role, location_id in self.session.execute(
-                    select(PersonRow.id, PersonRow.email, PersonRow.role,
-                           PersonRow.location_id).order_by(col(PersonRow.id))):
-                self._emails[pid] = email
-                if role == Role.REGISTERED_MANAGER.value:
-                    self._managers[location_id].append(email)
-            self._names = dict(self.session.execute(
-                select(LocationRow.id, LocationRow.name)).all())
-        return self._emails
-
-    def recipients(self, row: ActionRow) -> list[str]:
-        emails = self._load()
-        return sorted({emails[row.accountable_lead_id], emails[row.senior_reviewer_id],
-                       *self._managers.get(row.location_id, [])})
-
-    def location_name(self, location_id: int) -> str:
-        self._load()
-        return self._names.get(location_id, "")
-
-
-# ------------------------------------------------------------------ the cycle
 
 
 def run_daily(session: Session, *, as_of: date, actor: str = "daily-review") -> DailyResult:
@@ -300,15 +162,15 @@ def _run_daily(session: Session, as_of: date, actor: str) -> DailyResult:
     ratings: dict[str, int] = defaultdict(int)
     cycle = _Cycle(session, as_of, actor, result, ratings)
     for ids in _chunks(list(opened)):
-        rows = _open_rows(session, ids, as_of)
-        due: list[tuple[_Open, Cadence]] = []  # in the cycle's order
+        rows = open_rows(session, ids, as_of)
+        due: list[tuple[OpenAction, Cadence]] = []  # in the cycle's order
         for action_id in ids:
             row = rows[action_id]
             if row.last_on == as_of:
                 result.already_reviewed += 1
                 continue
             start_on = row.recovery_started_on or row.baseline_on
-            cadence = services.cadence_of(row, as_of, last_rating=row.last_rating)
+            cadence = summaries.cadence_of(row, as_of, last_rating=row.last_rating)
             if review_due(cadence, row.last_on, start_on, as_of):
                 due.append((row, cadence))
             else:
@@ -359,11 +221,11 @@ class _Cycle:
         self.result = result
         self.ratings = ratings
         self.settings = get_settings()
-        self.lookups = _Lookups(session)
+        self.lookups = Lookups(session)
         self.created_at = utcnow()  # of every review of this run: what its digest covers
         self.digest = ReviewsDigest()
 
-    def review(self, due: list[tuple[_Open, Cadence]]) -> None:
+    def review(self, due: list[tuple[OpenAction, Cadence]]) -> None:
         """Assess and record the reviews of due actions (in the cycle's order, each with the
         cadence it was found due under), then escalate, de-escalate, reopen and close as
         the reviews say."""
@@ -371,7 +233,7 @@ class _Cycle:
         items = _review_items(session, [row.id for row, _ in due], as_of)
         freshness = self.settings.evidence_freshness_days
         reviews: list[dict[str, Any]] = []
-        assessed: list[tuple[_Open, Assessment[Any], list[str]]] = []
+        assessed: list[tuple[OpenAction, Assessment[Any], list[str]]] = []
         for row, cadence in due:
             target = Target.model_validate(row.target)
             watched = watched_triggers(
@@ -385,7 +247,7 @@ class _Cycle:
                 and "below_trajectory" in row.last_triggers,
                 freshness_days=freshness, reviews_start=row.recovery_started_on,
             )
-            reviews.append(services.review_values(row.id, assessment, cadence, self.actor))
+            reviews.append(summaries.review_values(row.id, assessment, cadence, self.actor))
             assessed.append((row, assessment, escalation_reasons(
                 assessment, watched, target, previous_measured=row.last_measured)))
             self.ratings[assessment.rating.value] += 1
@@ -398,7 +260,7 @@ class _Cycle:
         self.result.reviewed += len(reviews)
         self.follow_up(assessed)
 
-    def follow_up(self, assessed: Sequence[tuple[_Open, Assessment[Any], list[str]]]) -> None:
+    def follow_up(self, assessed: Sequence[tuple[OpenAction, Assessment[Any], list[str]]]) -> None:
         """Everything the chunk's reviews set off, in the cycle's order, with the rows it
         changes read at once, one flush for the new escalations, and the emails and audit
         entries written in bulk (the same rows, in the same order, as one by one)."""
@@ -431,7 +293,7 @@ class _Cycle:
         for outcome in outcomes:
             row = rows[outcome.action_id]
             if outcome.kind == "relapse":
-                services.move(session, row, Event.RELAPSE, actor=_ACTOR,
+                transitions.move(session, row, Event.RELAPSE, actor=CYCLE_ACTOR,
                               details={"as_of": day,
                                        "reasons": list(outcome.assessment.reasons)
                                        or ["evidence fell back below target"]},
@@ -442,19 +304,19 @@ class _Cycle:
                 self.escalated(row, outcome.escalation, audit, emails)
                 self.result.escalated.append(row.ref)
             elif outcome.kind == "sustained":
-                services.move(session, row, Event.CLOSE_SUSTAINED, actor=_ACTOR,
+                transitions.move(session, row, Event.CLOSE_SUSTAINED, actor=CYCLE_ACTOR,
                               details={"as_of": day,
                                        "monitoring_since": str(row.monitoring_since)},
                               dedupe_key=f"sustained:{row.ref}:{day}", audit=audit)
                 self.result.closed_sustained.append(row.ref)
             elif outcome.kind == "de_escalate":
-                audit.append(_de_escalated(row, outcome.escalation, as_of))
+                audit.append(de_escalated(row, outcome.escalation, as_of))
                 self.result.de_escalated.append(row.ref)
         mail.enqueue_many(session, emails)
         audit_log.append_many(session, audit)
         session.flush()
 
-    def decide(self, assessed: Sequence[tuple[_Open, Assessment[Any], list[str]]]
+    def decide(self, assessed: Sequence[tuple[OpenAction, Assessment[Any], list[str]]]
                ) -> list[_Outcome]:
         """What follows each review, decided for the whole chunk: in routine monitoring,
         relapse when evidence is back below target or progress weak, else closure once
@@ -517,65 +379,7 @@ class _Cycle:
 
     def escalated(self, row: ActionRow, escalation: EscalationRow,
                   audit: list[audit_log.Entry], emails: list[mail.Email]) -> None:
-        _escalation_notices(row, escalation, self.as_of, self.lookups, audit, emails)
+        escalation_notices(row, escalation, self.as_of, self.lookups, audit, emails)
 
 
 _MONITORING = Status.ROUTINE_MONITORING.value  # a row's status column
-
-
-def _escalation_notices(
-    row: ActionRow, escalation: EscalationRow, as_of: date, lookups: _Lookups,
-    audit: list[audit_log.Entry], emails: list[mail.Email],
-) -> None:
-    """Everyone responsible told why (email), and the escalation audited. The plan's
-    escalation actions are read from the stored plan, validated when it was written
-    (`repo.plan_of` would validate the whole plan again for each of a day's escalations)."""
-    reasons = list(escalation.reasons)
-    emails.append(mail.Email(
-        dedupe_key=f"escalation:{row.ref}:{escalation.id}", to=lookups.recipients(row),
-        template="escalation", action_ref=row.ref,
-        context={"ref": row.ref, "title": row.title,
-                 "location": lookups.location_name(row.location_id), "reasons": reasons,
-                 "as_of": as_of,
-                 "escalation_actions": list(row.plan.get("escalation_actions") or ()),
-                 "run_url": get_settings().run_url(row.flow_run_id)},
-    ))
-    audit.append(audit_log.Entry(
-        actor=_ACTOR, event="action.escalated", action_ref=row.ref,
-        details={"escalation_id": escalation.id, "as_of": as_of.isoformat(),
-                 "reasons": reasons, "cadence": "daily"},
-        dedupe_key=f"escalated:{row.ref}:{escalation.id}",
-    ))
-
-
-def _de_escalated(row: ActionRow, escalation: EscalationRow | None, as_of: date
-                  ) -> audit_log.Entry:
-    return audit_log.Entry(
-        actor=_ACTOR, event="action.de_escalated", action_ref=row.ref,
-        details={"as_of": as_of.isoformat(),
-                 "escalation_id": escalation.id if escalation else None,
-                 "control_change_id": escalation.control_change_id if escalation else None},
-        dedupe_key=f"de_escalated:{row.ref}:{escalation.id if escalation else as_of}",
-    )
-
-
-# ------------------------------------------------------------------ one action at a time
-
-
-def record_control_change(
-    session: Session, ref: str, *, what: str, by: str, today: date
-) -> ControlChangeRow:
-    """Escalation asks for a change of operational control, not more time."""
-    row = repo.get_action(session, ref, for_update=True)
-    person = repo.get_person(session, by, field="by")
-    services.aggregate(session, row).change_control(repo.to_person(person), what=what)
-    what = text_field("what", what, MAX_TEXT)
-    assert row.id is not None
-    change = ControlChangeRow(action_id=row.id, what=what.strip(), decided_by=person.email,
-                              decided_on=today, reason="escalation")
-    escalation = services.attach_control_change(session, row, change)
-    audit_log.append(session, actor=person.email, event="action.control_changed",
-                     action_ref=row.ref,
-                     details={"what": what.strip(), "control_change_id": change.id,
-                              "escalation_id": escalation.id if escalation else None})
-    return change

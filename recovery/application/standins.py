@@ -16,7 +16,7 @@ from models.text import text_field
 from recovery.adapters import audit_log, mail
 from recovery.adapters import repository as repo
 from recovery.adapters.tables import as_utc, utcnow
-from recovery.application import absences, signoffs
+from recovery.application import absences, signoff_codes, signoff_waits
 from recovery.settings import DEFAULT_SIGNOFF_WAIT, get_settings, signoff_wait_from_env
 
 #: The sign-off a status waits on.
@@ -52,7 +52,7 @@ def reassign(session: Session, ref: str, *, to: str, by: str, reason: str,
     by_row = repo.get_person(session, by, field="by")
     standin_row = repo.get_person(session, to, field="to")
     kind = WAITING_KIND.get(row.status)
-    request = signoffs.current_request(session, row.id, kind) if kind else None
+    request = signoff_codes.current_request(session, row.id, kind) if kind else None
     if kind is None or request is None or request.used_at is not None:
         raise RuleRefused("sign-off reassignment",
                           [f"{row.ref} has no sign-off waiting (status {row.status})"])
@@ -71,16 +71,16 @@ def reassign(session: Session, ref: str, *, to: str, by: str, reason: str,
         raise RuleRefused("sign-off reassignment", reasons)
 
     before = request.reviewer_email
-    base = signoffs.signoff_base(kind, request.attempt)
-    answered = signoffs.wait_key(session, row.id, base)
-    signoffs.record_wait(session, row.id, base=base, pause_key=answered, outcome="reassigned",
+    base = signoff_codes.signoff_base(kind, request.attempt)
+    answered = signoff_waits.wait_key(session, row.id, base)
+    signoff_waits.record_wait(session, row.id, base=base, pause_key=answered, outcome="reassigned",
                          detail=[f"the sign-off was reassigned from {before} to "
                                  f"{standin_row.email}: the code sent to {before} was "
                                  "withdrawn"])
     request.reviewer_email = standin_row.email
     request.locked = False
     request.wrong_attempts = 0
-    signoffs.send_code(session, row, standin_row, request, now)
+    signoff_codes.send_code(session, row, standin_row, request, now)
     details = {"kind": kind.value, "attempt": request.attempt, "from": before,
                "to": standin_row.email, "reason": reason.strip(), "pause_key": answered}
     audit_log.append(session, actor=by_row.email, event="signoff.reassigned",

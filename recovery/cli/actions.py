@@ -15,7 +15,7 @@ from models.planfile import parse_plan
 from recovery.adapters import audit_log, db
 from recovery.adapters import repository as repo
 from recovery.adapters.orchestration import PrefectUnavailable
-from recovery.application import services
+from recovery.application import action_changes, action_plans, summaries
 from recovery.cli.common import (
     JsonOpt,
     emit,
@@ -30,7 +30,7 @@ from recovery.settings import get_settings
 action_app = typer.Typer(no_args_is_help=True, help="Open, show, list, revise and extend actions.")
 
 
-def _print_summary(s: services.ActionSummary) -> None:
+def _print_summary(s: summaries.ActionSummary) -> None:
     # titles, locations and emails are typed by people: shown as text, never as markup
     out.print(f"[bold]{s.ref}[/bold] · {escape(s.title)}", highlight=False)
     out.print(f"  location: {escape(s.location)}   domain: {s.risk_domain}   "
@@ -70,19 +70,19 @@ def action_open(
 
     flags: list[str] = []
 
-    def work() -> services.ActionSummary:
+    def work() -> summaries.ActionSummary:
         from recovery.application import absences
 
         plan = parse_file(parse_plan, path)
         with db.unit_of_work() as session:
-            row = services.open_action(session, plan, actor=by)
+            row = action_plans.open_action(session, plan, actor=by)
             flag = absences.reviewer_away_at_opening(session, row)
             if flag:
                 flags.append(flag)
                 audit_log.append(session, actor="system", event="signoff.reviewer_away",
                                  action_ref=row.ref, details={"flag": flag},
                                  dedupe_key=f"signoff.reviewer_away:{row.ref}:opened")
-            return services.summary(session, row, as_of=settings.today())
+            return summaries.summary(session, row, as_of=settings.today())
 
     summary = run(work, as_json)
     for flag in flags:
@@ -94,7 +94,7 @@ def action_open(
         message = prefect_api.start_or_explain(summary.ref)
         if message is None:
             with db.unit_of_work() as session:
-                summary = services.summary(session, repo.get_action(session, summary.ref),
+                summary = summaries.summary(session, repo.get_action(session, summary.ref),
                                            as_of=settings.today())
     data = summary.model_dump(mode="json")
     data["flags"] = flags
@@ -112,9 +112,9 @@ def action_show(ref: str, as_json: JsonOpt = False) -> None:
     """Everything about one action."""
     settings = get_settings()
 
-    def work() -> services.ActionSummary:
+    def work() -> summaries.ActionSummary:
         with db.unit_of_work() as session:
-            return services.summary(session, repo.get_action(session, ref),
+            return summaries.summary(session, repo.get_action(session, ref),
                                     as_of=settings.today())
 
     summary = run(work, as_json)
@@ -131,10 +131,10 @@ def action_list(
     """The risk-rated tracker."""
     settings = get_settings()
 
-    def work() -> list[services.ActionSummary]:
+    def work() -> list[summaries.ActionSummary]:
         with db.unit_of_work() as session:
-            rows = services.list_actions(session, status=status, level=level, location=location)
-            return services.summaries(session, rows, as_of=settings.today())
+            rows = summaries.list_actions(session, status=status, level=level, location=location)
+            return summaries.summaries(session, rows, as_of=settings.today())
 
     items = run(work, as_json)
 
@@ -169,7 +169,7 @@ def action_extend(
     def work() -> dict[str, str]:
         new = parse_day(deadline, "deadline")
         with db.unit_of_work() as session:
-            row = services.extend_deadline(session, ref, new_deadline=new,
+            row = action_changes.extend_deadline(session, ref, new_deadline=new,
                                            control_change=control_change, by=by,
                                            today=settings.today())
             return {"ref": row.ref, "deadline": row.deadline.isoformat()}
@@ -187,11 +187,11 @@ def action_revise(
     """Record a revised plan after the reviewer rejected it; sign-off is asked again."""
     settings = get_settings()
 
-    def work() -> services.ActionSummary:
+    def work() -> summaries.ActionSummary:
         plan = parse_file(parse_plan, path)
         with db.unit_of_work() as session:
-            row = services.revise_plan(session, ref, plan, actor=by)
-            return services.summary(session, row, as_of=settings.today())
+            row = action_plans.revise_plan(session, ref, plan, actor=by)
+            return summaries.summary(session, row, as_of=settings.today())
 
     summary = run(work, as_json)
     from recovery.adapters import prefect_api
@@ -239,7 +239,7 @@ def action_reopen(
 
     def work() -> dict[str, Any]:
         with db.unit_of_work() as session:
-            row = services.reopen_action(session, ref, by=by, reason=reason,
+            row = action_changes.reopen_action(session, ref, by=by, reason=reason,
                                          today=settings.today())
             return {"ref": row.ref, "status": row.status, "reopened_on": settings.today()}
 
@@ -269,7 +269,7 @@ def action_control_change(
 ) -> None:
     """Record a change of operational control (what resolves an escalation, with evidence
     back on trajectory)."""
-    from recovery.application import reviews as cycles
+    from recovery.application import follow_ups
 
     def work() -> dict[str, Any]:
         from sqlmodel import select
@@ -280,7 +280,7 @@ def action_control_change(
         if len(what.strip()) > MAX_TEXT:  # the column holds 2000; PostgreSQL would refuse
             raise InvalidInput("what", f"must be at most {MAX_TEXT} characters")
         with db.unit_of_work() as session:
-            change = cycles.record_control_change(session, ref, what=what, by=by,
+            change = follow_ups.record_control_change(session, ref, what=what, by=by,
                                                   today=get_settings().today())
             escalation = session.exec(select(EscalationRow).where(
                 EscalationRow.control_change_id == change.id)).first()

@@ -156,11 +156,11 @@ def reissue_code(
     codes, or its email lost): the old code stops working and the count of wrong codes
     starts again. Refused (exit 3) when no sign-off waits."""
     from recovery.adapters import mail
-    from recovery.application import signoffs
+    from recovery.application import signoff_codes
 
     def work() -> dict[str, str]:
         with db.unit_of_work() as session:
-            kind = signoffs.reissue(session, ref, by=by)
+            kind = signoff_codes.reissue(session, ref, by=by)
         mail.flush()  # SMTP down: the code's email waits in the outbox and is sent later
         return {"ref": repo.normalise_ref(ref), "reissued": kind}
 

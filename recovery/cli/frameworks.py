@@ -16,7 +16,7 @@ from models.errors import InvalidInput
 from models.planfile import first_error, load_yaml
 from models.templates import builtin_templates
 from recovery.adapters import db
-from recovery.application import services
+from recovery.application import registry
 from recovery.cli.common import (
     JsonOpt,
     emit,
@@ -36,7 +36,7 @@ def init(as_json: JsonOpt = False) -> None:
     def work() -> dict[str, Any]:
         db.upgrade()
         with db.unit_of_work() as session:
-            services.initialise(session)
+            registry.initialise(session)
         return {"database": get_settings().db_url, "framework": builtin_framework().framework_id}
 
     result = run(work, as_json)
@@ -58,7 +58,7 @@ def catalogue(
             return [
                 {"framework_id": s.framework_id, "id": s.statement_id,
                  "key_question": s.key_question, "title": s.title}
-                for s in services.statements(session, framework)
+                for s in registry.statements(session, framework)
             ]
 
     rows = run(work, as_json)
@@ -88,7 +88,7 @@ def catalogue_load(path: Path, as_json: JsonOpt = False) -> None:
         except ValidationError as exc:
             raise first_error(exc) from None
         with db.unit_of_work() as session:
-            loaded = services.load_framework(session, framework)
+            loaded = registry.load_framework(session, framework)
         return {"framework_id": framework.framework_id, "loaded": loaded,
                 "statements": len(framework.quality_statements)}
 

@@ -14,7 +14,7 @@ from models.errors import InvalidInput
 from models.planfile import first_error, parse_people
 from recovery.adapters import db
 from recovery.adapters import repository as repo
-from recovery.application import services
+from recovery.application import registry
 from recovery.cli.common import (
     JsonOpt,
     emit,
@@ -34,7 +34,7 @@ def people_import(path: Path, as_json: JsonOpt = False) -> None:
     def work() -> dict[str, int]:
         people = parse_file(parse_people, path)
         with db.unit_of_work() as session:
-            return services.import_people(session, people)
+            return registry.import_people(session, people)
 
     result = run(work, as_json)
     emit(result, as_json, lambda: out.print(
@@ -93,7 +93,7 @@ def people_add(
             raise InvalidInput(error.field.removeprefix("people.0."), error.rule) from None
         try:
             with db.unit_of_work() as session:
-                return services.import_people(session, people)
+                return registry.import_people(session, people)
         except InvalidInput as exc:
             if exc.field == "people.0.location":  # there is no file here, only the option
                 raise InvalidInput("location", (

@@ -10,7 +10,7 @@ import typer
 from models.dates import DATE_HELP, parse_day
 from recovery.adapters import db
 from recovery.adapters import repository as repo
-from recovery.application import services
+from recovery.application import evidence_gate
 from recovery.cli.common import (
     JsonOpt,
     as_of_day,
@@ -43,7 +43,7 @@ def evidence_add(
     def work() -> dict[str, Any]:
         observed = parse_day(observed_on, "observed_on")
         with db.unit_of_work() as session:
-            row = services.add_evidence(
+            row = evidence_gate.add_evidence(
                 session, ref, source=source, value=value, sample_size=sample,
                 observed_on=observed, reference=reference, by=by, today=settings.today(),
             )
@@ -67,7 +67,7 @@ def gate(
     def work() -> Any:
         day = as_of_day(as_of)
         with db.unit_of_work() as session:
-            return services.gate_verdict(session, ref, as_of=day,
+            return evidence_gate.gate_verdict(session, ref, as_of=day,
                                          freshness_days=settings.evidence_freshness_days)
 
     verdict = run(work, as_json)

@@ -36,7 +36,7 @@ from recovery.adapters.tables import (
     SignoffRequestRow,
     as_utc,
 )
-from recovery.application import services
+from recovery.application import summaries
 from recovery.settings import get_settings
 
 PROVIDER_REVIEW_DAYS = 31
@@ -244,7 +244,7 @@ def build_snapshot(
         assert row.id is not None
         latest = latest_review.get(row.id)
         before = review_before.get(row.id)
-        cadence = services.cadence_of(row, as_of,
+        cadence = summaries.cadence_of(row, as_of,
                                       last_rating=latest.rating if latest else None)
         start = row.recovery_started_on or row.baseline_on
         status = Status(then[row.ref].status)
@@ -348,7 +348,7 @@ def as_it_stood(session: Session, actions: list[ActionRow], as_of: date) -> dict
     for row in actions:
         entries = _started_by_then(history.get(row.ref, []), row.recovery_started_on)
         opened = next((day for event, day, _ in entries if event == "action.opened"),
-                      services.opened_on(row))
+                      summaries.opened_on(row))
         if opened > as_of:
             continue
         status, deadline = row.status, row.deadline

@@ -233,7 +233,7 @@ def test_closed_action_reopens_on_a_fresh_closure_path(stack: RecoveryStack) -> 
 
     from models.lifecycle import Event
     from recovery.adapters.tables import ActionRow
-    from recovery.application import services
+    from recovery.application import transitions
 
     assert stack.status(REF) == "routine_monitoring", "the journey above did not finish"
     old_run = stack.flow_run_id(REF)
@@ -241,7 +241,7 @@ def test_closed_action_reopens_on_a_fresh_closure_path(stack: RecoveryStack) -> 
     # action is closed by the transition the daily cycle makes (audited the same way)
     with Session(stack.engine()) as session:
         row = session.exec(select(ActionRow).where(ActionRow.ref == REF)).one()
-        services.move(session, row, Event.CLOSE_SUSTAINED, actor="daily-review",
+        transitions.move(session, row, Event.CLOSE_SUSTAINED, actor="daily-review",
                       details={"as_of": TOMORROW.isoformat()})
         session.commit()
 

@@ -164,12 +164,12 @@ def make_database(url: str, people: dict[str, Any]) -> None:
     """Migrate an empty app database, load the quality statements and the people."""
     from models.planfile import parse_people
     from recovery.adapters import db
-    from recovery.application import services
+    from recovery.application import registry
 
     db.upgrade(url)
     with product_env({"RECOVERY_DATABASE_URL": url}), db.unit_of_work() as session:
-        services.initialise(session)
-        services.import_people(session, parse_people(yaml.safe_dump(people).encode()))
+        registry.initialise(session)
+        registry.import_people(session, parse_people(yaml.safe_dump(people).encode()))
     db.engine_for(url).dispose()
 
 
@@ -362,13 +362,13 @@ def open_actions(plans: Sequence[Path], *, by: str = NI) -> list[str]:
     """Open each plan exactly as `recovery action open --no-flow` does; the refs."""
     from models.planfile import parse_plan
     from recovery.adapters import db
-    from recovery.application import services
+    from recovery.application import action_plans
 
     refs = []
     for path in plans:
         plan = parse_plan(path.read_bytes())
         with db.unit_of_work() as session:
-            refs.append(services.open_action(session, plan, actor=by).ref)
+            refs.append(action_plans.open_action(session, plan, actor=by).ref)
     return refs
 
 
@@ -394,12 +394,12 @@ def approve_plans(refs: Sequence[str]) -> None:
     from models.signoff import SignoffKind, Submission
     from recovery.adapters import db
     from recovery.adapters import repository as repo
-    from recovery.application import services, signoffs
+    from recovery.application import signoff_codes, signoffs, transitions
 
     for ref in refs:
         with db.unit_of_work() as session:
-            services.submit_plan(session, ref, actor="lifecycle")
-            wait = signoffs.open_signoff(session, ref, SignoffKind.PLAN, flow_run_id=None)
+            transitions.submit_plan(session, ref, actor="lifecycle")
+            wait = signoff_codes.open_signoff(session, ref, SignoffKind.PLAN, flow_run_id=None)
             reviewer = repo.person_by_id(session, repo.get_action(session, ref)
                                          .senior_reviewer_id).email
         code = outbox_code(ref)

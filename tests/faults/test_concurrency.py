@@ -212,7 +212,7 @@ def _evidence_items(site: int, count: int) -> list[dict[str, Any]]:
 def test_evidence_added_while_the_gate_evaluates(app: App, tmp_path: Path) -> None:
     from recovery.adapters import audit_log, db
     from recovery.adapters import repository as repo
-    from recovery.application import services, signoffs
+    from recovery.application import closure_requests, evidence_gate
 
     [plan] = write_plans(tmp_path, 1, SITES)
     site = 1
@@ -220,7 +220,7 @@ def test_evidence_added_while_the_gate_evaluates(app: App, tmp_path: Path) -> No
         [ref] = open_actions([plan])
         approve_plans([ref])
         with db.unit_of_work() as session:
-            signoffs.record_closure_request(
+            closure_requests.record_closure_request(
                 session, ref, pause_key="closure-request-1-1", requested_by=lead_of(site),
                 summary="Every concern reviewed the same day for four weeks")
     items = _evidence_items(site, 24)
@@ -244,10 +244,10 @@ def test_evidence_added_while_the_gate_evaluates(app: App, tmp_path: Path) -> No
             allowed = set(ids[:k])
             with mock.patch.object(repo, "evidence_of", lambda s, a, allowed=allowed: [
                     e for e in real(s, a) if e.id in allowed]), db.unit_of_work() as session:
-                verdict = services.gate_verdict(session, ref, as_of=TODAY)
+                verdict = evidence_gate.gate_verdict(session, ref, as_of=TODAY)
             possible.add((verdict.passed, tuple(verdict.reasons)))
         with db.unit_of_work() as session:
-            verdict = services.gate_verdict(session, ref, as_of=TODAY)
+            verdict = evidence_gate.gate_verdict(session, ref, as_of=TODAY)
             final_verdict = (verdict.passed, tuple(verdict.reasons))
         with db.unit_of_work() as session:
             request = repo.latest_closure_request(session, action.id or 0)
@@ -280,14 +280,14 @@ def test_evidence_added_while_the_gate_evaluates(app: App, tmp_path: Path) -> No
 def test_four_signoff_answers_at_once(app: App, tmp_path: Path) -> None:
     from models.signoff import SignoffKind
     from recovery.adapters import audit_log, db
-    from recovery.application import services, signoffs
+    from recovery.application import signoff_codes, transitions
 
     [plan] = write_plans(tmp_path, 1, SITES)
     with app.inprocess():
         [ref] = open_actions([plan])
         with db.unit_of_work() as session:
-            services.submit_plan(session, ref, actor="lifecycle")
-            signoffs.open_signoff(session, ref, SignoffKind.PLAN, flow_run_id=None)
+            transitions.submit_plan(session, ref, actor="lifecycle")
+            signoff_codes.open_signoff(session, ref, SignoffKind.PLAN, flow_run_id=None)
         code = outbox_code(ref)
     reviewer = reviewer_of(1)
     answers = {f"answer-{n}": (f"plan-signoff-1-{n}", decision)

@@ -44,12 +44,12 @@ def add_evidence(env: Mapping[str, str], barrier: Any, results: Any, name: str, 
         from pathlib import Path
 
         from recovery.adapters import db
-        from recovery.application import services
+        from recovery.application import evidence_gate
 
         ids = []
         for item in items:
             with db.unit_of_work() as session:
-                row = services.add_evidence(session, ref, today=today, **item)
+                row = evidence_gate.add_evidence(session, ref, today=today, **item)
                 ids.append(int(row.id or 0))
             time.sleep(0.03)
         Path(done).touch()
@@ -68,7 +68,7 @@ def evaluate_gate(env: Mapping[str, str], barrier: Any, results: Any, name: str,
         from pathlib import Path
 
         from recovery.adapters import db
-        from recovery.application import services
+        from recovery.application import evidence_gate
 
         seen = []
         finished = False
@@ -78,7 +78,7 @@ def evaluate_gate(env: Mapping[str, str], barrier: Any, results: Any, name: str,
         while not finished and time.monotonic() < deadline:
             finished = Path(done).exists()
             with db.unit_of_work() as session:
-                verdict = services.gate_verdict(session, ref, as_of=as_of)
+                verdict = evidence_gate.gate_verdict(session, ref, as_of=as_of)
             seen.append((verdict.passed, tuple(verdict.reasons)))
             time.sleep(0.005)
         return seen
@@ -94,11 +94,11 @@ def closure_gate(env: Mapping[str, str], barrier: Any, results: Any, name: str, 
         import time
 
         from recovery.adapters import db
-        from recovery.application import signoffs
+        from recovery.application import closure_requests
 
         time.sleep(delay)
         with db.unit_of_work() as session:
-            outcome = signoffs.evaluate_closure_gate(session, ref)
+            outcome = closure_requests.evaluate_closure_gate(session, ref)
         return outcome.applied, tuple(outcome.reasons)
 
     _run(env, barrier, results, name, work)

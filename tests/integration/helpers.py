@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from models.action import ActionPlan
 from models.planfile import parse_people, plan_from_mapping
 from recovery.adapters import db
-from recovery.application import services
+from recovery.application import action_plans, registry
 from recovery.cli import app
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -62,8 +62,8 @@ def row_counts(url: str) -> dict[str, int]:
 def seed_directory() -> None:
     """The built-in catalogue and the example provider's staff directory."""
     with db.unit_of_work() as session:
-        services.initialise(session)
-        services.import_people(session, parse_people((EXAMPLES / "people.yaml").read_bytes()))
+        registry.initialise(session)
+        registry.import_people(session, parse_people((EXAMPLES / "people.yaml").read_bytes()))
 
 
 def plan_mapping(**overrides: Any) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def business_day(day: date) -> Iterator[None]:
 
 def open_plan(plan: ActionPlan, actor: str = "test") -> str:
     with db.unit_of_work() as session:
-        return services.open_action(session, plan, actor=actor).ref
+        return action_plans.open_action(session, plan, actor=actor).ref
 
 
 # ---------------------------------------------------------------- the CLI

@@ -19,7 +19,7 @@ from recovery.adapters import audit_log, mail
 from recovery.adapters import repository as repo
 from recovery.adapters.tables import ActionRow, AuditRow, OutboxRow, ReviewRow
 from recovery.application import reviews as cycles
-from recovery.application import services
+from recovery.application import summaries
 from tests.integration.helpers import session_for
 
 TINY = Size("tiny", 10, 500, 20)
@@ -182,7 +182,7 @@ def test_each_review_is_the_one_assessed_from_the_whole_history(database_url: st
         expected = {}
         for action_id, row in before.items():
             previous = last.get(action_id)
-            cadence = services.cadence_of(row, AS_OF,
+            cadence = summaries.cadence_of(row, AS_OF,
                                           last_rating=previous.rating if previous else None)
             assessment = assess_progress(
                 repo.plan_of(row), repo.evidence_of(session, action_id), as_of=AS_OF,
@@ -190,7 +190,7 @@ def test_each_review_is_the_one_assessed_from_the_whole_history(database_url: st
                 previous_below_trajectory=previous is not None
                 and "below_trajectory" in previous.triggers,
                 reviews_start=row.recovery_started_on)
-            expected[action_id] = services.review_values(action_id, assessment, cadence,
+            expected[action_id] = summaries.review_values(action_id, assessment, cadence,
                                                          "daily-review")
         result = cycles.run_daily(session, as_of=AS_OF)
         stored = {r.action_id: r.model_dump(exclude={"id", "created_at"}) for r in session.exec(

@@ -19,7 +19,7 @@ from models.errors import NotInDirectory
 from recovery.adapters import audit_log, db
 from recovery.adapters import repository as repo
 from recovery.adapters.tables import AuditRow, EvidenceRow
-from recovery.application import services
+from recovery.application import evidence_gate
 from recovery.application.evidence_import import RowsRejected, import_evidence
 from recovery.settings import get_settings
 from tests.integration.helpers import (
@@ -93,7 +93,7 @@ def test_two_thousand_rows_import_in_one_short_transaction_while_another_writer_
             started = time.perf_counter()
             try:
                 with db.unit_of_work() as session:
-                    services.add_evidence(
+                    evidence_gate.add_evidence(
                         session, refs[0], source="audits", value=90.0, sample_size=10,
                         observed_on=today, reference=f"Typed in by hand, entry {n}",
                         by=MANAGER, today=today)
@@ -226,7 +226,7 @@ def test_the_gate_says_after_an_import_what_it_says_after_adding_the_items_one_b
     for row in rows:
         observed = row["Observed on"]
         with db.unit_of_work() as session:
-            services.add_evidence(
+            evidence_gate.add_evidence(
                 session, typed, source=row["Source"],
                 value=float(row["Value"]) if row["Value"] != "" else None,
                 sample_size=int(row["Sample size"]) if row["Sample size"] != "" else None,
@@ -235,8 +235,8 @@ def test_the_gate_says_after_an_import_what_it_says_after_adding_the_items_one_b
                 reference=row["Reference"], by=row["Recorded by"], today=today)
 
     with db.reading() as session:
-        one = services.gate_verdict(session, imported, as_of=today)
-        other = services.gate_verdict(session, typed, as_of=today)
+        one = evidence_gate.gate_verdict(session, imported, as_of=today)
+        other = evidence_gate.gate_verdict(session, typed, as_of=today)
         audits = {ref: [(e.actor, {k: v for k, v in e.details.items()
                                    if k not in {"evidence_id", "import_sha256"}})
                         for e in audit_log.entries(session, ref)

@@ -26,7 +26,7 @@ from recovery.adapters.tables import (
     TriggerRow,
     WaitRow,
 )
-from recovery.application import reviews, services
+from recovery.application import action_changes, action_plans, evidence_gate, registry, reviews
 from recovery.application.reviews import DailyResult
 from tests.integration.helpers import (
     dump_tables,
@@ -49,7 +49,7 @@ def seeded(database_url: str) -> str:
 def _add(ref: str, source: str, value: float | None, observed: date, by: str,
          sample: int | None = 20) -> None:
     with db.unit_of_work() as session:
-        services.add_evidence(
+        evidence_gate.add_evidence(
             session, ref, source=source, value=value,
             sample_size=sample if value is not None else None, observed_on=observed,
             reference=f"{source} file, entry of {observed.isoformat()}", by=by, today=TODAY,
@@ -72,7 +72,7 @@ def _daily_review(day: date) -> DailyResult:
 
 def _gate(ref: str, as_of: date) -> tuple[bool, list[str]]:
     with db.unit_of_work() as session:
-        verdict = services.gate_verdict(session, ref, as_of=as_of)
+        verdict = evidence_gate.gate_verdict(session, ref, as_of=as_of)
     return verdict.passed, list(verdict.reasons)
 
 
@@ -225,13 +225,13 @@ def test_extension_refused_without_control_change_and_accepted_with_one(seeded: 
     ref = open_plan(make_plan())
     before = dump_tables(seeded)
     with pytest.raises(RuleRefused) as refused, db.unit_of_work() as session:
-        services.extend_deadline(session, ref, new_deadline=date(2026, 3, 15),
+        action_changes.extend_deadline(session, ref, new_deadline=date(2026, 3, 15),
                                  control_change="more staff", by="rm@rose.example",
                                  today=TODAY)
     assert refused.value.rule == "deadline extension"
     assert any(r.startswith("control-change:") for r in refused.value.reasons)
     with pytest.raises(RuleRefused) as junior, db.unit_of_work() as session:
-        services.extend_deadline(
+        action_changes.extend_deadline(
             session, ref, new_deadline=date(2026, 3, 15), by="team.leader@rose.example",
             control_change="Duty manager reviews every concern at 14:00 and 20:00", today=TODAY)
     assert "team leader" in junior.value.reasons[0]
@@ -239,7 +239,7 @@ def test_extension_refused_without_control_change_and_accepted_with_one(seeded: 
 
     change = "Duty manager reviews every concern at 14:00 and 20:00"
     with db.unit_of_work() as session:
-        services.extend_deadline(session, ref, new_deadline=date(2026, 3, 15),
+        action_changes.extend_deadline(session, ref, new_deadline=date(2026, 3, 15),
                                  control_change=f"  {change} ", by="RM@rose.example ",
                                  today=TODAY)
     with session_for(seeded) as session:
@@ -306,24 +306,24 @@ def test_refused_commands_leave_no_rows(seeded: str) -> None:
             {"name": "No Home", "email": "nh@other.example", "role": "team_leader"},
         ]})
     with pytest.raises(InvalidInput, match="location"), db.unit_of_work() as session:
-        services.import_people(session, people)
+        registry.import_people(session, people)
 
     # an action opened (and flushed) in the same unit as a refused extension is gone too
     with pytest.raises(RuleRefused), db.unit_of_work() as session:
-        services.open_action(session, make_plan(), actor="test")
-        services.extend_deadline(session, "ROSE-SG-002", new_deadline=date(2026, 3, 9),
+        action_plans.open_action(session, make_plan(), actor="test")
+        action_changes.extend_deadline(session, "ROSE-SG-002", new_deadline=date(2026, 3, 9),
                                  control_change="", by="rm@rose.example", today=TODAY)
 
     with pytest.raises(RuleRefused, match="separation of duties"), \
             db.unit_of_work() as session:
-        services.open_action(session, make_plan(senior_reviewer="team.leader@rose.example"),
+        action_plans.open_action(session, make_plan(senior_reviewer="team.leader@rose.example"),
                              actor="test")
     with pytest.raises(InvalidInput, match="observed_on"), db.unit_of_work() as session:
-        services.add_evidence(session, "ROSE-SG-001", source="audits", value=90,
+        evidence_gate.add_evidence(session, "ROSE-SG-001", source="audits", value=90,
                               sample_size=10, observed_on=date(2026, 2, 11),
                               reference="audit file", by="rm@rose.example", today=TODAY)
     with pytest.raises(NotFound), db.unit_of_work() as session:
-        services.add_evidence(session, "ROSE-SG-009", source="audits", value=90,
+        evidence_gate.add_evidence(session, "ROSE-SG-009", source="audits", value=90,
                               sample_size=10, observed_on=TODAY, reference="audit file",
                               by="rm@rose.example", today=TODAY)
 

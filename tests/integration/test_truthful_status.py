@@ -20,8 +20,14 @@ from models.signoff import SignoffKind
 from recovery.adapters import db
 from recovery.adapters import repository as repo
 from recovery.adapters.tables import ControlChangeRow, EscalationRow, OutboxRow
+from recovery.application import (
+    action_changes,
+    evidence_gate,
+    signoff_codes,
+    summaries,
+    transitions,
+)
 from recovery.application import reviews as cycles
-from recovery.application import services, signoffs
 from recovery.reporting import packs as reports
 from recovery.reporting import spreadsheets, weekly
 from recovery.reporting.snapshot import ActionLine, build_snapshot
@@ -38,8 +44,8 @@ def _in_recovery_without_evidence() -> str:
                     "value": 95, "deadline": START + timedelta(days=90)}))
     with business_day(START), db.unit_of_work() as session:
         row = repo.get_action(session, ref, for_update=True)
-        services.move(session, row, Event.SUBMIT_PLAN, actor="test")
-        services.move(session, row, Event.APPROVE_PLAN, actor="test")
+        transitions.move(session, row, Event.SUBMIT_PLAN, actor="test")
+        transitions.move(session, row, Event.APPROVE_PLAN, actor="test")
         row.recovery_started_on = START
         session.add(row)
     return ref
@@ -122,8 +128,8 @@ def _medicines_action() -> str:
         ref = open_plan(plan)
     with business_day(MEDS_START), db.unit_of_work() as session:
         row = repo.get_action(session, ref, for_update=True)
-        services.move(session, row, Event.SUBMIT_PLAN, actor="test")
-        services.move(session, row, Event.APPROVE_PLAN, actor="test")
+        transitions.move(session, row, Event.SUBMIT_PLAN, actor="test")
+        transitions.move(session, row, Event.APPROVE_PLAN, actor="test")
         row.recovery_started_on = MEDS_START
         session.add(row)
     return ref
@@ -136,7 +142,7 @@ def _evidence(ref: str, day: int, records: float) -> None:
                                   ("audits", 82, "rm@quay.example"),
                                   ("feedback", 82, "rm@quay.example"),
                                   ("staff_practice", 82, "rm@quay.example")):
-            services.add_evidence(session, ref, source=source, value=value, sample_size=20,
+            evidence_gate.add_evidence(session, ref, source=source, value=value, sample_size=20,
                                   observed_on=observed, reference=f"MAR audit day {day}",
                                   by=by, today=observed)
 
@@ -250,9 +256,9 @@ def test_every_passed_due_date_is_counted_overdue_whatever_the_status(
     in_recovery = _in_recovery_without_evidence()  # reviewed daily from START
     waiting = open_plan(make_plan(title="Handover checks signed by the shift lead"))
     with db.unit_of_work() as session:
-        services.submit_plan(session, waiting, actor="lifecycle")
-        signoffs.open_signoff(session, waiting, SignoffKind.PLAN, flow_run_id=None)
-        asked = services.opened_on(repo.get_action(session, waiting))
+        transitions.submit_plan(session, waiting, actor="lifecycle")
+        signoff_codes.open_signoff(session, waiting, SignoffKind.PLAN, flow_run_id=None)
+        asked = summaries.opened_on(repo.get_action(session, waiting))
     as_of = asked + timedelta(days=5)
 
     pack = _pack(as_of)
@@ -278,7 +284,7 @@ def test_a_draft_heads_the_attention_list_until_its_run_starts(
     _in_recovery_without_evidence()
     draft = open_plan(make_plan(title="Handover checks signed by the shift lead"))
     with db.unit_of_work() as session:
-        opened = services.opened_on(repo.get_action(session, draft))
+        opened = summaries.opened_on(repo.get_action(session, draft))
     as_of = opened + timedelta(days=3)
 
     pack = _pack(as_of)
@@ -305,7 +311,7 @@ def test_a_draft_heads_the_attention_list_until_its_run_starts(
     with db.unit_of_work() as session:  # the lifecycle run starts and submits the plan
         row_ = repo.get_action(session, draft, for_update=True)
         row_.flow_run_id = "00000000-0000-0000-0000-000000000001"
-        services.submit_plan(session, draft, actor="lifecycle")
+        transitions.submit_plan(session, draft, actor="lifecycle")
     pack = _pack(as_of)
     assert _group(pack, "not_started") == []
     assert [d.what for d in pack.decisions_needed if d.ref == draft] == [
@@ -329,14 +335,14 @@ def test_a_pack_as_of_a_past_date_reads_every_fact_as_it_stood(database_url: str
             target={"measure": "Handovers signed", "direction": "at_least", "value": 95,
                     "deadline": deadline}))
     with business_day(start + timedelta(days=1)), db.unit_of_work() as session:
-        services.submit_plan(session, ref, actor="lifecycle")
+        transitions.submit_plan(session, ref, actor="lifecycle")
     with business_day(start + timedelta(days=5)), db.unit_of_work() as session:
         row = repo.get_action(session, ref, for_update=True)
-        services.move(session, row, Event.APPROVE_PLAN, actor="ni@harbourcare.example")
+        transitions.move(session, row, Event.APPROVE_PLAN, actor="ni@harbourcare.example")
         row.recovery_started_on = start + timedelta(days=5)
     extended = start + timedelta(days=7)
     with business_day(extended), db.unit_of_work() as session:
-        services.extend_deadline(
+        action_changes.extend_deadline(
             session, ref, new_deadline=deadline + timedelta(days=30), by="rm@rose.example",
             control_change="Shift lead signs every handover sheet before leaving the floor",
             today=extended)
@@ -386,8 +392,8 @@ def test_an_action_recorded_late_stands_from_the_day_its_recovery_began(
                     "deadline": start + timedelta(days=60)}))
         with db.unit_of_work() as session:
             row = repo.get_action(session, ref, for_update=True)
-            services.move(session, row, Event.SUBMIT_PLAN, actor="lifecycle")
-            services.move(session, row, Event.APPROVE_PLAN, actor="ni@harbourcare.example")
+            transitions.move(session, row, Event.SUBMIT_PLAN, actor="lifecycle")
+            transitions.move(session, row, Event.APPROVE_PLAN, actor="ni@harbourcare.example")
             row.recovery_started_on = start
     with db.unit_of_work() as session:
         lines = build_snapshot(session, as_of=start + timedelta(days=3)).lines

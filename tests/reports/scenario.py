@@ -1,7 +1,7 @@
 """Test data for the report packs, built only through the product's services: plans opened
-with `services.open_action`, plans signed off with the one-time code from the outbox,
-evidence with `services.add_evidence`, reviews and escalations by `cycles.run_daily`,
-control changes with `cycles.record_control_change`."""
+with `action_plans.open_action`, plans signed off with the one-time code from the outbox,
+evidence with `evidence_gate.add_evidence`, reviews and escalations by `cycles.run_daily`,
+control changes with `follow_ups.record_control_change`."""
 
 from __future__ import annotations
 
@@ -17,8 +17,16 @@ from models.signoff import SignoffKind, Submission
 from recovery.adapters import db
 from recovery.adapters.mail import outgoing
 from recovery.adapters.tables import OutboxRow
+from recovery.application import (
+    action_plans,
+    evidence_gate,
+    follow_ups,
+    registry,
+    signoff_codes,
+    signoffs,
+    transitions,
+)
 from recovery.application import reviews as cycles
-from recovery.application import services, signoffs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples"
@@ -48,8 +56,8 @@ def sign_off_plan(ref: str, *, on: date, rationale: str, decision: str = "approv
     outbox and sign off as the named senior reviewer would."""
     now = at(on)
     with db.unit_of_work() as session:
-        services.submit_plan(session, ref, actor="lifecycle")
-        wait = signoffs.open_signoff(session, ref, SignoffKind.PLAN, flow_run_id=None, now=now)
+        transitions.submit_plan(session, ref, actor="lifecycle")
+        wait = signoff_codes.open_signoff(session, ref, SignoffKind.PLAN, flow_run_id=None, now=now)
         mail = session.exec(select(OutboxRow).where(
             OutboxRow.dedupe_key == f"signoff:{ref}:plan:1")).one()
         text = outgoing(mail)[1]  # the code is put in as the email is sent
@@ -65,14 +73,14 @@ def sign_off_plan(ref: str, *, on: date, rationale: str, decision: str = "approv
 
 def submit_only(ref: str, *, on: date) -> None:
     with db.unit_of_work() as session:
-        services.submit_plan(session, ref, actor="lifecycle")
-        signoffs.open_signoff(session, ref, SignoffKind.PLAN, flow_run_id=None, now=at(on))
+        transitions.submit_plan(session, ref, actor="lifecycle")
+        signoff_codes.open_signoff(session, ref, SignoffKind.PLAN, flow_run_id=None, now=at(on))
 
 
 def evidence(ref: str, source: str, value: float | None, on: date, by: str,
              reference: str | None = None, sample: int | None = 20) -> None:
     with db.unit_of_work() as session:
-        services.add_evidence(
+        evidence_gate.add_evidence(
             session, ref, source=source, value=value,
             sample_size=sample if value is not None else None, observed_on=on,
             reference=reference or f"{source.replace('_', ' ')} sample {on.isoformat()}",
@@ -86,8 +94,8 @@ def daily(day: date) -> None:
 
 def directory(people_yaml: bytes) -> None:
     with db.unit_of_work() as session:
-        services.initialise(session)
-        services.import_people(session, parse_people(people_yaml))
+        registry.initialise(session)
+        registry.import_people(session, parse_people(people_yaml))
 
 
 # ---------------------------------------------------------------- the three seed examples
@@ -102,7 +110,7 @@ def build_seed() -> dict[str, Any]:
     refs = []
     for path in SEED_PLANS.values():
         with db.unit_of_work() as session:
-            refs.append(services.open_action(session, parse_plan(path.read_bytes()),
+            refs.append(action_plans.open_action(session, parse_plan(path.read_bytes()),
                                              actor="cli").ref)
     assert refs == list(SEED_PLANS), refs
     sign_off_plan("ROSE-SG-001", on=SIGNED_OFF_ON, rationale=SCRIPT_RATIONALE)
@@ -150,7 +158,7 @@ def build_seed() -> dict[str, Any]:
             with db.unit_of_work() as session:
                 if session.exec(select(OutboxRow.id).where(col(OutboxRow.dedupe_key).startswith(
                         "escalation:QUAY-MED-001"))).first() is not None:
-                    cycles.record_control_change(session, "QUAY-MED-001", what=SCRIPT_CONTROL,
+                    follow_ups.record_control_change(session, "QUAY-MED-001", what=SCRIPT_CONTROL,
                                                  by="rm@quay.example", today=day)
                     changed = True
         day += timedelta(days=1)
@@ -238,7 +246,7 @@ def build_provider(locations: int = 20, per_location: int = 3) -> dict[str, Any]
     for i in range(locations):
         for k in range(per_location):
             with db.unit_of_work() as session:
-                refs.append(services.open_action(
+                refs.append(action_plans.open_action(
                     session, plan_from_mapping(provider_plan(i, k)), actor="cli").ref)
     waiting = set(refs[-2:])
     for ref in refs:

@@ -24,7 +24,7 @@ import pytest
 from devstack.mailsink import MailSink
 from models.planfile import plan_from_mapping
 from recovery.adapters import db
-from recovery.application import services
+from recovery.application import action_plans
 from recovery.settings import get_settings
 from tests.integration.conftest import (  # noqa: F401 - fixtures reused from integration
     _truncate_postgres,
@@ -47,7 +47,7 @@ def seed_world(today: date) -> None:
     """Catalogue, staff directory and ROSE-SG-001 (baseline ten days ago)."""
     seed_directory()
     with db.unit_of_work() as session:
-        ref = services.open_action(session, plan_from_mapping(relative_plan(today)),
+        ref = action_plans.open_action(session, plan_from_mapping(relative_plan(today)),
                                    actor="test").ref
     assert ref == REF
 

@@ -1,7 +1,8 @@
 """Driving one action through the real application layer, as the lifecycle's tasks do:
-recovery.application.signoffs (open_signoff, apply_signoff, record_closure_request,
-evaluate_closure_gate), recovery.application.services (submit_plan, revise_plan, add_evidence) and
-recovery.application.reviews.run_daily. Status is never written directly.
+recovery.application's signoff_codes.open_signoff, signoffs.apply_signoff,
+closure_requests (record_closure_request, evaluate_closure_gate), transitions.submit_plan,
+action_plans.revise_plan, evidence_gate.add_evidence and reviews.run_daily.
+Status is never written directly.
 
 Simulated days: `day` starts at the world's today (the action's baseline is ten days
 earlier) and only moves forward; sign-off times are 10:00 London on that day.
@@ -31,8 +32,16 @@ from recovery.adapters import db
 from recovery.adapters import repository as repo
 from recovery.adapters.mail import outgoing
 from recovery.adapters.tables import AuditRow, ClosureRequestRow, DecisionRow, OutboxRow
+from recovery.application import (
+    action_plans,
+    closure_requests,
+    evidence_gate,
+    signoff_codes,
+    signoff_waits,
+    signoffs,
+    transitions,
+)
 from recovery.application import reviews as cycles
-from recovery.application import services, signoffs
 from recovery.settings import get_settings
 from tests.security.conftest import LEAD, MANAGER, REF, REVIEWER
 
@@ -127,20 +136,20 @@ class Driver:
         return result
 
     def submit(self) -> None:
-        self.attempt("submit", lambda s: services.submit_plan(s, self.ref, actor="lifecycle")
+        self.attempt("submit", lambda s: transitions.submit_plan(s, self.ref, actor="lifecycle")
                      .status)
 
     def revise(self) -> None:
         def work(session: Session) -> str:
             plan = repo.plan_of(repo.get_action(session, self.ref))
-            return services.revise_plan(session, self.ref, plan, actor=LEAD).status
+            return action_plans.revise_plan(session, self.ref, plan, actor=LEAD).status
 
         self.attempt("revise", work)
 
     def evidence(self, sources: tuple[str, ...], value: float, by: str, age: int) -> None:
         for source in sources:
             self.attempt(f"evidence {source}={value} by {by}", lambda s, src=source: (
-                services.add_evidence(
+                evidence_gate.add_evidence(
                     s, self.ref, source=src, value=value, sample_size=20,
                     observed_on=self.day - timedelta(days=age),
                     reference="Audit file, this week", by=by, today=self.day).id))
@@ -151,13 +160,13 @@ class Driver:
     def open(self, kind: SignoffKind) -> tuple[str, str, int]:
         """The live request's pause key and code (issuing one if none is live)."""
         with db.unit_of_work() as session:
-            wait = signoffs.open_signoff(session, self.ref, kind, flow_run_id=None,
+            wait = signoff_codes.open_signoff(session, self.ref, kind, flow_run_id=None,
                                          now=self.now())
             code = outbox_code(session, self.ref, kind, wait.attempt)
         return wait.pause_key, code, wait.attempt
 
     def signoff(self, kind: SignoffKind, *, signer: str, right_code: bool, decision: str,
-                rationale: str = GOOD_RATIONALE) -> signoffs.SignoffOutcome:
+                rationale: str = GOOD_RATIONALE) -> signoff_waits.SignoffOutcome:
         pause_key, code, attempt = self.open(kind)
         submission = Submission(reviewer_email=SIGNERS[signer],
                                 code=code if right_code else other_code(code),
@@ -173,8 +182,8 @@ class Driver:
 
     def request_closure(self, by: str, summary: str) -> None:
         def work(session: Session) -> object:
-            wait = signoffs.closure_wait(session, self.ref)
-            return signoffs.record_closure_request(
+            wait = closure_requests.closure_wait(session, self.ref)
+            return closure_requests.record_closure_request(
                 session, self.ref, pause_key=wait.pause_key, requested_by=by,
                 summary=summary).applied
 
@@ -188,7 +197,7 @@ class Driver:
             expected = None
             if request is not None and request.gate_passed is None:
                 expected = independent_gate(session, self.ref, self.day)
-            outcome = signoffs.evaluate_closure_gate(session, self.ref, as_of=self.day)
+            outcome = closure_requests.evaluate_closure_gate(session, self.ref, as_of=self.day)
             if expected is not None:
                 assert request is not None
                 assert outcome.applied == expected, (outcome, expected)

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from models.signoff import SignoffKind
 from recovery.adapters import db
-from recovery.application import services, signoffs
+from recovery.application import signoff_codes, transitions
 from recovery.settings import get_settings
 from tests.integration.helpers import cli, dump_tables, relative_plan
 from tests.security.conftest import MANAGER, World
@@ -73,8 +73,8 @@ def test_html_sql_and_markup_are_stored_literally_and_harmless(
 
     # the sign-off email: HTML escaped in the HTML part, plain in the text part
     with db.unit_of_work() as session:
-        services.submit_plan(session, ref, actor="lifecycle")
-        signoffs.open_signoff(session, ref, SignoffKind.PLAN, flow_run_id=None)
+        transitions.submit_plan(session, ref, actor="lifecycle")
+        signoff_codes.open_signoff(session, ref, SignoffKind.PLAN, flow_run_id=None)
     with db.engine_for(world.url).connect() as conn:
         html, plain = conn.execute(text(
             "SELECT html_body, text_body FROM outbox WHERE dedupe_key = :k"),

@@ -23,7 +23,14 @@ from models.planfile import plan_from_mapping
 from models.signoff import CODE_TTL, MAX_WRONG_CODES, SignoffKind, Submission, hash_code
 from recovery.adapters import db, mail
 from recovery.adapters.tables import AuditRow, DecisionRow, OutboxRow, SignoffRequestRow, as_utc
-from recovery.application import services, signoffs
+from recovery.application import (
+    action_plans,
+    closure_requests,
+    signoff_codes,
+    signoff_waits,
+    signoffs,
+    transitions,
+)
 from recovery.settings import get_settings
 from tests.integration.helpers import dump_tables, relative_plan
 from tests.security.conftest import LEAD, MANAGER, REF, REVIEWER, World
@@ -41,15 +48,15 @@ def world(sqlite_world: World, sink: MailSink) -> World:
     with db.unit_of_work() as session:
         plan = plan_from_mapping(relative_plan(
             today, title="Safeguarding concerns escalated out of hours"))
-        assert services.open_action(session, plan, actor="test").ref == SECOND
+        assert action_plans.open_action(session, plan, actor="test").ref == SECOND
         for ref in (REF, SECOND):
-            services.submit_plan(session, ref, actor="lifecycle")
+            transitions.submit_plan(session, ref, actor="lifecycle")
     return sqlite_world
 
 
-def open_plan_signoff(ref: str, when: object = None) -> signoffs.WaitInfo:
+def open_plan_signoff(ref: str, when: object = None) -> signoff_waits.WaitInfo:
     with db.unit_of_work() as session:
-        return signoffs.open_signoff(session, ref, SignoffKind.PLAN, flow_run_id=None,
+        return signoff_codes.open_signoff(session, ref, SignoffKind.PLAN, flow_run_id=None,
                                      now=when)  # type: ignore[arg-type]
 
 
@@ -64,7 +71,7 @@ def queued_code(ref: str, attempt: int = 1) -> str:
 
 
 def sign(ref: str, *, code: str, by: str = REVIEWER, decision: str = "approve",
-         when: object = None) -> signoffs.SignoffOutcome:
+         when: object = None) -> signoff_waits.SignoffOutcome:
     """One answer to the live plan sign-off, under a fresh pause key as the flow asks."""
     wait = open_plan_signoff(ref, when)
     with db.unit_of_work() as session:
@@ -154,7 +161,7 @@ def test_a_code_is_used_once(world: World) -> None:
             get_settings().today(), title="Safeguarding concerns escalated out of hours",
             interim_controls=["Registered manager reviews every open concern daily",
                               "On-call manager reviews concerns raised overnight"]))
-        services.revise_plan(session, SECOND, plan, actor=LEAD)
+        action_plans.revise_plan(session, SECOND, plan, actor=LEAD)
     assert status(SECOND) == "awaiting_plan_signoff"
 
     # the revision is signed under a new request with a new code; the old one is spent
@@ -427,7 +434,7 @@ def test_each_lockout_after_a_reissue_is_alerted_and_audited_and_each_reissue_se
     assert request is not None and request.locked
 
     with db.unit_of_work() as session:
-        third = signoffs.reissue(session, REF, by=MANAGER)
+        third = signoff_codes.reissue(session, REF, by=MANAGER)
     assert third == "plan"
     newest = reissued_code(sink, REF)
     assert newest not in {first, second}
@@ -474,8 +481,8 @@ def test_a_closure_request_is_recorded_as_requested_by_an_unchecked_identity(
     open_plan_signoff(REF)
     assert sign(REF, code=queued_code(REF)).applied
     with db.unit_of_work() as session:
-        wait = signoffs.closure_wait(session, REF)
-        assert signoffs.record_closure_request(
+        wait = closure_requests.closure_wait(session, REF)
+        assert closure_requests.record_closure_request(
             session, REF, pause_key=wait.pause_key, requested_by=f" {LEAD.upper()} ",
             summary="Every pillar shows the improvement over four weeks").applied
     wording = f"requested as {LEAD}, identity not checked"

@@ -18,7 +18,7 @@ from markdown_it.token import Token
 
 from models.planfile import plan_from_mapping
 from recovery.adapters import db, escaping, mail
-from recovery.application import forms, services
+from recovery.application import action_plans, forms
 from recovery.reporting import packs as reports
 from recovery.reporting import snapshot as governance
 from recovery.reporting import weekly
@@ -107,7 +107,7 @@ def payload_ref(sqlite_world: World) -> str:
         steps=[{"role": "registered_manager", "action": MULTILINE, "record": MULTILINE}],
     )
     with db.unit_of_work() as session:
-        return services.open_action(session, plan_from_mapping(plan), actor="test").ref
+        return action_plans.open_action(session, plan_from_mapping(plan), actor="test").ref
 
 
 @pytest.mark.parametrize("kind", ["plan", "closure", "closure-request", "revision"])

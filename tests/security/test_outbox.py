@@ -26,7 +26,7 @@ from sqlmodel import col, select
 from devstack.mailsink import MailSink, MailSinkHandler
 from recovery.adapters import db, mail
 from recovery.adapters.tables import OutboxRow, PersonRow, as_utc, utcnow
-from recovery.application import services
+from recovery.application import transitions
 from recovery.cli import doctor
 from recovery.settings import get_settings
 from tests.integration.helpers import cli, dump_tables
@@ -59,7 +59,7 @@ def any_world(request: pytest.FixtureRequest, tmp_path: Path,
         seed_world(get_settings().today())
         world = World("postgresql", url)
     with db.unit_of_work() as session:
-        services.submit_plan(session, REF, actor="lifecycle")
+        transitions.submit_plan(session, REF, actor="lifecycle")
     return world
 
 

@@ -247,7 +247,7 @@ def test_any_date_is_refused_clearly_or_every_pack_and_cycle_completes(
     from models.dates import check_as_of
     from models.errors import InvalidInput, RuleRefused
     from models.planfile import plan_from_mapping
-    from recovery.application import services
+    from recovery.application import action_changes, action_plans
     from recovery.settings import get_settings
     from tests.integration.helpers import relative_plan
     from tests.security.conftest import REF
@@ -262,10 +262,10 @@ def test_any_date_is_refused_clearly_or_every_pack_and_cycle_completes(
                              else ("target", "deadline"))
                 mapping[key] = {**mapping[key], name: day}
                 with db.unit_of_work() as session:
-                    services.open_action(session, plan_from_mapping(mapping), actor="test")
+                    action_plans.open_action(session, plan_from_mapping(mapping), actor="test")
             elif field == "extension":
                 with db.unit_of_work() as session:
-                    services.extend_deadline(
+                    action_changes.extend_deadline(
                         session, REF, new_deadline=day, by="ni@harbourcare.example",
                         control_change="A second senior carer on every morning shift",
                         today=today)

@@ -24,7 +24,7 @@ from recovery.adapters import db
 from recovery.adapters import repository as repo
 from recovery.adapters.mail import outgoing
 from recovery.adapters.tables import DecisionRow, OutboxRow
-from recovery.application import absences, signoffs, standins
+from recovery.application import absences, signoff_codes, signoffs, standins
 from tests.security.conftest import LEAD, MANAGER, REVIEWER
 from tests.security.driver import CODE_RE, GOOD_RATIONALE, Driver, fresh_world, other_code
 
@@ -45,7 +45,7 @@ def live_code(session: Session, ref: str, request: Any) -> str:
     if not request.code_hash:
         return "000000"
     base = f"signoff:{ref}:{request.kind}:{request.attempt}"
-    for key in (f"{base}:{signoffs._code_tag(request)}", base):
+    for key in (f"{base}:{signoff_codes.code_tag(request)}", base):
         row = session.exec(select(OutboxRow).where(OutboxRow.dedupe_key == key)).first()
         if row is not None:
             found = CODE_RE.search(outgoing(row)[1])
@@ -67,7 +67,8 @@ class StandinDriver(Driver):
         with db.unit_of_work() as session:  # the run has asked, as it does before waiting
             kind = standins.WAITING_KIND.get(repo.get_action(session, self.ref).status)
             if kind is not None:
-                signoffs.open_signoff(session, self.ref, kind, flow_run_id=None, now=self.now())
+                signoff_codes.open_signoff(session, self.ref, kind, flow_run_id=None,
+                                           now=self.now())
         self.attempt(f"reassign to {to} by {by}", lambda s: standins.reassign(
             s, self.ref, to=to, by=by, reason="The reviewer is away this week",
             now=self.now(), today=self.day).standin)
@@ -83,13 +84,13 @@ class StandinDriver(Driver):
     def sign(self, kind: SignoffKind, signer: str, right_code: bool, decision: str) -> None:
         with db.unit_of_work() as session:
             try:
-                wait = signoffs.open_signoff(session, self.ref, kind, flow_run_id=None,
+                wait = signoff_codes.open_signoff(session, self.ref, kind, flow_run_id=None,
                                              now=self.now())
             except DomainError as exc:
                 self.log.append(f"open {kind.value}: {exc}")
                 return
             row = repo.get_action(session, self.ref)
-            request = signoffs.current_request(session, row.id or 0, kind)
+            request = signoff_codes.current_request(session, row.id or 0, kind)
             assert request is not None
             code = live_code(session, self.ref, request)
             assignee = request.reviewer_email

@@ -28,7 +28,7 @@ from models.planfile import PeopleFile
 from recovery.adapters import audit_log, db
 from recovery.adapters.tablefile import Formula, Limits, read_table
 from recovery.adapters.tables import ActionRow
-from recovery.application import services
+from recovery.application import registry
 from recovery.settings import get_settings
 from tests.integration.helpers import cli
 from tests.security.conftest import World
@@ -217,7 +217,7 @@ def _writer(stop: threading.Event, waits: list[float], failures: list[str]) -> N
         started = time.perf_counter()
         try:
             with db.unit_of_work() as session:
-                services.import_people(session, PeopleFile.model_validate({
+                registry.import_people(session, PeopleFile.model_validate({
                     "provider": "Harbour Care Group", "people": [{
                         "name": f"Agency Carer {n}", "email": f"agency{n}@rose.example",
                         "role": "care_worker", "location": "Rose House"}]}))

@@ -2,10 +2,10 @@
 
 Import: one row per action. The file is read within bounds (recovery/adapters/tablefile.py); every
 row goes through the same validation as a plan file (`models.planfile.plan_from_mapping`,
-then `services.PlanChecks`, open_action's checks, and the sign-off readiness check) with
+then `action_plans.PlanChecks`, open_action's checks, and the sign-off readiness check) with
 reads only; a file with any bad row imports nothing and reports every bad row (row number,
 column, what is wrong). Only then does one short write transaction open every action in
-bulk (`services.open_actions`), so other writers wait seconds, not minutes.
+bulk (`action_plans.open_actions`), so other writers wait seconds, not minutes.
 
 Export: the risk-rated tracker as a manager expects it in Excel (header row frozen, RAG
 fill colours, dates as dates, sensible column widths, filters), or as CSV. The export

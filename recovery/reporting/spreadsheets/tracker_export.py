@@ -21,7 +21,7 @@ from models.risk import RiskLevel
 from models.templates import get_template
 from recovery.adapters import repository as repo
 from recovery.adapters.tables import ActionRow, LocationRow, PersonRow
-from recovery.application import services
+from recovery.application import summaries
 from recovery.reporting import charts
 from recovery.reporting.snapshot import Then, as_it_stood, build_snapshot
 from recovery.reporting.spreadsheets.layout import (
@@ -56,7 +56,7 @@ def _steps_text(plan: dict[str, Any]) -> str:
 def _status_text(row: ActionRow, status: str) -> str:
     """A draft never started says so, since when and why, beside the started ones."""
     if status == Status.DRAFT.value and (row.flow_run_id is None or status != row.status):
-        return f"not started: draft since {services.opened_on(row):%d/%m/%Y}, no lifecycle run"
+        return f"not started: draft since {summaries.opened_on(row):%d/%m/%Y}, no lifecycle run"
     return status.replace("_", " ")
 
 
@@ -95,7 +95,7 @@ def tracker_records(session: Session, *, as_of: date,
             "trend": line.trend if line else "",
             "lead": lead.email, "lead_name": lead.name,
             "reviewer": reviewer.email, "reviewer_name": reviewer.name,
-            "cadence": line.cadence if line else services.cadence_of(row, as_of).value,
+            "cadence": line.cadence if line else summaries.cadence_of(row, as_of).value,
             "next_review": line.next_review_due if line else None,
             "escalated": "yes" if (line.escalated if line else row.escalated) else "no",
             "baseline_issue": plan["baseline"]["issue"],

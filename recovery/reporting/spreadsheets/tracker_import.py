@@ -27,7 +27,7 @@ from recovery.adapters.tablefile import (
 )
 from recovery.adapters.tablefile import blank as _blank
 from recovery.adapters.tables import ActionRow
-from recovery.application import services
+from recovery.application import action_plans
 from recovery.reporting.spreadsheets.layout import (
     BY_KEY,
     COLUMNS,
@@ -280,9 +280,9 @@ def import_tracker(data: bytes, *, name: str, dry_run: bool = False,
         except InvalidInput as exc:
             errors += [RowError(row=number, column=shown(k), error=e) for k, e in _problems(exc)]
 
-    checked: list[tuple[int, services.CheckedPlan]] = []
+    checked: list[tuple[int, action_plans.CheckedPlan]] = []
     with db.reading() as session:
-        checks = services.PlanChecks(session)
+        checks = action_plans.PlanChecks(session)
         open_titles = _open_titles(session)
         for number, plan in plans:
             try:
@@ -297,7 +297,7 @@ def import_tracker(data: bytes, *, name: str, dry_run: bool = False,
         if errors:
             raise TrackerRejected(errors, rows=len(table.rows))
         if dry_run:
-            refs = [ref for _, ref in services.next_refs(session, [c for _, c in checked])]
+            refs = [ref for _, ref in action_plans.next_refs(session, [c for _, c in checked])]
     digest = hashlib.sha256(data).hexdigest()
     if not dry_run:
         refs = _write(checked, actor=actor, file=Path(name).name, digest=digest,
@@ -306,14 +306,14 @@ def import_tracker(data: bytes, *, name: str, dry_run: bool = False,
                         ignored_columns=ignored, sha256=digest)
 
 
-def _write(checked: list[tuple[int, services.CheckedPlan]], *, actor: str, file: str,
+def _write(checked: list[tuple[int, action_plans.CheckedPlan]], *, actor: str, file: str,
            digest: str, rows: int, title: str) -> list[str]:
     """The one write transaction: everything was checked before it began; it only looks
     again for the same action opened meanwhile (another import of the same file)."""
     plans = [c for _, c in checked]
-    new = services.new_actions(plans, actor=actor)
+    new = action_plans.new_actions(plans, actor=actor)
     with db.unit_of_work() as session:
-        services.lock_locations(session, [c.location.id for c in plans
+        action_plans.lock_locations(session, [c.location.id for c in plans
                                           if c.location.id is not None])
         open_titles = _open_titles(session)
         clashes: list[RowError] = []
@@ -324,7 +324,7 @@ def _write(checked: list[tuple[int, services.CheckedPlan]], *, actor: str, file:
                 clashes.append(RowError(row=number, column=title, error=exc.rule))
         if clashes:
             raise TrackerRejected(clashes, rows=rows)
-        refs = services.open_actions(session, new)
+        refs = action_plans.open_actions(session, new)
         audit_log.append(session, actor=actor, event="tracker.imported", action_ref=None,
                          details={"file": file, "sha256": digest, "rows": rows,
                                   "actions": refs})
@@ -343,7 +343,7 @@ def _open_titles(session: Session) -> _Titles:
                        ActionRow.status).where(ActionRow.status != Status.CLOSED.value))}
 
 
-def _refuse_duplicate(one: services.CheckedPlan, titles: _Titles, number: int | None) -> None:
+def _refuse_duplicate(one: action_plans.CheckedPlan, titles: _Titles, number: int | None) -> None:
     """An action already open at the location under the same title (or an earlier row of
     the file) is refused; the row's title is then taken, for the rows after it."""
     assert one.location.id is not None
