@@ -69,7 +69,10 @@ def _notify(deployment_id: UUID, kind: str, **extra: object) -> RunDeployment:
 
 
 def automations(deployment_id: UUID, signoff_wait: timedelta) -> list[Automation]:
-    """The three automations, pointing at the `recovery-notify` deployment."""
+    """The three automations, pointing at the `recovery-notify` deployment.
+
+    Long because it is a declaration: three automations with their triggers and actions
+    written out as Prefect takes them, read and reviewed as one list."""
     if signoff_wait < MIN_SIGNOFF_WAIT:
         raise ValueError(f"the sign-off wait must be at least {MIN_SIGNOFF_WAIT.seconds} "
                          f"seconds (Prefect's minimum for a proactive trigger)")

@@ -41,6 +41,11 @@ def notify_deployment() -> Any:
 
 
 def all_deployments() -> list[Any]:
+    """Every deployment `recovery serve` serves: the lifecycle, the three cycles, the
+    maintenance and notification flows and the operations forms.
+
+    Long because it is a declaration: each deployment's name, description, schedule and
+    parameters written out where an operator reads them, one list."""
     return [
         high_risk_action.to_deployment(
             name=LIFECYCLE,

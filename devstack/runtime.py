@@ -355,6 +355,10 @@ def start_prefect_server(
 ) -> PrefectServer:
     """Start ``prefect server start`` and wait until ``/api/health`` answers.
 
+    Long on purpose: the server's environment, its process and the wait for health are
+    one sequence whose failure paths (port taken, early exit, timeout) each stop what was
+    started so far; split up, each helper would carry the half-started process.
+
     Args:
         database_url: SQLAlchemy URL of the server database, e.g.
             ``postgresql+asyncpg://postgres@127.0.0.1:5432/prefect_x``. Default: SQLite in

@@ -46,7 +46,10 @@ def triangulation_gate(
 ) -> GateVerdict:
     """Whether the action may go to closure sign-off, and every reason it may not. A
     reopened action closes on a fresh path: only evidence observed since it was reopened
-    counts, so the evidence that closed it once cannot close it again."""
+    counts, so the evidence that closed it once cannot close it again.
+
+    Long on purpose (a little): the seed's closure checklist in one place, each check
+    adding its reason, so the gate's every refusal can be read top to bottom."""
     target = plan.target
     cutoff = shift(as_of, -freshness_days)
     reasons: list[str] = []

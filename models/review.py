@@ -270,7 +270,11 @@ def assess(
     """The rules of one review (`assess_progress` is this for a whole plan): progress
     against target and trajectory, freshness, triggers, rating. `watched` are the trigger
     kinds the plan names. Plain records in and out, so the daily cycle can assess
-    thousands of actions without building a validated model per action."""
+    thousands of actions without building a validated model per action.
+
+    Long on purpose: the seed's review rules in the order it gives them (the measure,
+    the trajectory, the triggers, the rating), each step reading what the earlier ones
+    found; split up, those values would be passed from helper to helper."""
     pillars = positions(evidence, as_of, freshness_days)
     # the measure is the weakest pillar's latest value; the target is met only when every
     # pillar has a fresh measured value that meets it

@@ -134,7 +134,11 @@ def open_request(
 def apply(
     session: Session, *, month: str, answer: dict[str, Any], now: datetime | None = None
 ) -> list[str]:
-    """Record the minutes; [] when applied, else every reason (nothing else changes)."""
+    """Record the minutes; [] when applied, else every reason (nothing else changes).
+
+    Long on purpose (a little): the code check, every action's outcome and note, and the
+    writes happen under one row lock on the month's request, in the order they are
+    audited; a helper would have to carry the lock, the request and the reasons."""
     now = now or utcnow()
     request = session.exec(select(AssuranceRequestRow).where(
         AssuranceRequestRow.month == month).with_for_update()).one()
