@@ -41,8 +41,9 @@ def notify_deployment() -> Any:
 
 
 def all_deployments() -> list[Any]:
-    """Every deployment `recovery serve` serves: the lifecycle, the three cycles, the
-    maintenance and notification flows and the operations forms.
+    """The deployments `recovery serve` serves: the lifecycle, the three cycles, the
+    operations forms (open an action, record or import evidence, people away, sign-off
+    reassignment) and the reconciliation of lost runs.
 
     Long because it is a declaration: each deployment's name, description, schedule and
     parameters written out where an operator reads them, one list."""
