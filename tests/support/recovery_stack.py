@@ -410,6 +410,24 @@ class RecoveryStack:
                 sort=TaskRunSort.EXPECTED_START_TIME_ASC,
             ))
 
+    def wait_for_task_states(self, ref: str, name_prefix: str, states: list[str], *,
+                             timeout: float = 30) -> list[Any]:
+        """The run's task runs named `name_prefix...` once their final states, sorted, are
+        `states`. The server records task-run states from events, in batches, so a task's
+        end can reach the API a moment after the flow's own next state."""
+        def check() -> list[Any] | None:
+            runs = [t for t in self.task_runs(ref) if t.name.startswith(name_prefix)]
+            found = sorted(t.state.type.value for t in runs if t.state is not None)
+            return runs if found == sorted(states) else None
+
+        try:
+            return wait_until(check, timeout=timeout, interval=0.2,
+                              message=f"{name_prefix} task runs {states}")
+        except TimeoutError as exc:
+            seen = [(t.name, t.state and t.state.type.value) for t in self.task_runs(ref)
+                    if t.name.startswith(name_prefix)]
+            raise AssertionError(f"{ref}: {exc}; seen {seen}") from None
+
     def artifacts(self, key: str) -> list[Any]:
         from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
