@@ -6,8 +6,8 @@ The Prefect UI sends one resume request and does not retry: a 503 ("database is 
 SQLite refusing a deferred transaction's upgrade to a write when another connection wrote
 meanwhile) shows the reviewer "Failed to resume flow run". This measures how often that
 happens on a machine as busy as a demo gets, for Prefect's default server settings and for
-the settings `devstack.runtime.SQLITE_SERVER_SETTINGS` gives the demo's (and the tests')
-server. For each: a fresh server on SQLite; a served-deployment poller asking for
+the settings `devstack.prefect_server.SQLITE_SERVER_SETTINGS` gives the demo's (and the
+tests') server. For each: a fresh server on SQLite; a served-deployment poller asking for
 scheduled runs every second (as `recovery serve` does); `--load-flows` processes running
 flows of ten tasks back to back (the task-run and event writes a lifecycle run makes);
 two CPU-bound processes per core; then `--resumes` resumes of a paused run, each sent
@@ -31,7 +31,7 @@ from uuid import UUID
 import httpx
 
 from benchmarks import machine
-from devstack.runtime import SQLITE_SERVER_SETTINGS, start_prefect_server
+from devstack.prefect_server import SQLITE_SERVER_SETTINGS, start_prefect_server
 
 
 def _spin() -> None:  # pragma: no cover - a CPU-bound child

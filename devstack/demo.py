@@ -65,11 +65,8 @@ from devstack.demo_status import (
     print_views,
     wait_until_settled,
 )
-from devstack.runtime import (
-    PrefectServer,
-    ServeProcess,
-    start_prefect_server,
-)
+from devstack.prefect_server import PrefectServer, start_prefect_server
+from devstack.processes import ServeProcess
 
 # ---------------------------------------------------------------- the demo
 

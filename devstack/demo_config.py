@@ -13,11 +13,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from devstack.runtime import (
+from devstack.prefect_server import prefect_client_env
+from devstack.processes import (
     alive,
     command_line,
     port_in_use,
-    prefect_client_env,
     terminate_tree,
     wait_for_idle,
 )

@@ -166,7 +166,7 @@ def build_snapshot(
     Long on purpose: it reads each table once for all the actions (set-based, in chunks),
     then builds each line from those maps; split up, the maps (reviews, escalations,
     decisions asked, provider reviews, people, locations) would be threaded through
-    helpers as a dozen parameters, as `packs/gather._details` says of its own pass."""
+    helpers as a dozen parameters, as `packs/details._details` says of its own pass."""
     provider = session.exec(select(ProviderRow)).first()
     shown = [s.value for s in OPEN] + list(DECISIONS_NEEDED)
     # a pack as of a past date reads every action as it stood then (opened by then, its

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from devstack.mailsink import read_message
-from devstack.runtime import free_port, port_in_use, wait_until
+from devstack.processes import free_port, port_in_use, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 _SCRIPT = Path(sys.executable).with_name("recovery")

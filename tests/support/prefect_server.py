@@ -1,8 +1,8 @@
 """Real Prefect server and "serve" subprocesses for tests.
 
-The process helpers live in ``devstack.runtime`` (the demo uses them too) and are
-re-exported here; this module adds what only tests need: a throwaway PostgreSQL database
-for the server and waits on flow-run states. Typical use::
+The process helpers live in ``devstack.processes`` and ``devstack.prefect_server`` (the
+demo uses them too) and are re-exported here; this module adds what only tests need: a
+throwaway PostgreSQL database for the server and waits on flow-run states. Typical use::
 
     with start_prefect_server() as server:
         with server.settings():              # this process talks to the server
@@ -22,16 +22,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from devstack.runtime import (
-    DEFAULT_HOST,
+from devstack.prefect_server import (
     SERVER_START_TIMEOUT,
     PrefectServer,
-    ServeProcess,
-    free_port,
     prefect_client_env,
     start_prefect_server,
-    wait_until,
 )
+from devstack.processes import DEFAULT_HOST, ServeProcess, free_port, wait_until
 
 __all__ = [
     "DEFAULT_HOST",

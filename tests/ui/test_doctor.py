@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.runtime import free_port
+from devstack.processes import free_port
 from tests.support.prefect_server import PrefectServer, wait_until
 from tests.support.recovery_stack import RECOVERY_BIN, REPO_ROOT, RecoveryStack
 from tests.ui.conftest import run_python

@@ -18,7 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from devstack.runtime import free_port
+from devstack.processes import free_port
 from models.errors import InvalidInput
 from tests.support.prefect_server import PrefectServer
 from tests.support.recovery_stack import RECOVERY_BIN, REPO_ROOT, _clean_environ

@@ -8,9 +8,10 @@ per pillar with freshness, escalations and control changes, sign-off decisions, 
 provider assurance minutes, the improvement plan and, for inspectors, the decision log
 from the hash-chained audit trail with the chain verified.
 
-Modules: `views` (typed contexts and constants), `gather` (set-based loading),
-`builders` (the three packs and `build_pack`), `rendering` (HTML, Markdown, PDF and
-`write_report`). Everything callers use is re-exported here.
+Modules: `views` (typed contexts and constants), `details` (set-based loading of what
+the packs show per action), `summary` (across the actions: attention, charts, counts, the
+matrix, pack metadata), `builders` (the three packs and `build_pack`), `rendering` (HTML,
+Markdown, PDF and `write_report`). Everything callers use is re-exported here.
 """
 
 from recovery.reporting.packs.builders import (
@@ -21,10 +22,6 @@ from recovery.reporting.packs.builders import (
     inspector_pack,
     verify_chain,
 )
-from recovery.reporting.packs.gather import (
-    chart_plan,
-    needs_attention,
-)
 from recovery.reporting.packs.rendering import (
     ReportResult,
     print_document,
@@ -33,6 +30,10 @@ from recovery.reporting.packs.rendering import (
     render_markdown,
     render_pdf,
     write_report,
+)
+from recovery.reporting.packs.summary import (
+    chart_plan,
+    needs_attention,
 )
 from recovery.reporting.packs.views import (
     ATTENTION_OVER,

@@ -21,9 +21,9 @@ from models.risk import (
     RiskLevel,
 )
 from recovery.adapters import audit_log
-from recovery.reporting.packs.gather import (
+from recovery.reporting.packs.details import _details
+from recovery.reporting.packs.summary import (
     _counts,
-    _details,
     _matrix,
     _meta,
     _snapshot,
