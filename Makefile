@@ -28,9 +28,11 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy models recovery tasks flows deployments devstack
 
-# One Prefect server for the run (tests/conftest.py); the time per tier is printed at the end.
+# Two xdist workers, a test file at a time, slowest tiers first; each worker has one shared
+# Prefect server (tests/conftest.py); the time per tier is printed at the end.
+WORKERS ?= 2
 test: lint
-	$(VENV)/bin/python -m pytest tests --durations=15 $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest tests/unit -q

@@ -5,6 +5,12 @@
   ``template_database``, the app database they copy (tests/support/stack_fixtures.py).
   Tiers that need a server of their own (one restarted or killed, API auth on, server-wide
   automations and blocks, the production topology) start it themselves.
+- The run is spread over two pytest-xdist workers (``make test``: ``-n 2 --dist loadfile``),
+  a whole test file to a worker at a time, each worker with its own shared Prefect server.
+  Half the suite's wall time is spent waiting on servers, flow-run processes and the
+  browser, so the second worker fills the first one's waits. Files are handed out in
+  ``TIER_ORDER`` (the slowest tiers first, so no long file starts last while the other
+  worker sits idle).
 - At the end of a run, the time spent in each tier (the top-level directory under tests/:
   unit, integration, reports, security, cycles, e2e, faults, ui, browser, production, ...),
   setup and teardown included, so a slow tier is seen at once.
@@ -21,6 +27,11 @@ from tests.support.stack_fixtures import prefect_server, template_database  # no
 
 TESTS_DIR = Path(__file__).resolve().parent
 
+#: Tiers by the wall time of their longest files (longest first); a tier not named here
+#: goes between the Prefect tiers and the fast in-process ones.
+TIER_ORDER = ("production", "faults", "ui", "e2e", "browser", "cycles", "(top)",
+              "security", "integration", "reports", "unit")
+
 
 def _tier(nodeid: str) -> str:
     """`tests/cycles/test_cycles.py::test_x` → `cycles`; a module at the top → `(top)`."""
@@ -28,6 +39,16 @@ def _tier(nodeid: str) -> str:
     if parts and parts[0] == TESTS_DIR.name:
         parts = parts[1:]
     return parts[0] if len(parts) > 1 else "(top)"
+
+
+def _rank(tier: str) -> int:
+    return TIER_ORDER.index(tier) if tier in TIER_ORDER else TIER_ORDER.index("(top)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slowest tiers first; a file's tests stay together and in their order (the sort is
+    stable), so module-scoped stacks are built once."""
+    items.sort(key=lambda item: _rank(_tier(item.nodeid)))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
