@@ -39,10 +39,10 @@ def _spin() -> None:  # pragma: no cover - runs in a child process
 
 @pytest.fixture
 def busy_machine() -> Iterator[Callable[[], int]]:
-    """Calling it starts two CPU-bound processes per core, busy until the test ends (the
+    """Calling it starts one CPU-bound process per core, busy until the test ends (the
     ten actions are opened and brought to their sign-off wait before, at normal speed)."""
     burners = [multiprocessing.Process(target=_spin, daemon=True)
-               for _ in range(2 * (os.cpu_count() or 1))]
+               for _ in range(os.cpu_count() or 1)]
 
     def start() -> int:
         for burner in burners:
