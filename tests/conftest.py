@@ -1,6 +1,6 @@
 """Suite-wide fixtures and hooks.
 
-- ``prefect_server``: ONE real Prefect server for the whole test run, shared by every tier
+- ``prefect_server``: ONE real Prefect server per xdist worker, shared by every tier
   that can share one (e2e, browser, cycles, faults, the infrastructure smoke test), and
   ``template_database``, the app database they copy (tests/support/stack_fixtures.py).
   Tiers that need a server of their own (one restarted or killed, API auth on, server-wide
@@ -8,9 +8,9 @@
 - The run is spread over two pytest-xdist workers (``make test``: ``-n 2 --dist loadfile``),
   a whole test file to a worker at a time, each worker with its own shared Prefect server.
   Half the suite's wall time is spent waiting on servers, flow-run processes and the
-  browser, so the second worker fills the first one's waits. Files are handed out in
-  ``TIER_ORDER`` (the slowest tiers first, so no long file starts last while the other
-  worker sits idle).
+  browser, so the second worker fills the first one's waits. Files are handed out in the
+  order of ``FIRST`` then ``TIER_ORDER`` (the long files first, so none starts last while
+  the other worker sits idle).
 - At the end of a run, the time spent in each tier (the top-level directory under tests/:
   unit, integration, reports, security, cycles, e2e, faults, ui, browser, production, ...),
   setup and teardown included, so a slow tier is seen at once.

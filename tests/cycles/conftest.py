@@ -1,4 +1,4 @@
-"""Review-cycle integration fixtures: the run's shared Prefect server (tests/conftest.py;
+"""Review-cycle integration fixtures: the worker's shared Prefect server (tests/conftest.py;
 its event persister flushes every 0.5 s, so events are readable quickly), and per test
 module one loopback SMTP sink, one `recovery serve` and one app database, with the
 module's ``ACTIONS`` put into recovery through the real lifecycle (`recovery action open`,

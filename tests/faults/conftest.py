@@ -1,4 +1,4 @@
-"""Fault and concurrency fixtures: the run's shared Prefect server (tests/conftest.py) for
+"""Fault and concurrency fixtures: the worker's shared Prefect server (tests/conftest.py) for
 the modules that do not restart theirs, and an app database template (migrated, the
 quality statements and a generated provider of SITES locations) that each module copies.
 """
@@ -22,7 +22,7 @@ SERVER_ENV = SHARED_SERVER_ENV
 
 @pytest.fixture(scope="session")
 def faults_server(prefect_server: PrefectServer) -> PrefectServer:
-    """The run's shared server: each module stops its `recovery serve` at its end."""
+    """The worker's shared server: each module stops its `recovery serve` at its end."""
     return prefect_server
 
 

@@ -24,7 +24,7 @@ RATIONALE = "Evidence reviewed against the plan; controls in place"
 
 @pytest.fixture(scope="module")
 def empty_server() -> Iterator[PrefectServer]:
-    """A Prefect server of this module's own: the run's shared one (tests/conftest.py) has
+    """A Prefect server of this module's own: the worker's shared one (tests/conftest.py) has
     the product's deployments, registered by other modules' `recovery serve`."""
     with start_prefect_server() as server:
         yield server

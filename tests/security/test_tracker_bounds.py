@@ -320,7 +320,7 @@ def test_flow_runs_are_started_only_after_the_import_is_written(
     """Without --no-flow the runs are started once the write transaction has committed:
     with no Prefect server to start them, the actions stay as written drafts."""
     monkeypatch.setenv("RECOVERY_PREFECT_API_URL", "http://127.0.0.1:9/api")
-    # an earlier in-process CLI call may have left the run's shared Prefect server in
+    # an earlier in-process CLI call may have left the worker's shared Prefect server in
     # PREFECT_API_URL (prefect_api.api_url sets it for the process), which wins over ours
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     get_settings.cache_clear()

@@ -1,8 +1,9 @@
 """Fixtures for tests that run the whole product (tests/e2e, tests/browser, tests/cycles,
-tests/faults): ONE real Prefect server for the whole test run (``prefect_server`` and
-``template_database`` are registered once, in tests/conftest.py, so every tier shares
-them); per test module a fresh app database (copied from one made by `recovery init` +
-`recovery people import`), its own mail sink and its own `recovery serve`.
+tests/faults): ONE real Prefect server per pytest-xdist worker (``prefect_server`` and
+``template_database`` are session fixtures registered once, in tests/conftest.py, so every
+tier a worker runs shares them); per test module a fresh app database (copied from one
+made by `recovery init` + `recovery people import`), its own mail sink and its own
+`recovery serve`.
 
 Import the per-module ones into a tier's conftest.py::
 
@@ -35,7 +36,7 @@ SHARED_SERVER_ENV = {"PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "
 
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[PrefectServer]:
-    """The test run's one shared Prefect server (SQLite in its own PREFECT_HOME)."""
+    """The worker's one shared Prefect server (SQLite in its own PREFECT_HOME)."""
     server = start_prefect_server(extra_env=SHARED_SERVER_ENV)
     try:
         yield server
